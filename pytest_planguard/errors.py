@@ -1,0 +1,44 @@
+"""The one root exception of ``pytest_planguard`` and its stable codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class PlanguardCode(StrEnum):
+    """Stable codes for the plugin's own errors and gate findings."""
+
+    CONFIG_ERROR = "CONFIG_ERROR"
+    ADAPTER_ERROR = "ADAPTER_ERROR"
+    MARKER_ARGUMENT = "MARKER_ARGUMENT"
+
+
+class PlanguardError(Exception):
+    """Root exception of the plugin: a code, an optional file and field path, a message."""
+
+    def __init__(
+        self,
+        code: PlanguardCode,
+        message: str,
+        *,
+        file: str | None = None,
+        field_path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.file = file
+        self.field_path = field_path
+
+    def render(self) -> str:
+        where = ": ".join(part for part in (self.file, self.field_path) if part)
+        prefix = f"error[{self.code}]"
+        return f"{prefix} {where}: {self.message}" if where else f"{prefix} {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": str(self.code),
+            "file": self.file,
+            "field_path": self.field_path,
+            "message": self.message,
+        }

@@ -1,0 +1,128 @@
+"""Dataset providers: resolving a location and registering a table, through the resolver.
+
+``DataSourceConfig`` has the review's two explicit modes:
+
+* ``semantic-authority``: locations come from the manifest's resolver only; an unresolved
+  one fails closed with ``DATASET_LOCATION_UNRESOLVED``.
+* ``runtime-bootstrap``: an unresolved location falls back to ``<fallback_root>/<name>``
+  (a profile-derived default, used to bootstrap data before the manifest is authoritative).
+
+Every registration, first or re-registration by a scan override, goes through
+:func:`register_dataset` with the run's one resolver object.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import msgspec
+
+from reference_impl.engine.delta_protocol import DeltaProtocol, delta_protocol_from_table
+from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.semantics.program import DatasetBindings
+
+
+class DataSourceConfig(msgspec.Struct, frozen=True, kw_only=True):
+    mode: Literal["semantic-authority", "runtime-bootstrap"]
+    resolver: DatasetBindings
+    fallback_root: str | None = None
+
+    def resolve(self, name: str) -> str:
+        """The location to read ``name`` from, per this config's mode."""
+        if self.mode == "semantic-authority" or self.resolver.has_location(name):
+            return self.resolver.require_location(name)
+        if self.fallback_root is None:
+            raise ReferenceImplError(
+                ErrorCode.DATASET_LOCATION_UNRESOLVED,
+                f"dataset {name!r} has no location and runtime-bootstrap has no fallback root",
+                field_path=f"datasets.{name}.location",
+                subjects=(name,),
+            )
+        return os.path.join(self.fallback_root, name)
+
+
+class RegisteredDataset(msgspec.Struct, frozen=True, kw_only=True):
+    """What registering one dataset found: its location, Delta version and protocol."""
+
+    name: str
+    format: Literal["delta", "parquet"]
+    location: str
+    delta_version: int | None
+    delta_protocol: DeltaProtocol | None
+
+
+def register_dataset(
+    ctx: Any,
+    resolver: DatasetBindings,
+    name: str,
+    *,
+    version: int | None = None,
+    mode: Literal["semantic-authority", "runtime-bootstrap"] = "semantic-authority",
+    fallback_root: str | None = None,
+) -> RegisteredDataset:
+    """(Re-)register dataset ``name`` on ``ctx`` from the location ``resolver`` gives.
+
+    ``version`` pins a Delta table to one version (scan overrides use it so that execution
+    reads exactly the version that was planned).
+    """
+    config = DataSourceConfig(mode=mode, resolver=resolver, fallback_root=fallback_root)
+    location = config.resolve(name)
+    binding = resolver.binding(name)
+    if ctx.table_exist(name):
+        ctx.deregister_table(name)
+    if binding.format == "parquet":
+        if not os.path.exists(location):
+            raise _not_found(name, location)
+        ctx.register_parquet(name, location)
+        return RegisteredDataset(
+            name=name, format="parquet", location=location, delta_version=None, delta_protocol=None
+        )
+    table = open_delta_table(name, location, version=version)
+    ctx.register_table(name, table)
+    return RegisteredDataset(
+        name=name,
+        format="delta",
+        location=location,
+        delta_version=int(table.version()),
+        delta_protocol=delta_protocol_from_table(table.protocol()),
+    )
+
+
+def open_delta_table(name: str, location: str, *, version: int | None = None) -> Any:
+    """``deltalake.DeltaTable(location)`` with its failures turned into coded errors."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+
+    if not os.path.exists(location):
+        raise _not_found(name, location)
+    try:
+        return DeltaTable(location, version=version)
+    except TableNotFoundError as exc:
+        raise ReferenceImplError(
+            ErrorCode.DATASET_NOT_DELTA,
+            f"dataset {name!r} at {location!r} is not a Delta table ({_first_line(exc)})",
+            field_path=f"datasets.{name}.location",
+            subjects=(name,),
+        ) from None
+    except (DeltaError, OSError, ValueError) as exc:
+        raise ReferenceImplError(
+            ErrorCode.DELTA_LOG_CORRUPT,
+            f"dataset {name!r}: cannot read the Delta log at {location!r}: {_first_line(exc)}",
+            field_path=f"datasets.{name}.location",
+            subjects=(name,),
+        ) from None
+
+
+def _not_found(name: str, location: str) -> ReferenceImplError:
+    return ReferenceImplError(
+        ErrorCode.DATASET_NOT_FOUND,
+        f"dataset {name!r}: nothing at {location!r}",
+        field_path=f"datasets.{name}.location",
+        subjects=(name,),
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,204 @@
+"""Stage *semantic context*: ``build_semantic_execution_context(manifest, runtime_profile)``.
+
+Creates the DataFusion ``SessionContext`` with the profile's pinned settings, applies the
+``datafusion.runtime.*`` cache settings with SQL ``SET``, registers every dataset through
+the manifest's resolver, registers the UDFs from their providers (unless the profile
+disables UDFs) and registers the views in topological order.
+
+A view that DataFusion cannot plan does not abort the build: it is recorded in
+``view_failures`` (an unknown function, a planning error, or a failed upstream view), so
+that validation can report it with a code for that view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from reference_impl.engine.data_source import RegisteredDataset, register_dataset
+from reference_impl.engine.runtime import DataFusionRuntimeProfile
+from reference_impl.engine.trusted_import import import_trusted
+from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.semantics.program import DatasetBindings, SemanticProgramManifest
+
+_UNKNOWN_FUNCTION = re.compile(r"Invalid function '(?P<name>[^']+)'")
+
+
+class ViewFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """Why DataFusion could not register one view."""
+
+    view: str
+    kind: Literal["unknown_function", "planning_error", "upstream_failed"]
+    message: str
+    function: str | None = None
+    upstream: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticExecutionContext:
+    """Semantic-only context: the manifest, its resolver, the profile and the session.
+
+    ``dataset_resolver`` is the very object ``manifest.dataset_bindings``.
+    """
+
+    manifest: SemanticProgramManifest
+    dataset_resolver: DatasetBindings
+    runtime_profile: DataFusionRuntimeProfile
+    session: Any
+    datasets: Mapping[str, RegisteredDataset]
+    registered_udfs: tuple[str, ...]
+    view_frames: Mapping[str, Any]
+    """The never-executed DataFrame each registered view was planned from."""
+    view_failures: Mapping[str, ViewFailure]
+
+
+def build_semantic_execution_context(
+    manifest: SemanticProgramManifest, runtime_profile: DataFusionRuntimeProfile
+) -> SemanticExecutionContext:
+    """Create the session and register datasets, UDFs and views (see module docs)."""
+    try:
+        resolver = manifest.dataset_bindings
+        ctx = new_session(runtime_profile)
+        if manifest.bootstrap is not None:
+            _bootstrap(manifest, runtime_profile)
+        datasets = {name: register_dataset(ctx, resolver, name) for name in resolver.names()}
+        udfs = _register_udfs(ctx, manifest, runtime_profile)
+        frames, failures = _register_views(ctx, manifest)
+    except ReferenceImplError as err:
+        raise err.with_file(manifest.source_path) from None
+    return SemanticExecutionContext(
+        manifest=manifest,
+        dataset_resolver=resolver,
+        runtime_profile=runtime_profile,
+        session=ctx,
+        datasets=datasets,
+        registered_udfs=udfs,
+        view_frames=frames,
+        view_failures=failures,
+    )
+
+
+def new_session(profile: DataFusionRuntimeProfile) -> Any:
+    """A ``SessionContext`` with every pinned setting of ``profile`` applied."""
+    from datafusion import SessionConfig, SessionContext
+
+    config = SessionConfig(dict(profile.session_settings))
+    ctx = SessionContext(config)
+    for key, value in sorted(profile.runtime_settings.items()):
+        ctx.sql(f"SET {key} = '{value}'").collect()
+    return ctx
+
+
+def _bootstrap(manifest: SemanticProgramManifest, profile: DataFusionRuntimeProfile) -> None:
+    resolver = manifest.dataset_bindings
+    missing = [
+        name for name in resolver.names() if not Path(resolver.require_location(name)).exists()
+    ]
+    if not missing or manifest.bootstrap is None:
+        return
+    hook = import_trusted(
+        manifest.bootstrap,
+        root=manifest.root,
+        trusted_modules=profile.trusted_modules,
+        field_path="project.bootstrap",
+    )
+    if not callable(hook):
+        raise ReferenceImplError(
+            ErrorCode.BOOTSTRAP_FAILED,
+            f"{manifest.bootstrap!r} is not callable",
+            field_path="project.bootstrap",
+        )
+    try:
+        hook(Path(manifest.root))
+    except Exception as exc:
+        raise ReferenceImplError(
+            ErrorCode.BOOTSTRAP_FAILED,
+            f"{manifest.bootstrap!r} failed: {type(exc).__name__}: {exc}",
+            field_path="project.bootstrap",
+        ) from None
+
+
+def _register_udfs(
+    ctx: Any, manifest: SemanticProgramManifest, profile: DataFusionRuntimeProfile
+) -> tuple[str, ...]:
+    from datafusion import ScalarUDF
+
+    if not profile.features.enable_udfs:
+        return ()
+    registered: list[str] = []
+    for declaration in manifest.udfs:
+        path = f"udfs.{declaration.name}.provider"
+        provided = import_trusted(
+            declaration.provider,
+            root=manifest.root,
+            trusted_modules=profile.trusted_modules,
+            field_path=path,
+        )
+        udf = provided
+        if not isinstance(udf, ScalarUDF) and callable(udf):
+            try:
+                udf = udf()
+            except Exception as exc:
+                raise ReferenceImplError(
+                    ErrorCode.UDF_PROVIDER_INVALID,
+                    f"factory {declaration.provider!r} failed: {type(exc).__name__}: {exc}",
+                    field_path=path,
+                ) from None
+        if not isinstance(udf, ScalarUDF):
+            raise ReferenceImplError(
+                ErrorCode.UDF_PROVIDER_INVALID,
+                f"{declaration.provider!r} is a {type(udf).__name__}, not a datafusion ScalarUDF",
+                field_path=path,
+            )
+        if udf.name != declaration.name:
+            raise ReferenceImplError(
+                ErrorCode.UDF_PROVIDER_INVALID,
+                f"{declaration.provider!r} provides a UDF named {udf.name!r}, "
+                f"but the manifest declares it as {declaration.name!r}",
+                field_path=path,
+            )
+        ctx.register_udf(udf)
+        registered.append(declaration.name)
+    return tuple(sorted(registered))
+
+
+def _register_views(
+    ctx: Any, manifest: SemanticProgramManifest
+) -> tuple[dict[str, Any], dict[str, ViewFailure]]:
+    frames: dict[str, Any] = {}
+    failures: dict[str, ViewFailure] = {}
+    for view in manifest.views:
+        failed_upstream = next((dep for dep in view.view_dependencies if dep in failures), None)
+        if failed_upstream is not None:
+            failures[view.name] = ViewFailure(
+                view=view.name,
+                kind="upstream_failed",
+                message=f"upstream view {failed_upstream!r} could not be planned",
+                upstream=failed_upstream,
+            )
+            continue
+        try:
+            frame = ctx.sql(view.sql)
+        except Exception as exc:
+            failures[view.name] = view_failure(view.name, exc)
+            continue
+        ctx.register_view(view.name, frame)
+        frames[view.name] = frame
+    return frames, failures
+
+
+def view_failure(view: str, exc: BaseException) -> ViewFailure:
+    """Classify a DataFusion planning failure of ``view``."""
+    text = str(exc).strip()
+    message = text.splitlines()[0] if text else type(exc).__name__
+    unknown = _UNKNOWN_FUNCTION.search(text)
+    if unknown is not None:
+        return ViewFailure(
+            view=view, kind="unknown_function", message=message, function=unknown.group("name")
+        )
+    return ViewFailure(view=view, kind="planning_error", message=message)

@@ -1,0 +1,85 @@
+"""Import ``module:attribute`` targets named by a manifest, from trusted places only.
+
+A manifest may name Python code in two places: UDF providers (``[udfs.*].provider``) and
+the data bootstrap hook (``[project].bootstrap``).  Such a target is imported only when
+its top-level package lies in the manifest's directory, is ``reference_impl`` itself (the
+bundled examples), or is listed in ``runtime.trusted_modules``.  Anything else is refused
+with ``UDF_PROVIDER_UNTRUSTED`` before any import happens.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from reference_impl.errors import ErrorCode, ReferenceImplError
+
+ALWAYS_TRUSTED = ("reference_impl",)
+
+
+def import_trusted(
+    target: str, *, root: str, trusted_modules: tuple[str, ...], field_path: str
+) -> object:
+    """Import ``package.module:attribute`` and return the attribute."""
+    module_name, _, attribute = target.partition(":")
+    top = module_name.split(".", 1)[0]
+    local = _is_local(top, Path(root))
+    if not local and top not in (*ALWAYS_TRUSTED, *trusted_modules):
+        raise ReferenceImplError(
+            ErrorCode.UDF_PROVIDER_UNTRUSTED,
+            f"{target!r}: package {top!r} is neither next to the manifest nor listed in "
+            "runtime.trusted_modules",
+            field_path=field_path,
+            subjects=(target,),
+        )
+    if local:
+        _forget_foreign(top, Path(root))
+    added = local and root not in sys.path
+    if added:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ReferenceImplError(
+            ErrorCode.UDF_PROVIDER_IMPORT_ERROR,
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}",
+            field_path=field_path,
+            subjects=(target,),
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(root)
+    if local and not _within(getattr(module, "__file__", None), Path(root)):
+        raise ReferenceImplError(
+            ErrorCode.UDF_PROVIDER_UNTRUSTED,
+            f"{module_name!r} resolved to {getattr(module, '__file__', None)!r}, outside the "
+            "manifest directory",
+            field_path=field_path,
+            subjects=(target,),
+        )
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ReferenceImplError(
+            ErrorCode.UDF_PROVIDER_INVALID,
+            f"module {module_name!r} has no attribute {attribute!r}",
+            field_path=field_path,
+            subjects=(target,),
+        ) from None
+
+
+def _forget_foreign(top: str, root: Path) -> None:
+    """Drop a same-named module cached from another manifest's directory."""
+    cached = sys.modules.get(top)
+    if cached is not None and not _within(getattr(cached, "__file__", None), root):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+
+
+def _is_local(top: str, root: Path) -> bool:
+    return (root / f"{top}.py").is_file() or (root / top).is_dir()
+
+
+def _within(file: str | None, root: Path) -> bool:
+    return file is not None and Path(file).resolve().is_relative_to(root.resolve())

@@ -1,0 +1,85 @@
+"""The one root exception of ``reference_impl`` and its stable error codes.
+
+Every user-facing failure of the reference pipeline is a :class:`ReferenceImplError`
+carrying an :class:`ErrorCode`, the file it concerns and the dotted field path inside
+that file.  Policy *findings* are not errors: they live in
+:mod:`reference_impl.relspec.contracts` as :class:`~reference_impl.relspec.contracts.PolicyCode`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable codes for bad input and failed runs (the CLI exits 2 on these)."""
+
+    MANIFEST_NOT_FOUND = "MANIFEST_NOT_FOUND"
+    MANIFEST_PARSE_ERROR = "MANIFEST_PARSE_ERROR"
+    MANIFEST_TYPE_ERROR = "MANIFEST_TYPE_ERROR"
+    MANIFEST_UNKNOWN_KEY = "MANIFEST_UNKNOWN_KEY"
+    MANIFEST_MISSING_FIELD = "MANIFEST_MISSING_FIELD"
+    MANIFEST_CONFLICTING_FIELDS = "MANIFEST_CONFLICTING_FIELDS"
+    MANIFEST_INVALID_VALUE = "MANIFEST_INVALID_VALUE"
+    MANIFEST_INVALID_NAME = "MANIFEST_INVALID_NAME"
+    MANIFEST_RESERVED_NAME = "MANIFEST_RESERVED_NAME"
+    MANIFEST_DUPLICATE_NAME = "MANIFEST_DUPLICATE_NAME"
+    MANIFEST_UNKNOWN_REFERENCE = "MANIFEST_UNKNOWN_REFERENCE"
+    MANIFEST_CYCLE = "MANIFEST_CYCLE"
+    MANIFEST_NOT_A_QUERY = "MANIFEST_NOT_A_QUERY"
+    MANIFEST_SQL_SYNTAX = "MANIFEST_SQL_SYNTAX"
+    MANIFEST_SQL_TOO_COMPLEX = "MANIFEST_SQL_TOO_COMPLEX"
+    MANIFEST_SQL_FILE_UNREADABLE = "MANIFEST_SQL_FILE_UNREADABLE"
+    MANIFEST_LOCATION_ESCAPES_ROOT = "MANIFEST_LOCATION_ESCAPES_ROOT"
+    MANIFEST_LIMIT_EXCEEDED = "MANIFEST_LIMIT_EXCEEDED"
+    DATASET_LOCATION_UNRESOLVED = "DATASET_LOCATION_UNRESOLVED"
+    DATASET_NOT_FOUND = "DATASET_NOT_FOUND"
+    DATASET_NOT_DELTA = "DATASET_NOT_DELTA"
+    DELTA_LOG_CORRUPT = "DELTA_LOG_CORRUPT"
+    BOOTSTRAP_FAILED = "BOOTSTRAP_FAILED"
+    UDF_PROVIDER_UNTRUSTED = "UDF_PROVIDER_UNTRUSTED"
+    UDF_PROVIDER_IMPORT_ERROR = "UDF_PROVIDER_IMPORT_ERROR"
+    UDF_PROVIDER_INVALID = "UDF_PROVIDER_INVALID"
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    OUTPUT_WRITE_FAILED = "OUTPUT_WRITE_FAILED"
+
+
+class ReferenceImplError(Exception):
+    """Root exception of the reference pipeline: a code, a file, a field path, a message."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        file: str | None = None,
+        field_path: str | None = None,
+        subjects: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.file = file
+        self.field_path = field_path
+        self.subjects = subjects
+
+    def render(self) -> str:
+        """``error[CODE] file: field.path: message`` (the CLI's one-line form)."""
+        where = ": ".join(part for part in (self.file, self.field_path) if part)
+        prefix = f"error[{self.code}]"
+        return f"{prefix} {where}: {self.message}" if where else f"{prefix} {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": str(self.code),
+            "file": self.file,
+            "field_path": self.field_path,
+            "message": self.message,
+            "subjects": list(self.subjects),
+        }
+
+    def with_file(self, file: str) -> ReferenceImplError:
+        """Return this error, naming ``file`` when it did not name one yet."""
+        if self.file is None:
+            self.file = file
+        return self

@@ -1,0 +1,118 @@
+"""Stage *execution*: ``execute_plan(plan, authority) -> ExecutionReport``.
+
+Runs the views the declared outputs need, in topological order, from fresh DataFrames (the
+planned ones are never executed, so their plan texts stay free of runtime values), caches
+views read by at least ``runtime.cache_min_consumers`` others with ``DataFrame.cache()``,
+and writes each output to Delta with deltalake.  A Delta write commits atomically: when a
+run fails midway, every output keeps its earlier versions, intact and readable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.relspec.authority import ExecutionAuthorityContext
+from reference_impl.relspec.contracts import ExecutionPlan
+
+
+class OutputWrite(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    view: str
+    location: str
+    mode: str
+    delta_version: int
+    rows: int
+
+
+class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
+    outputs: tuple[OutputWrite, ...]
+    cached_views: tuple[str, ...]
+
+
+def execute_plan(plan: ExecutionPlan, authority: ExecutionAuthorityContext) -> ExecutionReport:
+    """Execute the plan's output views and write them (see module docs)."""
+    from deltalake import DeltaTable, write_deltalake
+
+    semantic = authority.semantic_context
+    manifest = semantic.manifest
+    resolver = semantic.dataset_resolver
+    ctx = semantic.session
+    nodes = {node.name: node for node in plan.view_nodes}
+    needed = _ancestors({out.view for out in manifest.outputs}, nodes)
+    not_runnable = sorted(name for name in needed if nodes[name].status != "planned")
+    if not_runnable:
+        raise ReferenceImplError(
+            ErrorCode.EXECUTION_FAILED,
+            f"views {', '.join(not_runnable)} were not planned; nothing was written",
+            file=manifest.source_path,
+            subjects=tuple(not_runnable),
+        )
+    for unit in plan.scan_units:
+        if any(view in needed for view in unit.views):
+            resolver.require_location(unit.dataset_name)  # fail closed before any write
+
+    cached: list[str] = []
+    for view in manifest.views:
+        if view.name not in needed:
+            continue
+        try:
+            frame = ctx.sql(view.sql)
+            if nodes[view.name].cache:
+                frame = frame.cache()
+                cached.append(view.name)
+        except Exception as exc:
+            raise _failed(
+                ErrorCode.EXECUTION_FAILED, view.name, exc, manifest.source_path
+            ) from None
+        ctx.deregister_table(view.name)
+        ctx.register_view(view.name, frame)
+
+    written: list[OutputWrite] = []
+    for output in manifest.outputs:
+        try:
+            write_deltalake(output.location, ctx.table(output.view), mode=output.mode)
+            table = DeltaTable(output.location)
+            rows = _row_count(table)
+        except Exception as exc:
+            raise _failed(
+                ErrorCode.OUTPUT_WRITE_FAILED, output.name, exc, manifest.source_path
+            ) from None
+        written.append(
+            OutputWrite(
+                name=output.name,
+                view=output.view,
+                location=output.location,
+                mode=output.mode,
+                delta_version=int(table.version()),
+                rows=rows,
+            )
+        )
+    return ExecutionReport(outputs=tuple(written), cached_views=tuple(cached))
+
+
+def _ancestors(roots: set[str], nodes: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(dep for dep in nodes[name].dependencies if dep in nodes)
+    return seen
+
+
+def _row_count(table: Any) -> int:
+    actions = table.get_add_actions(flatten=True)
+    return int(sum(actions.column("num_records").to_pylist() or [0]))
+
+
+def _failed(code: ErrorCode, subject: str, exc: BaseException, file: str) -> ReferenceImplError:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return ReferenceImplError(
+        code, f"{subject!r}: {first}", file=file, field_path=None, subjects=(subject,)
+    )

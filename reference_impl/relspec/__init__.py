@@ -1,0 +1,1 @@
+"""relspec layer of the reference pipeline."""

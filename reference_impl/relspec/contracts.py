@@ -1,0 +1,256 @@
+"""Execution-planning contracts (review sections 1-4, corrected).
+
+``ExecutionPlan`` carries ``view_nodes``, ``scan_units``, ``task_plan_metrics`` (keyed by
+task name), ``lineage_by_view``, ``plan_signals_by_view``, ``plan_bundles_by_view`` and
+``scan_policy_overrides_by_key`` (keyed by scan-unit key).  There is no ``tasks`` and no
+``scan_policies``.  Every consumer of plan facts reads :class:`PlanSignals`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+from reference_impl.engine.delta_protocol import DeltaProtocol, DeltaProtocolCompatibility
+from reference_impl.engine.session import ViewFailure
+from reference_impl.semantics.model import DeltaSupportSpec
+
+AUTHORITY_CONTRACT_VERSION = "authority/1"
+EXECUTION_PLAN_CONTRACT_VERSION = "execution-plan/1"
+POLICY_VALIDATION_CONTRACT_VERSION = "policy-validation/1"
+
+
+class PolicyCode(StrEnum):
+    """Stable codes of policy findings (the CLI exits 1 when one is an error)."""
+
+    UDFS_DISABLED = "UDFS_DISABLED"
+    UDF_MISSING = "UDF_MISSING"
+    DELTA_PROTOCOL_INCOMPATIBLE = "DELTA_PROTOCOL_INCOMPATIBLE"
+    DELTA_PROTOCOL_SUPPORT_UNCONFIGURED = "DELTA_PROTOCOL_SUPPORT_UNCONFIGURED"
+    SMALL_INPUT_SCAN_POLICY = "SMALL_INPUT_SCAN_POLICY"
+    SCAN_DATASET_NOT_IN_MANIFEST = "SCAN_DATASET_NOT_IN_MANIFEST"
+    EXECUTOR_UNAVAILABLE = "EXECUTOR_UNAVAILABLE"
+    STATS_UNAVAILABLE = "STATS_UNAVAILABLE"
+    PLANNING_BUDGET_EXCEEDED = "PLANNING_BUDGET_EXCEEDED"
+    VIEW_PLANNING_FAILED = "VIEW_PLANNING_FAILED"
+    VIEW_UPSTREAM_FAILED = "VIEW_UPSTREAM_FAILED"
+
+
+Severity = Literal["error", "warning", "info"]
+PlanningStatus = Literal["planned", "failed", "budget_exceeded", "skipped"]
+
+
+class _Contract(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of the frozen execution-planning contracts."""
+
+
+class UdfSignature(_Contract, frozen=True, kw_only=True):
+    name: str
+    parameter_types: tuple[str, ...]
+    return_type: str | None
+    deterministic: bool | None
+
+
+class CapabilitySnapshot(_Contract, frozen=True, kw_only=True):
+    """What this engine build can do, recorded with the plan."""
+
+    datafusion_version: str
+    deltalake_version: str
+    pyarrow_version: str
+    supported_delta_protocol: DeltaSupportSpec | None
+    udf_snapshot: Mapping[str, UdfSignature]
+
+
+class EvidencePlan(_Contract, frozen=True, kw_only=True):
+    """Which evidence compile_execution_plan gathers, decided before it runs."""
+
+    views: tuple[str, ...]
+    datasets: tuple[str, ...]
+    statistics: Literal["scan", "plan"]
+    retain_plans: tuple[str, ...]
+    planning_budget_ms: int
+
+
+class ViewNode(_Contract, frozen=True, kw_only=True):
+    name: str
+    sql: str
+    dependencies: tuple[str, ...]
+    required_udfs: tuple[str, ...]
+    executor: str
+    executor_available: bool
+    status: PlanningStatus
+    failure: ViewFailure | None
+    scan_unit_keys: tuple[str, ...]
+    consumers: int
+    cache: bool
+    """Selected for ``DataFrame.cache()`` at execution (read by >= N views, perf policy)."""
+
+
+class ScanUnit(_Contract, frozen=True, kw_only=True):
+    key: str
+    dataset_name: str
+    in_manifest: bool
+    delta_version: int | None
+    delta_protocol: DeltaProtocol | None
+    protocol_compatibility: DeltaProtocolCompatibility | None
+    projected_columns: tuple[str, ...]
+    pushed_filters: tuple[str, ...]
+    views: tuple[str, ...]
+
+
+class PlanStatistics(_Contract, frozen=True, kw_only=True):
+    """Normalized statistics with their provenance."""
+
+    row_count: int | None
+    total_bytes: int | None
+    exact: bool
+    provenance: Literal["explain:scan", "unavailable"]
+    """``explain:scan``: the sum, over the view's scans, of each dataset's statistics from
+    EXPLAIN with ``datafusion.explain.show_statistics``."""
+
+
+class TaskPlanMetrics(_Contract, frozen=True, kw_only=True):
+    task_name: str
+    stats_row_count: int | None
+    stats_total_bytes: int | None
+    stats_exact: bool
+    partition_count: int
+    repartition_count: int
+    operator_counts: Mapping[str, int]
+    logical_operator_counts: Mapping[str, int]
+    estimated_output_rows: int | None
+
+
+class LineageRecord(_Contract, frozen=True, kw_only=True):
+    view: str
+    datasets: tuple[str, ...]
+    columns_by_dataset: Mapping[str, tuple[str, ...]]
+    filters_by_dataset: Mapping[str, tuple[str, ...]]
+
+
+class SchemaField(_Contract, frozen=True, kw_only=True):
+    name: str
+    type: str
+    nullable: bool
+
+
+class ScanProtocolSummary(_Contract, frozen=True, kw_only=True):
+    scan_units: int
+    compatible: int
+    incompatible: int
+    unconfigured: int
+    not_delta: int
+    incompatible_datasets: tuple[str, ...]
+
+
+class PlanSignals(_Contract, frozen=True, kw_only=True):
+    """The one typed control plane every plan consumer reads (review section 3.B)."""
+
+    view: str
+    schema: tuple[SchemaField, ...]
+    lineage: LineageRecord
+    stats: PlanStatistics
+    scan_protocol: ScanProtocolSummary
+    operator_counts: Mapping[str, int]
+    operator_total: int
+    repartition_count: int
+    partition_count: int
+    estimated_output_rows: int | None
+    """The physical plan root's row estimate (``runtime.statistics = "plan"`` only)."""
+    plan_fingerprint: str
+    runtime_fingerprint: str
+
+
+class PlanBundle(_Contract, frozen=True, kw_only=True):
+    """P0 / P1 / P2 of one view, from a DataFrame that was never executed."""
+
+    view: str
+    p0: str
+    p1: str
+    p2: str
+    schema: tuple[SchemaField, ...]
+    required_udfs: tuple[str, ...]
+    scan_unit_keys: tuple[str, ...]
+    fingerprint: str
+
+
+class ScanPolicyOverride(_Contract, frozen=True, kw_only=True):
+    scan_unit_key: str
+    dataset_name: str
+    policy: Literal["small_input", "pinned_version"]
+    delta_version: int | None
+    reason: str
+
+
+class ExecutionPlan(_Contract, frozen=True, kw_only=True):
+    contract_version: str
+    manifest_fingerprint: str
+    runtime_fingerprint: str
+    fingerprint: str
+    view_nodes: tuple[ViewNode, ...]
+    scan_units: tuple[ScanUnit, ...]
+    task_plan_metrics: Mapping[str, TaskPlanMetrics]
+    lineage_by_view: Mapping[str, LineageRecord]
+    plan_signals_by_view: Mapping[str, PlanSignals]
+    plan_bundles_by_view: Mapping[str, PlanBundle]
+    scan_policy_overrides_by_key: Mapping[str, ScanPolicyOverride]
+
+
+class PolicyValidationIssue(_Contract, frozen=True, kw_only=True):
+    code: PolicyCode
+    severity: Severity
+    subject: str
+    subject_kind: Literal["view", "dataset", "scan_unit"]
+    message: str
+
+
+class PolicyValidationArtifact(_Contract, frozen=True, kw_only=True):
+    """The structured, byte-stable record of one validation."""
+
+    contract_version: str
+    mode: Literal["error", "warn", "ignore"]
+    issue_count: int
+    error_count: int
+    codes: tuple[str, ...]
+    runtime_hash: str
+    plan_hash: str
+    is_deterministic: bool
+    issues: tuple[PolicyValidationIssue, ...]
+
+    def to_bytes(self) -> bytes:
+        return msgspec.json.encode(self, order="sorted")
+
+
+class PolicyValidationResult(_Contract, frozen=True, kw_only=True):
+    mode: Literal["error", "warn", "ignore"]
+    issues: tuple[PolicyValidationIssue, ...]
+    runtime_hash: str
+    plan_hash: str
+    is_deterministic: bool
+
+    @property
+    def errors(self) -> tuple[PolicyValidationIssue, ...]:
+        return tuple(issue for issue in self.issues if issue.severity == "error")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def codes(self) -> tuple[str, ...]:
+        return tuple(sorted({str(issue.code) for issue in self.issues}))
+
+    def artifact(self) -> PolicyValidationArtifact:
+        return PolicyValidationArtifact(
+            contract_version=POLICY_VALIDATION_CONTRACT_VERSION,
+            mode=self.mode,
+            issue_count=len(self.issues),
+            error_count=len(self.errors),
+            codes=self.codes(),
+            runtime_hash=self.runtime_hash,
+            plan_hash=self.plan_hash,
+            is_deterministic=self.is_deterministic,
+            issues=self.issues,
+        )

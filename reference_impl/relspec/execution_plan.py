@@ -1,0 +1,436 @@
+"""Stage *execution plan*: ``compile_execution_plan(authority) -> ExecutionPlan``.
+
+For every view, in topological order, from the never-executed DataFrame it was registered
+with: P0 (unoptimized logical plan with schema), P1 (optimized logical plan), P2 (physical
+plan), the output schema, the UDFs it calls, its scans (lineage and scan units), plan
+metrics and the PlanSignals every consumer reads.  Planning of each view is bounded by
+``runtime.planning_budget_ms``; a view over budget is reported and its dependents skipped.
+Executor availability is checked here, never in semantic compile.
+
+Statistics come from ``EXPLAIN`` with ``datafusion.explain.show_statistics``: per scanned
+dataset (``runtime.statistics = "scan"``, the default) or per view (``"plan"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from reference_impl.engine.data_source import RegisteredDataset
+from reference_impl.engine.delta_protocol import delta_protocol_compatibility
+from reference_impl.engine.session import ViewFailure
+from reference_impl.relspec.authority import ExecutionAuthorityContext
+from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
+from reference_impl.relspec.contracts import (
+    EXECUTION_PLAN_CONTRACT_VERSION,
+    ExecutionPlan,
+    LineageRecord,
+    PlanBundle,
+    PlanningStatus,
+    PlanSignals,
+    PlanStatistics,
+    ScanPolicyOverride,
+    ScanProtocolSummary,
+    ScanUnit,
+    TaskPlanMetrics,
+    ViewNode,
+)
+from reference_impl.relspec.plan_facts import (
+    ExplainStatistics,
+    TableScanFact,
+    explain_statistics,
+    operator_counts,
+    schema_fields,
+    table_scans,
+    udf_calls,
+)
+from reference_impl.semantics.program import SemanticView
+
+_SHOW_STATISTICS = "datafusion.explain.show_statistics"
+
+
+class _Planned(msgspec.Struct, frozen=True, kw_only=True):
+    p1_text: str
+    p2_text: str
+    partition_count: int
+    p1_plan: Any
+    view_stats: ExplainStatistics | None
+
+
+def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
+    """Plan every view of the authority's program (see module docs)."""
+    semantic = authority.semantic_context
+    ctx = semantic.session
+    evidence = authority.evidence_plan
+    manifest = semantic.manifest
+    udf_names = {udf.name for udf in manifest.udfs}
+    consumers = _consumer_counts(manifest.views)
+    cache_min = semantic.runtime_profile.perf.cache_min_consumers
+    timeout_s = evidence.planning_budget_ms / 1000.0
+
+    nodes: list[ViewNode] = []
+    bundles: dict[str, PlanBundle] = {}
+    scans_by_view: dict[str, list[TableScanFact]] = {}
+    planned: dict[str, _Planned] = {}
+    unplanned: set[str] = set()
+    worker = PlanningWorker()
+    ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
+    try:
+        for view in manifest.views:
+            status, failure, result = _plan_view(
+                view,
+                frames=semantic.view_frames,
+                failures=semantic.view_failures,
+                unplanned=unplanned,
+                worker=worker,
+                timeout_s=timeout_s,
+                stats_ctx=ctx if evidence.statistics == "plan" else None,
+            )
+            frame = semantic.view_frames.get(view.name)
+            p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
+            required = tuple(
+                sorted(
+                    {*view.declared_udfs, *udf_calls(p0, udf_names)}
+                    | ({failure.function} if failure and failure.function else set())
+                )
+            )
+            if result is None:
+                unplanned.add(view.name)
+            else:
+                assert frame is not None  # planned views have a registered frame
+                planned[view.name] = result
+                scans_by_view[view.name] = table_scans(result.p1_plan)
+                schema = schema_fields(frame.schema())
+                retained = evidence.retain_plans
+                texts = {
+                    "P0": p0 if "P0" in retained else "",
+                    "P1": result.p1_text if "P1" in retained else "",
+                    "P2": result.p2_text if "P2" in retained else "",
+                }
+                bundles[view.name] = PlanBundle(
+                    view=view.name,
+                    p0=texts["P0"],
+                    p1=texts["P1"],
+                    p2=texts["P2"],
+                    schema=schema,
+                    required_udfs=required,
+                    scan_unit_keys=(),
+                    fingerprint=_digest(
+                        {"texts": texts, "schema": schema, "required_udfs": required}
+                    ),
+                )
+            nodes.append(
+                ViewNode(
+                    name=view.name,
+                    sql=view.sql,
+                    dependencies=view.depends_on,
+                    required_udfs=required,
+                    executor=view.executor,
+                    executor_available=view.executor in authority.executor_map,
+                    status=status,
+                    failure=failure,
+                    scan_unit_keys=(),
+                    consumers=consumers[view.name],
+                    cache=cache_min > 0 and consumers[view.name] >= cache_min,
+                )
+            )
+        dataset_stats = _dataset_statistics(
+            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}
+        )
+    finally:
+        worker.close()
+        ctx.sql(f"SET {_SHOW_STATISTICS} = false").collect()
+
+    return _assemble(
+        authority,
+        nodes=nodes,
+        bundles=bundles,
+        planned=planned,
+        scans_by_view=scans_by_view,
+        dataset_stats=dataset_stats,
+    )
+
+
+def _plan_view(
+    view: SemanticView,
+    *,
+    frames: Mapping[str, Any],
+    failures: Mapping[str, ViewFailure],
+    unplanned: set[str],
+    worker: PlanningWorker,
+    timeout_s: float,
+    stats_ctx: Any,
+) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
+    failure = failures.get(view.name)
+    if failure is not None:
+        return ("skipped" if failure.kind == "upstream_failed" else "failed"), failure, None
+    blocked = next((dep for dep in view.view_dependencies if dep in unplanned), None)
+    if blocked is not None:
+        return (
+            "skipped",
+            ViewFailure(
+                view=view.name,
+                kind="upstream_failed",
+                message=f"upstream view {blocked!r} was not planned",
+                upstream=blocked,
+            ),
+            None,
+        )
+    frame = frames[view.name]
+
+    def plan() -> _Planned:
+        p1 = frame.optimized_logical_plan()
+        physical = frame.execution_plan()
+        stats = (
+            explain_statistics(stats_ctx.sql("EXPLAIN " + view.sql).to_pydict())
+            if stats_ctx is not None
+            else None
+        )
+        return _Planned(
+            p1_text=p1.display_indent(),
+            p2_text=physical.display_indent(),
+            partition_count=int(physical.partition_count),
+            p1_plan=p1,
+            view_stats=stats,
+        )
+
+    try:
+        return "planned", None, worker.run(plan, timeout_s)
+    except BudgetExceeded:
+        return (
+            "budget_exceeded",
+            ViewFailure(
+                view=view.name,
+                kind="planning_error",
+                message=f"planning took longer than the budget of {int(timeout_s * 1000)} ms",
+            ),
+            None,
+        )
+    except Exception as exc:
+        from reference_impl.engine.session import view_failure
+
+        return "failed", view_failure(view.name, exc), None
+
+
+def _dataset_statistics(ctx: Any, datasets: set[str]) -> dict[str, ExplainStatistics]:
+    """One EXPLAIN per scanned dataset: its row and byte statistics."""
+    out: dict[str, ExplainStatistics] = {}
+    for name in sorted(datasets):
+        try:
+            out[name] = explain_statistics(ctx.sql(f'EXPLAIN SELECT * FROM "{name}"').to_pydict())
+        except Exception:
+            out[name] = ExplainStatistics(rows=None, bytes=None, exact=False)
+    return out
+
+
+def _assemble(
+    authority: ExecutionAuthorityContext,
+    *,
+    nodes: list[ViewNode],
+    bundles: dict[str, PlanBundle],
+    planned: Mapping[str, _Planned],
+    scans_by_view: Mapping[str, list[TableScanFact]],
+    dataset_stats: Mapping[str, ExplainStatistics],
+) -> ExecutionPlan:
+    semantic = authority.semantic_context
+    resolver = semantic.dataset_resolver
+    support = semantic.runtime_profile.policy.delta_support
+    small_rows = semantic.runtime_profile.policy.small_input_rows
+    runtime_hash = authority.runtime_fingerprint
+
+    units: dict[str, ScanUnit] = {}
+    unit_keys_by_view: dict[str, tuple[str, ...]] = {}
+    for view, scans in scans_by_view.items():
+        keys: list[str] = []
+        for scan in scans:
+            registered = semantic.datasets.get(scan.dataset)
+            key = scan_unit_key(scan, registered)
+            keys.append(key)
+            existing = units.get(key)
+            if existing is not None:
+                if view not in existing.views:
+                    units[key] = msgspec.structs.replace(existing, views=(*existing.views, view))
+                continue
+            protocol = registered.delta_protocol if registered else None
+            units[key] = ScanUnit(
+                key=key,
+                dataset_name=scan.dataset,
+                in_manifest=scan.dataset in resolver.bindings,
+                delta_version=registered.delta_version if registered else None,
+                delta_protocol=protocol,
+                protocol_compatibility=(
+                    delta_protocol_compatibility(protocol, support) if protocol else None
+                ),
+                projected_columns=scan.columns,
+                pushed_filters=scan.filters,
+                views=(view,),
+            )
+        unit_keys_by_view[view] = tuple(sorted(set(keys)))
+
+    metrics: dict[str, TaskPlanMetrics] = {}
+    lineage: dict[str, LineageRecord] = {}
+    signals: dict[str, PlanSignals] = {}
+    for view, result in planned.items():
+        scans = scans_by_view[view]
+        bundle = msgspec.structs.replace(bundles[view], scan_unit_keys=unit_keys_by_view[view])
+        bundles[view] = bundle
+        stats = _scan_statistics(scans, dataset_stats)
+        ops = operator_counts(result.p2_text)
+        metrics[view] = TaskPlanMetrics(
+            task_name=view,
+            stats_row_count=stats.row_count,
+            stats_total_bytes=stats.total_bytes,
+            stats_exact=stats.exact,
+            partition_count=result.partition_count,
+            repartition_count=ops.get("RepartitionExec", 0),
+            operator_counts=ops,
+            logical_operator_counts=operator_counts(result.p1_text),
+            estimated_output_rows=result.view_stats.rows if result.view_stats else None,
+        )
+        lineage[view] = _lineage(view, scans)
+        view_units = [units[key] for key in unit_keys_by_view[view]]
+        signals[view] = PlanSignals(
+            view=view,
+            schema=bundle.schema,
+            lineage=lineage[view],
+            stats=stats,
+            scan_protocol=_protocol_summary(view_units),
+            operator_counts=ops,
+            operator_total=sum(ops.values()),
+            repartition_count=ops.get("RepartitionExec", 0),
+            partition_count=result.partition_count,
+            estimated_output_rows=metrics[view].estimated_output_rows,
+            plan_fingerprint=bundle.fingerprint,
+            runtime_fingerprint=runtime_hash,
+        )
+
+    final_nodes = tuple(
+        msgspec.structs.replace(node, scan_unit_keys=unit_keys_by_view.get(node.name, ()))
+        for node in nodes
+    )
+    overrides = _scan_policy_overrides(units.values(), dataset_stats, small_rows)
+    scan_units = tuple(sorted(units.values(), key=lambda unit: unit.key))
+    hashed = {
+        "view_nodes": final_nodes,
+        "scan_units": scan_units,
+        "task_plan_metrics": metrics,
+        "lineage_by_view": lineage,
+        "plan_bundles_by_view": bundles,
+        "scan_policy_overrides_by_key": overrides,
+        "runtime": runtime_hash,
+    }
+    return ExecutionPlan(
+        contract_version=EXECUTION_PLAN_CONTRACT_VERSION,
+        manifest_fingerprint=semantic.manifest.fingerprint,
+        runtime_fingerprint=runtime_hash,
+        fingerprint=_digest(hashed),
+        view_nodes=final_nodes,
+        scan_units=scan_units,
+        task_plan_metrics=dict(sorted(metrics.items())),
+        lineage_by_view=dict(sorted(lineage.items())),
+        plan_signals_by_view=dict(sorted(signals.items())),
+        plan_bundles_by_view=dict(sorted(bundles.items())),
+        scan_policy_overrides_by_key=dict(sorted(overrides.items())),
+    )
+
+
+def scan_unit_key(scan: TableScanFact, registered: RegisteredDataset | None) -> str:
+    """``scan::{dataset}::{delta version or 'latest'}::{16-hex digest of projection+filters}``."""
+    version = (
+        "latest"
+        if registered is None or registered.delta_version is None
+        else str(registered.delta_version)
+    )
+    digest = _digest({"projection": sorted(scan.columns), "filters": sorted(scan.filters)})[:16]
+    return f"scan::{scan.dataset}::{version}::{digest}"
+
+
+def _scan_statistics(
+    scans: list[TableScanFact], dataset_stats: Mapping[str, ExplainStatistics]
+) -> PlanStatistics:
+    """Rows and bytes a view reads: the sum over its scans of each dataset's statistics."""
+    rows = total = 0
+    exact = True
+    for scan in scans:
+        stat = dataset_stats.get(scan.dataset)
+        if stat is None or stat.rows is None:
+            return PlanStatistics(
+                row_count=None, total_bytes=None, exact=False, provenance="unavailable"
+            )
+        rows += stat.rows
+        total += stat.bytes or 0
+        exact = exact and stat.exact
+    return PlanStatistics(row_count=rows, total_bytes=total, exact=exact, provenance="explain:scan")
+
+
+def _lineage(view: str, scans: list[TableScanFact]) -> LineageRecord:
+    columns: dict[str, set[str]] = {}
+    filters: dict[str, set[str]] = {}
+    for scan in scans:
+        columns.setdefault(scan.dataset, set()).update(scan.columns)
+        filters.setdefault(scan.dataset, set()).update(scan.filters)
+    return LineageRecord(
+        view=view,
+        datasets=tuple(sorted(columns)),
+        columns_by_dataset={name: tuple(sorted(cols)) for name, cols in sorted(columns.items())},
+        filters_by_dataset={name: tuple(sorted(f)) for name, f in sorted(filters.items())},
+    )
+
+
+def _protocol_summary(units: list[ScanUnit]) -> ScanProtocolSummary:
+    compat = [unit.protocol_compatibility for unit in units]
+    return ScanProtocolSummary(
+        scan_units=len(units),
+        compatible=sum(1 for c in compat if c is not None and c.compatible is True),
+        incompatible=sum(1 for c in compat if c is not None and c.compatible is False),
+        unconfigured=sum(1 for c in compat if c is not None and c.compatible is None),
+        not_delta=sum(1 for c in compat if c is None),
+        incompatible_datasets=tuple(
+            sorted(
+                {
+                    unit.dataset_name
+                    for unit in units
+                    if unit.protocol_compatibility is not None
+                    and unit.protocol_compatibility.compatible is False
+                }
+            )
+        ),
+    )
+
+
+def _scan_policy_overrides(
+    units: Any, dataset_stats: Mapping[str, ExplainStatistics], small_rows: int
+) -> dict[str, ScanPolicyOverride]:
+    out: dict[str, ScanPolicyOverride] = {}
+    for unit in units:
+        stat = dataset_stats.get(unit.dataset_name)
+        small = stat is not None and stat.rows is not None and stat.rows < small_rows
+        if not small and unit.delta_version is None:
+            continue
+        out[unit.key] = ScanPolicyOverride(
+            scan_unit_key=unit.key,
+            dataset_name=unit.dataset_name,
+            policy="small_input" if small else "pinned_version",
+            delta_version=unit.delta_version,
+            reason=(
+                f"{stat.rows} rows < small_input_rows={small_rows}"
+                if small and stat is not None
+                else f"execution reads the planned Delta version {unit.delta_version}"
+            ),
+        )
+    return out
+
+
+def _consumer_counts(views: tuple[SemanticView, ...]) -> dict[str, int]:
+    counts = {view.name: 0 for view in views}
+    for view in views:
+        for dep in view.view_dependencies:
+            counts[dep] += 1
+    return counts
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()

@@ -1,0 +1,110 @@
+"""Facts read off DataFusion plans: operators, statistics, lineage, schema, UDF calls.
+
+Pure helpers used by :mod:`reference_impl.relspec.execution_plan`.  Text parsing relies on
+DataFusion 55's indent display (one operator per line, two spaces per level); lineage is
+read by walking the optimized logical plan's variants.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from reference_impl.relspec.contracts import SchemaField
+
+_STATS = re.compile(
+    r"statistics=\[Rows=(?P<rk>Exact|Inexact|Absent)(?:\((?P<rows>\d+)\))?, "
+    r"Bytes=(?P<bk>Exact|Inexact|Absent)(?:\((?P<bytes>\d+)\))?"
+)
+_OPERATOR = re.compile(r"^\s*(?:FFI_ExecutionPlan: )?(?P<name>[A-Za-z_][A-Za-z0-9_ ]*?)(?:[:,]|$)")
+
+
+class ExplainStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    rows: int | None
+    bytes: int | None
+    exact: bool
+
+
+def operator_counts(plan_text: str) -> dict[str, int]:
+    """Operator name -> occurrences in an indent-displayed plan, sorted by name."""
+    counts: Counter[str] = Counter()
+    for line in plan_text.splitlines():
+        match = _OPERATOR.match(line)
+        if match and line.strip():
+            counts[match.group("name").strip()] += 1
+    return dict(sorted(counts.items()))
+
+
+def explain_statistics(explain: Mapping[str, list[Any]]) -> ExplainStatistics:
+    """Row/byte statistics of the root of the physical plan in an EXPLAIN result."""
+    plans = dict(zip(explain["plan_type"], explain["plan"], strict=True))
+    physical = str(plans.get("physical_plan", ""))
+    first = physical.splitlines()[0] if physical else ""
+    match = _STATS.search(first)
+    if match is None:
+        return ExplainStatistics(rows=None, bytes=None, exact=False)
+    rows = int(match.group("rows")) if match.group("rows") is not None else None
+    size = int(match.group("bytes")) if match.group("bytes") is not None else None
+    return ExplainStatistics(rows=rows, bytes=size, exact=match.group("rk") == "Exact")
+
+
+class TableScanFact(msgspec.Struct, frozen=True, kw_only=True):
+    dataset: str
+    columns: tuple[str, ...]
+    filters: tuple[str, ...]
+
+
+def table_scans(plan: Any) -> list[TableScanFact]:
+    """Every TableScan of a logical plan, with its projection and the filters on it.
+
+    Filters are those pushed into the scan plus a ``Filter`` directly above it (Delta
+    providers keep filters above the scan).
+    """
+    found: list[TableScanFact] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(plan, ())]
+    while stack:
+        node, parent_filters = stack.pop()
+        variant = node.to_variant()
+        kind = type(variant).__name__
+        if kind == "TableScan":
+            projection = variant.projection()
+            columns = (
+                tuple(name for _, name in projection)
+                if projection
+                else tuple(field.name for field in _schema_fields(variant.schema()))
+            )
+            pushed = tuple(expr.canonical_name() for expr in variant.filters())
+            found.append(
+                TableScanFact(
+                    dataset=str(variant.table_name()),
+                    columns=columns,
+                    filters=tuple(sorted({*pushed, *parent_filters})),
+                )
+            )
+            continue
+        here = (variant.predicate().canonical_name(),) if kind == "Filter" else ()
+        stack.extend((child, here) for child in reversed(node.inputs()))
+    return found
+
+
+def _schema_fields(schema: Any) -> Iterable[Any]:
+    return list(schema) if not hasattr(schema, "fields") else list(schema.fields)
+
+
+def schema_fields(schema: Any) -> tuple[SchemaField, ...]:
+    """A pyarrow schema as plain fields (field metadata, e.g. Delta physicalName, dropped)."""
+    return tuple(
+        SchemaField(name=field.name, type=str(field.type), nullable=bool(field.nullable))
+        for field in schema
+    )
+
+
+def udf_calls(plan_text: str, candidates: Iterable[str]) -> tuple[str, ...]:
+    """Which of ``candidates`` a plan's text calls."""
+    return tuple(
+        sorted(name for name in set(candidates) if re.search(rf"\b{re.escape(name)}\(", plan_text))
+    )

@@ -1,0 +1,149 @@
+"""Stage *policy validation*: ``validate_policy_bundle(plan, *, runtime_profile, udf_snapshot)``.
+
+Execution-plan native (review section 4): UDF rules from ``view_nodes[*].required_udfs``,
+Delta compatibility from ``scan_units[*].protocol_compatibility`` (``compatible`` is
+True / False / None; None is handled by mode, never coerced), size heuristics from
+``task_plan_metrics``.  The mode is a rollout switch: ``error`` keeps each finding's
+severity, ``warn`` turns errors into warnings, ``ignore`` records everything as info.
+Issues are sorted, so the result's artifact bytes depend only on the plan and runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reference_impl.engine.runtime import DataFusionRuntimeProfile
+from reference_impl.relspec.contracts import (
+    ExecutionPlan,
+    PolicyCode,
+    PolicyValidationIssue,
+    PolicyValidationResult,
+    Severity,
+)
+
+_DOWNGRADE: Mapping[str, Mapping[Severity, Severity]] = {
+    "error": {"error": "error", "warning": "warning", "info": "info"},
+    "warn": {"error": "warning", "warning": "warning", "info": "info"},
+    "ignore": {"error": "info", "warning": "info", "info": "info"},
+}
+_STATS_SEVERITY: Mapping[str, Severity] = {"error": "error", "warn": "warning", "ignore": "info"}
+
+
+def validate_policy_bundle(
+    execution_plan: ExecutionPlan,
+    *,
+    runtime_profile: DataFusionRuntimeProfile,
+    udf_snapshot: Mapping[str, object],
+) -> PolicyValidationResult:
+    """Check the plan against the profile's policies (see module docs)."""
+    issues: list[PolicyValidationIssue] = []
+    mode = runtime_profile.policy.mode
+
+    def add(code: PolicyCode, severity: Severity, subject: str, kind: str, message: str) -> None:
+        issues.append(
+            PolicyValidationIssue(
+                code=code,
+                severity=_DOWNGRADE[mode][severity],
+                subject=subject,
+                subject_kind=kind,  # type: ignore[arg-type]
+                message=message,
+            )
+        )
+
+    for node in execution_plan.view_nodes:
+        required = node.required_udfs
+        if required and not runtime_profile.features.enable_udfs:
+            add(
+                PolicyCode.UDFS_DISABLED,
+                "error",
+                node.name,
+                "view",
+                f"needs UDFs {', '.join(required)} but runtime.enable_udfs is false",
+            )
+        else:
+            missing = sorted(name for name in required if name not in udf_snapshot)
+            if missing:
+                add(
+                    PolicyCode.UDF_MISSING,
+                    "error",
+                    node.name,
+                    "view",
+                    f"needs UDFs the session does not have: {', '.join(missing)}",
+                )
+        if not node.executor_available:
+            add(
+                PolicyCode.EXECUTOR_UNAVAILABLE,
+                "error",
+                node.name,
+                "view",
+                f"executor {node.executor!r} is not in the executor map",
+            )
+        failure = node.failure
+        if node.status == "budget_exceeded" and failure is not None:
+            add(PolicyCode.PLANNING_BUDGET_EXCEEDED, "error", node.name, "view", failure.message)
+        elif failure is not None and failure.kind == "upstream_failed":
+            add(PolicyCode.VIEW_UPSTREAM_FAILED, "warning", node.name, "view", failure.message)
+        elif failure is not None and failure.kind == "planning_error":
+            add(PolicyCode.VIEW_PLANNING_FAILED, "error", node.name, "view", failure.message)
+
+    for unit in execution_plan.scan_units:
+        if not unit.in_manifest:
+            add(
+                PolicyCode.SCAN_DATASET_NOT_IN_MANIFEST,
+                "error",
+                unit.key,
+                "scan_unit",
+                f"views {', '.join(unit.views)} scan {unit.dataset_name!r}, "
+                "which the manifest does not declare",
+            )
+        compat = unit.protocol_compatibility
+        if compat is None:
+            continue
+        if compat.compatible is False:
+            add(
+                PolicyCode.DELTA_PROTOCOL_INCOMPATIBLE,
+                "error",
+                unit.key,
+                "scan_unit",
+                f"{unit.dataset_name}: {compat.reason}",
+            )
+        elif compat.compatible is None:
+            add(
+                PolicyCode.DELTA_PROTOCOL_SUPPORT_UNCONFIGURED,
+                "error",
+                unit.key,
+                "scan_unit",
+                f"{unit.dataset_name}: {compat.reason}",
+            )
+
+    small = runtime_profile.policy.small_input_rows
+    fallback = runtime_profile.perf.stats_fallback
+    for task_name, metric in execution_plan.task_plan_metrics.items():
+        if metric.stats_row_count is None:
+            add(
+                PolicyCode.STATS_UNAVAILABLE,
+                _STATS_SEVERITY[fallback],
+                task_name,
+                "view",
+                "no row statistics for the datasets this view scans "
+                f"(runtime.stats_fallback = {fallback!r})",
+            )
+        elif metric.stats_row_count < small:
+            add(
+                PolicyCode.SMALL_INPUT_SCAN_POLICY,
+                "warning",
+                task_name,
+                "view",
+                f"reads {metric.stats_row_count} rows < policy.small_input_rows={small}: "
+                "scans use the small-input policy",
+            )
+
+    ordered = tuple(sorted(issues, key=lambda i: (i.code, i.subject, i.severity, i.message)))
+    budget_bound = any(i.code == PolicyCode.PLANNING_BUDGET_EXCEEDED for i in ordered)
+    return PolicyValidationResult(
+        mode=mode,
+        issues=ordered,
+        runtime_hash=execution_plan.runtime_fingerprint,
+        plan_hash=execution_plan.fingerprint,
+        is_deterministic=not budget_bound,
+    )

@@ -1,0 +1,362 @@
+"""Stage *semantic compile*: ``compile_semantic_program(model) -> SemanticProgramManifest``.
+
+Engine-free.  Each view's SQL is tokenized and parsed with sqlglot: it must be exactly
+one query (``MANIFEST_NOT_A_QUERY`` otherwise), it must parse (``MANIFEST_SQL_SYNTAX``),
+and the tables it reads must be declared datasets or views
+(``MANIFEST_UNKNOWN_REFERENCE``).  The references give the view DAG, ordered
+topologically with ties broken by name (``MANIFEST_CYCLE`` names the cycle).  The
+fingerprint is a sha256 over a canonical, key-sorted encoding of the declarations, so the
+order of keys and tables in the file does not change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.tokens import Token, TokenType
+
+from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.semantics.load import resolve_location
+from reference_impl.semantics.model import SemanticModel
+from reference_impl.semantics.program import (
+    SEMANTIC_CONTRACT_VERSION,
+    DatasetBinding,
+    DatasetBindings,
+    OutputBinding,
+    SemanticProgramManifest,
+    SemanticView,
+    UdfDeclaration,
+)
+
+MAX_SQL_NESTING = 64
+"""Deepest parenthesis nesting accepted in a view; deeper SQL can exhaust the planner's
+stack, so it is refused up front with ``MANIFEST_SQL_TOO_COMPLEX``."""
+
+_NOT_A_QUERY_KEYWORDS = frozenset(
+    {
+        "ALTER", "ANALYZE", "ATTACH", "CALL", "COMMENT", "COMMIT", "COPY", "CREATE",
+        "DEALLOCATE", "DELETE", "DESCRIBE", "DETACH", "DROP", "EXECUTE", "EXPLAIN",
+        "GRANT", "INSERT", "LOAD", "MERGE", "PRAGMA", "PREPARE", "REFRESH", "REPLACE",
+        "RESET", "REVOKE", "ROLLBACK", "SET", "SHOW", "TRUNCATE", "UNLOAD", "UPDATE",
+        "UPSERT", "USE", "VACUUM",
+    }
+)  # fmt: skip
+_QUERY_TYPES = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
+_DEFAULT_SCHEMAS = frozenset({"", "public"})
+
+
+def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
+    """Compile a loaded manifest into its semantic program (engine-free, pure)."""
+    document = model.document
+    shown = model.path
+    try:
+        datasets = set(document.datasets)
+        for name in sorted(datasets & set(document.views)):
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_DUPLICATE_NAME,
+                f"{name!r} is declared both as a dataset and as a view",
+                field_path=f"views.{name}",
+                subjects=(name,),
+            )
+        known = datasets | set(document.views)
+        analysed = {
+            name: _analyse_view(name, model.view_sql[name], known)
+            for name in sorted(document.views)
+        }
+        order = _topological_order(
+            {
+                name: [ref for ref in refs if ref in document.views]
+                for name, refs in analysed.items()
+            }
+        )
+        root = Path(model.root)
+        allow = document.policy.allow_external_locations
+        bindings = DatasetBindings(
+            bindings={
+                name: DatasetBinding(
+                    name=name,
+                    format=spec.format,
+                    declared_location=spec.location,
+                    location=str(
+                        resolve_location(
+                            spec.location,
+                            root,
+                            allow_external=allow,
+                            field_path=f"datasets.{name}.location",
+                        )
+                    ),
+                )
+                for name, spec in sorted(document.datasets.items())
+            },
+            source=shown,
+        )
+        views = tuple(
+            SemanticView(
+                name=name,
+                sql=model.view_sql[name],
+                depends_on=tuple(sorted(analysed[name])),
+                view_dependencies=tuple(sorted(r for r in analysed[name] if r in document.views)),
+                dataset_dependencies=tuple(sorted(r for r in analysed[name] if r in datasets)),
+                declared_udfs=tuple(sorted(set(document.views[name].udfs))),
+                executor=document.views[name].executor,
+            )
+            for name in order
+        )
+        outputs = tuple(
+            OutputBinding(
+                name=name,
+                view=spec.view,
+                declared_location=spec.location,
+                location=str(
+                    resolve_location(
+                        spec.location,
+                        root,
+                        allow_external=allow,
+                        field_path=f"outputs.{name}.location",
+                    )
+                ),
+                format=spec.format,
+                mode=spec.mode,
+            )
+            for name, spec in sorted(document.outputs.items())
+        )
+    except ReferenceImplError as err:
+        raise err.with_file(shown) from None
+    return SemanticProgramManifest(
+        manifest_version=model.manifest_version,
+        semantic_contract_version=SEMANTIC_CONTRACT_VERSION,
+        source_path=model.path,
+        root=model.root,
+        project_name=document.project.name,
+        bootstrap=document.project.bootstrap,
+        dataset_bindings=bindings,
+        views=views,
+        outputs=outputs,
+        udfs=tuple(
+            UdfDeclaration(name=name, provider=spec.provider)
+            for name, spec in sorted(document.udfs.items())
+        ),
+        runtime=document.runtime,
+        policy=document.policy,
+        fingerprint=semantic_fingerprint(model),
+    )
+
+
+def _analyse_view(name: str, sql: str, known: set[str]) -> tuple[str, ...]:
+    """Check that ``sql`` is one query and return the names it reads."""
+    path = f"views.{name}.sql"
+    tokens = _tokenize(name, sql, path)
+    statements = _split_statements(tokens)
+    if not statements:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_SYNTAX, "the SQL holds no statement", field_path=path
+        )
+    if len(statements) > 1:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_A_QUERY,
+            f"view {name!r} holds {len(statements)} statements; a view is exactly one query",
+            field_path=path,
+            subjects=(name,),
+        )
+    first = statements[0][0]
+    if first.text.upper() in _NOT_A_QUERY_KEYWORDS:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_A_QUERY,
+            f"view {name!r} is a {first.text.upper()} statement; only queries are allowed",
+            field_path=path,
+            subjects=(name,),
+        )
+    _check_nesting(name, statements[0], path)
+    try:
+        tree = sqlglot.parse_one(sql)
+    except (ParseError, TokenError) as exc:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_SYNTAX,
+            f"view {name!r}: {_first_line(str(exc))}",
+            field_path=path,
+            subjects=(name,),
+        ) from None
+    except RecursionError:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+            f"view {name!r} is nested too deeply to analyse",
+            field_path=path,
+            subjects=(name,),
+        ) from None
+    if not isinstance(tree, _QUERY_TYPES):
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_A_QUERY,
+            f"view {name!r} is a {tree.key.upper()} statement; only queries are allowed",
+            field_path=path,
+            subjects=(name,),
+        )
+    refs = sorted(set(_table_references(name, tree, path)))
+    for ref in refs:
+        if ref not in known:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
+                f"view {name!r} reads {ref!r}, which is neither a dataset nor a view",
+                field_path=path,
+                subjects=(name, ref),
+            )
+    return tuple(refs)
+
+
+def _tokenize(name: str, sql: str, path: str) -> list[Token]:
+    try:
+        return sqlglot.tokenize(sql)
+    except (TokenError, ParseError) as exc:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_SYNTAX,
+            f"view {name!r}: {_first_line(str(exc))}",
+            field_path=path,
+            subjects=(name,),
+        ) from None
+
+
+def _split_statements(tokens: list[Token]) -> list[list[Token]]:
+    statements: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            statements.append([])
+        else:
+            statements[-1].append(token)
+    return [statement for statement in statements if statement]
+
+
+def _check_nesting(name: str, tokens: list[Token], path: str) -> None:
+    depth = deepest = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+    if deepest > MAX_SQL_NESTING:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+            f"view {name!r} nests parentheses {deepest} deep; the limit is {MAX_SQL_NESTING}",
+            field_path=path,
+            subjects=(name,),
+        )
+
+
+def _table_references(name: str, tree: exp.Expression, path: str) -> Iterable[str]:
+    """Names of the tables a query reads, CTE names excluded, unquoted names lowercased."""
+    try:
+        tables = [
+            source
+            for scope in traverse_scope(tree)
+            for source in scope.sources.values()
+            if isinstance(source, exp.Table)
+        ]
+    except Exception:
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        tables = [t for t in tree.find_all(exp.Table) if t.name.lower() not in ctes]
+    for table in tables:
+        if not table.name:  # table functions such as unnest(...)
+            continue
+        schema = table.db.lower()
+        if table.catalog or schema not in _DEFAULT_SCHEMAS:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
+                f"view {name!r} reads {table.sql()!r}: only unqualified names of datasets "
+                "and views can be read",
+                field_path=path,
+                subjects=(name, table.sql()),
+            )
+        identifier = table.this
+        quoted = isinstance(identifier, exp.Identifier) and identifier.quoted
+        yield table.name if quoted else table.name.lower()
+
+
+def _topological_order(edges: Mapping[str, Iterable[str]]) -> list[str]:
+    """Kahn's algorithm, smallest name first among the ready views."""
+    dependents: dict[str, list[str]] = {name: [] for name in edges}
+    remaining = dict.fromkeys(edges, 0)
+    for name, deps in edges.items():
+        for dep in set(deps):
+            dependents[dep].append(name)
+            remaining[name] += 1
+    ready = [name for name, count in remaining.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(name)
+        for dependent in dependents[name]:
+            remaining[dependent] -= 1
+            if remaining[dependent] == 0:
+                heapq.heappush(ready, dependent)
+    if len(order) < len(edges):
+        cycle = _find_cycle({n: list(d) for n, d in edges.items() if remaining[n] > 0})
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_CYCLE,
+            "views form a cycle: " + " -> ".join(cycle),
+            field_path=f"views.{cycle[0]}",
+            subjects=tuple(dict.fromkeys(cycle)),
+        )
+    return order
+
+
+def _find_cycle(edges: Mapping[str, list[str]]) -> list[str]:
+    """One cycle among ``edges`` (every node there lies on or leads to a cycle)."""
+    start = min(edges)
+    path: list[str] = []
+    position: dict[str, int] = {}
+    node = start
+    while node not in position:
+        position[node] = len(path)
+        path.append(node)
+        node = min(dep for dep in edges[node] if dep in edges)
+    return [*path[position[node] :], node]
+
+
+def semantic_fingerprint(model: SemanticModel) -> str:
+    """sha256 over the canonical, key-sorted encoding of the manifest's declarations."""
+    return hashlib.sha256(canonical_bytes(model)).hexdigest()
+
+
+def canonical_bytes(model: SemanticModel) -> bytes:
+    document = model.document
+    views = {
+        name: {
+            "sql": model.view_sql[name],
+            "udfs": sorted(set(spec.udfs)),
+            "executor": spec.executor,
+        }
+        for name, spec in document.views.items()
+    }
+    policy: dict[str, Any] = msgspec.to_builtins(document.policy)
+    if document.policy.delta_support is not None:
+        support = policy["delta_support"]
+        support["reader_features"] = sorted(set(support["reader_features"]))
+        support["writer_features"] = sorted(set(support["writer_features"]))
+    runtime: dict[str, Any] = msgspec.to_builtins(document.runtime)
+    runtime["retain_plans"] = sorted(set(runtime["retain_plans"]))
+    runtime["trusted_modules"] = sorted(set(runtime["trusted_modules"]))
+    payload = {
+        "manifest_version": model.manifest_version,
+        "semantic_contract_version": SEMANTIC_CONTRACT_VERSION,
+        "project": msgspec.to_builtins(document.project),
+        "datasets": msgspec.to_builtins(document.datasets),
+        "views": views,
+        "outputs": msgspec.to_builtins(document.outputs),
+        "udfs": msgspec.to_builtins(document.udfs),
+        "runtime": runtime,
+        "policy": policy,
+    }
+    return msgspec.json.encode(payload, order="sorted")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text

@@ -1,0 +1,350 @@
+"""Stage *load*: ``load_manifest(path) -> SemanticModel``.
+
+Reads a TOML (or JSON) manifest, decodes it into the frozen structs of
+:mod:`reference_impl.semantics.model` and resolves view SQL.  Every failure is a
+:class:`~reference_impl.errors.ReferenceImplError` naming the file, the dotted field path
+(``views.revenue.sql``) and a stable code; nothing is executed and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.semantics.model import (
+    DatasetSpec,
+    ManifestDocument,
+    OutputSpec,
+    PolicySpec,
+    ProjectSpec,
+    RuntimeSpec,
+    SemanticModel,
+    UdfSpec,
+    ViewSpec,
+)
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_SQL_BYTES = 1024 * 1024
+MAX_VIEWS = 5000
+MANIFEST_FILE_NAMES = ("manifest.toml", "manifest.json")
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RESERVED_NAMES = frozenset({"information_schema", "datafusion", "public", "pg_catalog"})
+
+_SECTIONS: Mapping[str, type[msgspec.Struct]] = {
+    "datasets": DatasetSpec,
+    "views": ViewSpec,
+    "outputs": OutputSpec,
+    "udfs": UdfSpec,
+}
+_SINGLE_SECTIONS: Mapping[str, type[msgspec.Struct]] = {
+    "project": ProjectSpec,
+    "runtime": RuntimeSpec,
+    "policy": PolicySpec,
+}
+_KNOWN_KEYS = (*_SINGLE_SECTIONS, *_SECTIONS)
+_VALIDATION_RE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_CODED_RE = re.compile(r"^(?P<code>[A-Z_]+): (?P<msg>.*)$", re.DOTALL)
+
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+def load_manifest(path: str | os.PathLike[str]) -> SemanticModel:
+    """Read, decode and check one manifest file (or a directory holding ``manifest.toml``)."""
+    manifest_path = _locate(Path(path))
+    shown = str(path)
+    try:
+        raw = _parse(manifest_path)
+        document = _decode(raw)
+        root = manifest_path.parent.resolve()
+        _check_names(document)
+        _check_locations(document, root)
+        view_sql = _resolve_view_sql(document, root)
+    except ReferenceImplError as err:
+        raise err.with_file(shown) from None
+    return SemanticModel(
+        path=str(manifest_path.resolve()), root=str(root), document=document, view_sql=view_sql
+    )
+
+
+def _locate(path: Path) -> Path:
+    if path.is_dir():
+        for name in MANIFEST_FILE_NAMES:
+            candidate = path / name
+            if candidate.is_file():
+                return candidate
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_FOUND,
+            f"directory holds no {' or '.join(MANIFEST_FILE_NAMES)}",
+            file=str(path),
+        )
+    if not path.is_file():
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_FOUND, "no such manifest file", file=str(path)
+        )
+    return path
+
+
+def _parse(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_LIMIT_EXCEEDED,
+                f"manifest is {size} bytes; the limit is {MAX_MANIFEST_BYTES}",
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_FOUND, f"cannot read manifest: {exc.strerror}"
+        ) from None
+    if not data.strip():
+        raise ReferenceImplError(ErrorCode.MANIFEST_PARSE_ERROR, "manifest file is empty")
+    if b"\x00" in data:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_PARSE_ERROR, "manifest is a binary file, not TOML or JSON"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_PARSE_ERROR, f"manifest is not UTF-8 text (byte {exc.start})"
+        ) from None
+    if path.suffix.lower() == ".json":
+        return _parse_json(text)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReferenceImplError(ErrorCode.MANIFEST_PARSE_ERROR, f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_PARSE_ERROR, "invalid TOML: nested too deeply"
+        ) from None
+
+
+def _parse_json(text: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ReferenceImplError(
+                    ErrorCode.MANIFEST_DUPLICATE_NAME, f"key {key!r} appears twice in one object"
+                )
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_PARSE_ERROR,
+            f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+        ) from None
+    except RecursionError:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_PARSE_ERROR, "invalid JSON: nested too deeply"
+        ) from None
+
+
+def _decode(raw: Any) -> ManifestDocument:
+    if not isinstance(raw, dict):
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_TYPE_ERROR,
+            f"the manifest must be a table/object, got {type(raw).__name__}",
+        )
+    for key in sorted(raw):
+        if key not in _KNOWN_KEYS:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_UNKNOWN_KEY,
+                f"unknown top-level key {key!r} (expected one of {', '.join(_KNOWN_KEYS)})",
+                field_path=key,
+            )
+    fields: dict[str, Any] = {}
+    for key, spec in _SINGLE_SECTIONS.items():
+        if key in raw:
+            fields[key] = _convert(raw[key], spec, key)
+    for key, spec in _SECTIONS.items():
+        section = raw.get(key, {})
+        if not isinstance(section, dict):
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_TYPE_ERROR,
+                f"expected a table of {key}, got {_type_name(section)}",
+                field_path=key,
+            )
+        if key == "views" and len(section) > MAX_VIEWS:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_LIMIT_EXCEEDED,
+                f"{len(section)} views; the limit is {MAX_VIEWS}",
+                field_path=key,
+            )
+        fields[key] = {
+            str(name): _convert(value, spec, f"{key}.{name}") for name, value in section.items()
+        }
+    return ManifestDocument(**fields)
+
+
+def _convert(value: Any, spec: type[_S], path: str) -> _S:
+    try:
+        return msgspec.convert(value, spec)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc), path) from None
+
+
+def _validation_error(text: str, prefix: str) -> ReferenceImplError:
+    match = _VALIDATION_RE.match(text)
+    message = match.group("msg") if match else text
+    rel = (match.group("path") if match else None) or ""
+    path = prefix + rel
+    code = ErrorCode.MANIFEST_TYPE_ERROR
+    coded = _CODED_RE.match(message)
+    unknown = re.match(r"Object contains unknown field `(?P<f>[^`]*)`", message)
+    missing = re.match(r"Object missing required field `(?P<f>[^`]*)`", message)
+    if coded and coded.group("code") in ErrorCode.__members__:
+        code = ErrorCode(coded.group("code"))
+        message = coded.group("msg")
+    elif unknown:
+        code = ErrorCode.MANIFEST_UNKNOWN_KEY
+        path = f"{path}.{unknown.group('f')}"
+        message = f"unknown key {unknown.group('f')!r}"
+    elif missing:
+        code = ErrorCode.MANIFEST_MISSING_FIELD
+        path = f"{path}.{missing.group('f')}"
+        message = f"missing required key {missing.group('f')!r}"
+    elif message.startswith(("Invalid enum value", "Expected `int` >=", "Expected `str` matching")):
+        code = ErrorCode.MANIFEST_INVALID_VALUE
+    return ReferenceImplError(code, message, field_path=path)
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_names(document: ManifestDocument) -> None:
+    for section in _SECTIONS:
+        entries: Mapping[str, object] = getattr(document, section)
+        for name in entries:
+            _check_name(name, f"{section}.{name}")
+    for name, view in document.views.items():
+        for index, udf in enumerate(view.udfs):
+            _check_name(udf, f"views.{name}.udfs[{index}]")
+    for name, output in document.outputs.items():
+        if output.view not in document.views:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
+                f"output {name!r} writes view {output.view!r}, which the manifest does not declare",
+                field_path=f"outputs.{name}.view",
+                subjects=(name, output.view),
+            )
+
+
+def _check_name(name: str, path: str) -> None:
+    if name.lower() in RESERVED_NAMES:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_RESERVED_NAME,
+            f"{name!r} is reserved by the engine",
+            field_path=path,
+            subjects=(name,),
+        )
+    if not NAME_RE.match(name):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_INVALID_NAME,
+            f"{shown!r} is not a valid name: use 1-63 lowercase ASCII letters, digits "
+            "and '_', not starting with a digit",
+            field_path=path,
+            subjects=(shown,),
+        )
+
+
+def resolve_location(location: str, root: Path, *, allow_external: bool, field_path: str) -> Path:
+    """Resolve a manifest-relative location; refuse one escaping ``root`` unless allowed.
+
+    Symlinks are followed before the check, so a link pointing outside the root escapes
+    too.  URLs (``scheme://``) are not supported.
+    """
+    if "://" in location:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_INVALID_VALUE,
+            f"{location!r}: only local filesystem locations are supported",
+            field_path=field_path,
+        )
+    if "\x00" in location:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_INVALID_VALUE, "location contains a NUL byte", field_path=field_path
+        )
+    candidate = Path(location)
+    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not allow_external and not resolved.is_relative_to(root):
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_LOCATION_ESCAPES_ROOT,
+            f"{location!r} resolves outside the manifest directory {str(root)!r}; set "
+            "policy.allow_external_locations = true to allow it",
+            field_path=field_path,
+        )
+    return resolved
+
+
+def _check_locations(document: ManifestDocument, root: Path) -> None:
+    allow = document.policy.allow_external_locations
+    for name, dataset in document.datasets.items():
+        resolve_location(
+            dataset.location, root, allow_external=allow, field_path=f"datasets.{name}.location"
+        )
+    for name, output in document.outputs.items():
+        resolve_location(
+            output.location, root, allow_external=allow, field_path=f"outputs.{name}.location"
+        )
+
+
+def _resolve_view_sql(document: ManifestDocument, root: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    allow = document.policy.allow_external_locations
+    for name, view in document.views.items():
+        if view.sql is not None:
+            text = view.sql
+        else:
+            assert view.sql_file is not None  # ViewSpec guarantees one of the two
+            path = f"views.{name}.sql_file"
+            file = resolve_location(view.sql_file, root, allow_external=allow, field_path=path)
+            text = _read_sql_file(file, path)
+        if len(text.encode("utf-8")) > MAX_SQL_BYTES:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_LIMIT_EXCEEDED,
+                f"view SQL is longer than {MAX_SQL_BYTES} bytes",
+                field_path=f"views.{name}",
+            )
+        out[name] = text
+    return out
+
+
+def _read_sql_file(file: Path, field_path: str) -> str:
+    try:
+        if file.stat().st_size > MAX_SQL_BYTES:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_LIMIT_EXCEEDED,
+                f"{file.name} is longer than {MAX_SQL_BYTES} bytes",
+                field_path=field_path,
+            )
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_FILE_UNREADABLE,
+            f"cannot read {str(file)!r}: {reason}",
+            field_path=field_path,
+        ) from None
+    if not text.strip():
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_FILE_UNREADABLE, f"{file.name} is empty", field_path=field_path
+        )
+    return text

@@ -1,0 +1,195 @@
+"""Manifest format v1: the typed, frozen structs a manifest file decodes into.
+
+These structs *are* the user-facing contract: ``planguard schema`` prints their JSON
+Schema, unknown keys are rejected (they are usually typos), and each struct checks its
+own values at construction (``__post_init__``), so a :class:`SemanticModel` that exists
+is a valid one.  Cross-entity rules (names, references, cycles) belong to semantic
+compile, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+MANIFEST_VERSION = 1
+
+SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?[KMG]$"
+TTL_PATTERN = r"^(?=.)([0-9]+m)?([0-9]+s)?$"
+_TTL_RE = re.compile(TTL_PATTERN)
+
+
+class ManifestValueError(ValueError):
+    """Raised by ``__post_init__`` checks; the loader maps it to its code and field path."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+
+
+def _ttl_seconds(value: str) -> int:
+    match = _TTL_RE.match(value)
+    if match is None:
+        raise ManifestValueError(
+            "MANIFEST_INVALID_VALUE", f"unparsable duration {value!r} (use e.g. '90s' or '1m30s')"
+        )
+    minutes = int((match.group(1) or "0m")[:-1])
+    seconds = int((match.group(2) or "0s")[:-1])
+    return minutes * 60 + seconds
+
+
+class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base for manifest structs: frozen, keyword-only, unknown keys rejected."""
+
+
+Size = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=SIZE_PATTERN,
+        description="A byte size with a K, M or G suffix, e.g. '1M', '1.5G'.",
+    ),
+]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class ProjectSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[project]``: optional metadata and the optional data bootstrap hook."""
+
+    name: str | None = None
+    bootstrap: str | None = msgspec.field(
+        default=None,
+    )
+    """``module:function`` called with the manifest directory to create missing input
+    tables (the bundled examples generate their data this way).  Subject to the same
+    trusted-module rule as UDF providers."""
+
+
+class DatasetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[datasets.<name>]``: an input table."""
+
+    format: Literal["delta", "parquet"]
+    location: Identifier
+
+
+class ViewSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[views.<name>]``: one SQL query; ``sql`` or ``sql_file``, never both."""
+
+    sql: str | None = None
+    sql_file: str | None = None
+    udfs: tuple[str, ...] = ()
+    executor: str = "datafusion"
+
+    def __post_init__(self) -> None:
+        if self.sql is not None and self.sql_file is not None:
+            raise ManifestValueError(
+                "MANIFEST_CONFLICTING_FIELDS", "give either `sql` or `sql_file`, not both"
+            )
+        if self.sql is None and self.sql_file is None:
+            raise ManifestValueError("MANIFEST_MISSING_FIELD", "a view needs `sql` or `sql_file`")
+        if self.sql is not None and not self.sql.strip():
+            raise ManifestValueError("MANIFEST_INVALID_VALUE", "`sql` is empty")
+        if not self.executor:
+            raise ManifestValueError("MANIFEST_INVALID_VALUE", "`executor` is empty")
+
+
+class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[outputs.<name>]``: a view written to a Delta table by ``planguard run``."""
+
+    view: Identifier
+    location: Identifier
+    format: Literal["delta"] = "delta"
+    mode: Literal["overwrite", "append"] = "overwrite"
+
+
+class UdfSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[udfs.<name>]``: where a Python scalar UDF comes from."""
+
+    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+    """``package.module:attribute``: a ``datafusion.ScalarUDF`` or a zero-argument factory
+    returning one."""
+
+
+class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[runtime]``: pinned session settings and the perf policy; all optional."""
+
+    target_partitions: PositiveInt = 4
+    planning_concurrency: PositiveInt | None = None
+    batch_size: PositiveInt = 8192
+    collect_statistics: bool = True
+    meta_fetch_concurrency: PositiveInt = 32
+    list_files_cache_limit: Size = "1M"
+    list_files_cache_ttl: str | None = None
+    metadata_cache_limit: Size = "50M"
+    planning_budget_ms: PositiveInt = 10_000
+    enable_udfs: bool = True
+    cache_min_consumers: Annotated[int, msgspec.Meta(ge=0)] = 2
+    """Views read by at least this many other views are ``DataFrame.cache()``-d when the
+    pipeline runs (0 disables selective caching)."""
+    statistics: Literal["scan", "plan"] = "scan"
+    """Where plan statistics come from.  ``scan``: one EXPLAIN (with
+    ``datafusion.explain.show_statistics``) per scanned dataset, summed over a view's
+    scans; cheap.  ``plan``: one such EXPLAIN per view, adding the estimated output rows of
+    the view's physical plan; roughly doubles planning time."""
+    stats_fallback: Literal["warn", "error", "ignore"] = "warn"
+    """What a view whose statistics are absent yields (``STATS_UNAVAILABLE``)."""
+    retain_plans: tuple[Literal["P0", "P1", "P2"], ...] = ("P0", "P1", "P2")
+    trusted_modules: tuple[str, ...] = ()
+    """Extra top-level packages UDF providers and the bootstrap hook may be imported from
+    (modules next to the manifest are always allowed)."""
+
+    def __post_init__(self) -> None:
+        if self.list_files_cache_ttl is not None and _ttl_seconds(self.list_files_cache_ttl) <= 0:
+            raise ManifestValueError(
+                "MANIFEST_INVALID_VALUE", "`list_files_cache_ttl` must be greater than 0 seconds"
+            )
+
+
+class DeltaSupportSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[policy.delta_support]``: the Delta protocol this pipeline may read and write."""
+
+    max_reader_version: Annotated[int, msgspec.Meta(ge=1)]
+    max_writer_version: Annotated[int, msgspec.Meta(ge=1)]
+    reader_features: tuple[str, ...] = ()
+    writer_features: tuple[str, ...] = ()
+
+
+class PolicySpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[policy]``: validation mode and thresholds."""
+
+    mode: Literal["error", "warn", "ignore"] = "error"
+    small_input_rows: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    allow_external_locations: bool = False
+    delta_support: DeltaSupportSpec | None = None
+
+
+class ManifestDocument(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole manifest file, as decoded."""
+
+    project: ProjectSpec = ProjectSpec()
+    datasets: dict[str, DatasetSpec] = {}
+    views: dict[str, ViewSpec] = {}
+    outputs: dict[str, OutputSpec] = {}
+    udfs: dict[str, UdfSpec] = {}
+    runtime: RuntimeSpec = RuntimeSpec()
+    policy: PolicySpec = PolicySpec()
+
+
+class SemanticModel(msgspec.Struct, frozen=True, kw_only=True):
+    """A loaded manifest: the document, where it came from, and view SQL resolved.
+
+    ``view_sql`` maps each view to its query text (``sql`` inline or the content of
+    ``sql_file``); ``root`` is the absolute directory relative locations resolve against.
+    """
+
+    path: str
+    root: str
+    document: ManifestDocument
+    view_sql: dict[str, str]
+    manifest_version: int = MANIFEST_VERSION
+
+
+def ttl_seconds(value: str) -> int:
+    """Seconds in a ``list_files_cache_ttl`` value such as ``'1m30s'``."""
+    return _ttl_seconds(value)

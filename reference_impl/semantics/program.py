@@ -1,0 +1,125 @@
+"""Contracts produced by semantic compile: the program manifest and its dataset resolver.
+
+Engine-free: nothing here imports DataFusion or Delta.  ``DatasetBindings`` is *the*
+resolver object of a run: the semantic context, scan overrides and execution all hold
+this very object (resolver identity is one of the invariants the plugin checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.semantics.model import PolicySpec, RuntimeSpec
+
+SEMANTIC_CONTRACT_VERSION = "semantic/1"
+
+
+class DatasetBinding(msgspec.Struct, frozen=True, kw_only=True):
+    """One input table: its declared (manifest-relative) and resolved location."""
+
+    name: str
+    format: Literal["delta", "parquet"]
+    declared_location: str
+    location: str | None
+
+
+class DatasetBindings(msgspec.Struct, frozen=True, kw_only=True):
+    """The dataset resolver: name -> location, failing closed on demand."""
+
+    bindings: Mapping[str, DatasetBinding]
+    source: str
+
+    def names(self) -> tuple[str, ...]:
+        """Dataset names, sorted."""
+        return tuple(sorted(self.bindings))
+
+    def has_location(self, name: str) -> bool:
+        binding = self.bindings.get(name)
+        return binding is not None and binding.location is not None
+
+    def location(self, name: str) -> str | None:
+        binding = self.bindings.get(name)
+        return None if binding is None else binding.location
+
+    def binding(self, name: str) -> DatasetBinding:
+        try:
+            return self.bindings[name]
+        except KeyError:
+            raise ReferenceImplError(
+                ErrorCode.DATASET_LOCATION_UNRESOLVED,
+                f"dataset {name!r} is not declared in the manifest",
+                file=self.source,
+                field_path=f"datasets.{name}",
+                subjects=(name,),
+            ) from None
+
+    def require_location(self, name: str) -> str:
+        """The resolved location of ``name``; a coded error when there is none."""
+        location = self.binding(name).location
+        if location is None:
+            raise ReferenceImplError(
+                ErrorCode.DATASET_LOCATION_UNRESOLVED,
+                f"dataset {name!r} has no resolved location",
+                file=self.source,
+                field_path=f"datasets.{name}.location",
+                subjects=(name,),
+            )
+        return location
+
+
+class SemanticView(msgspec.Struct, frozen=True, kw_only=True):
+    """One view after analysis: its SQL and what it reads."""
+
+    name: str
+    sql: str
+    depends_on: tuple[str, ...]
+    """Every dataset and view the SQL reads, sorted."""
+    view_dependencies: tuple[str, ...]
+    dataset_dependencies: tuple[str, ...]
+    declared_udfs: tuple[str, ...]
+    executor: str
+
+
+class OutputBinding(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    view: str
+    declared_location: str
+    location: str
+    format: Literal["delta"]
+    mode: Literal["overwrite", "append"]
+
+
+class UdfDeclaration(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    provider: str
+
+
+class SemanticProgramManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """The compiled semantic program: views in topological order plus every binding."""
+
+    manifest_version: int
+    semantic_contract_version: str
+    source_path: str
+    root: str
+    project_name: str | None
+    bootstrap: str | None
+    dataset_bindings: DatasetBindings
+    views: tuple[SemanticView, ...]
+    outputs: tuple[OutputBinding, ...]
+    udfs: tuple[UdfDeclaration, ...]
+    runtime: RuntimeSpec
+    policy: PolicySpec
+    fingerprint: str
+
+    def view(self, name: str) -> SemanticView:
+        for view in self.views:
+            if view.name == name:
+                return view
+        raise KeyError(name)
+
+    def view_names(self) -> tuple[str, ...]:
+        return tuple(view.name for view in self.views)
