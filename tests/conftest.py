@@ -1,0 +1,81 @@
+"""Shared fixtures: real Delta tables written with deltalake, manifests on disk, and a copy
+of the bundled TPC-H example whose data is generated once per test session (per worker)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "reference_impl" / "examples"
+TPCH = EXAMPLES / "tpch"
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def tpch_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The eight TPC-H Delta tables, generated once by the example's bootstrap hook."""
+    from reference_impl.examples.tpch.data import bootstrap
+
+    root = tmp_path_factory.mktemp("tpch-cache")
+    bootstrap(root)
+    return root / "data"
+
+
+def copy_tpch(target: Path, data: Path) -> Path:
+    """Copy the bundled TPC-H example (manifest, views, data) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(TPCH / "manifest.toml", target / "manifest.toml")
+    shutil.copytree(TPCH / "views", target / "views")
+    shutil.copytree(data, target / "data", ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
+    return target / "manifest.toml"
+
+
+@pytest.fixture
+def tpch_manifest(tmp_path: Path, tpch_data: Path) -> Path:
+    """Path of a private copy of the bundled TPC-H manifest, data included."""
+    return copy_tpch(tmp_path / "tpch", tpch_data)
+
+
+@pytest.fixture
+def write_manifest(tmp_path: Path) -> Callable[..., Path]:
+    """Write manifest text (dedented) to ``tmp_path/<name>``; returns its path."""
+
+    def write(text: str, name: str = "manifest.toml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def delta_table(tmp_path: Path) -> Callable[..., Path]:
+    """Write a real Delta table with deltalake under ``tmp_path/<name>``; returns its path."""
+
+    def write(
+        name: str,
+        columns: Mapping[str, list[Any]],
+        *,
+        configuration: Mapping[str, str] | None = None,
+        mode: str = "overwrite",
+    ) -> Path:
+        import deltalake
+        import pyarrow as pa
+
+        location = tmp_path / name
+        deltalake.write_deltalake(
+            str(location),
+            pa.table(dict(columns)),
+            mode=mode,
+            configuration=dict(configuration) if configuration else None,
+        )
+        return location
+
+    return write
