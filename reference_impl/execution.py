@@ -5,6 +5,9 @@ planned ones are never executed, so their plan texts stay free of runtime values
 views read by at least ``runtime.cache_min_consumers`` others with ``DataFrame.cache()``,
 and writes each output to Delta with deltalake.  A Delta write commits atomically: when a
 run fails midway, every output keeps its earlier versions, intact and readable.
+
+``dry_run=True`` goes through every step (fresh frames planned and registered, input
+locations required through the resolver) but executes nothing: no ``cache()``, no write.
 """
 
 from __future__ import annotations
@@ -23,16 +26,21 @@ class OutputWrite(msgspec.Struct, frozen=True, kw_only=True):
     view: str
     location: str
     mode: str
-    delta_version: int
-    rows: int
+    delta_version: int | None
+    """The table version this run committed (None in a dry run)."""
+    rows: int | None
+    """Rows in the table after the write (None in a dry run)."""
 
 
 class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
     outputs: tuple[OutputWrite, ...]
     cached_views: tuple[str, ...]
+    dry_run: bool = False
 
 
-def execute_plan(plan: ExecutionPlan, authority: ExecutionAuthorityContext) -> ExecutionReport:
+def execute_plan(
+    plan: ExecutionPlan, authority: ExecutionAuthorityContext, *, dry_run: bool = False
+) -> ExecutionReport:
     """Execute the plan's output views and write them (see module docs)."""
     from deltalake import DeltaTable, write_deltalake
 
@@ -60,7 +68,7 @@ def execute_plan(plan: ExecutionPlan, authority: ExecutionAuthorityContext) -> E
             continue
         try:
             frame = ctx.sql(view.sql)
-            if nodes[view.name].cache:
+            if nodes[view.name].cache and not dry_run:
                 frame = frame.cache()
                 cached.append(view.name)
         except Exception as exc:
@@ -72,6 +80,18 @@ def execute_plan(plan: ExecutionPlan, authority: ExecutionAuthorityContext) -> E
 
     written: list[OutputWrite] = []
     for output in manifest.outputs:
+        if dry_run:
+            written.append(
+                OutputWrite(
+                    name=output.name,
+                    view=output.view,
+                    location=output.location,
+                    mode=output.mode,
+                    delta_version=None,
+                    rows=None,
+                )
+            )
+            continue
         try:
             write_deltalake(output.location, ctx.table(output.view), mode=output.mode)
             table = DeltaTable(output.location)
@@ -90,7 +110,7 @@ def execute_plan(plan: ExecutionPlan, authority: ExecutionAuthorityContext) -> E
                 rows=rows,
             )
         )
-    return ExecutionReport(outputs=tuple(written), cached_views=tuple(cached))
+    return ExecutionReport(outputs=tuple(written), cached_views=tuple(cached), dry_run=dry_run)
 
 
 def _ancestors(roots: set[str], nodes: dict[str, Any]) -> set[str]:
