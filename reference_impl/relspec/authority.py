@@ -85,7 +85,7 @@ def capability_snapshot(
 def udf_snapshot(ctx: Any, names: tuple[str, ...]) -> Mapping[str, UdfSignature]:
     """Signatures of ``names`` as the session's function registry reports them."""
     if not names:
-        return MappingProxyType({})
+        return {}
     listed = ", ".join(f"'{name}'" for name in names)
     routines = ctx.sql(
         "SELECT specific_name, data_type, is_deterministic FROM information_schema.routines "
@@ -119,7 +119,9 @@ def udf_snapshot(ctx: Any, names: tuple[str, ...]) -> Mapping[str, UdfSignature]
             strict=True,
         )
     }
-    return MappingProxyType(dict(sorted(snapshot.items())))
+    # A plain dict, like the plan's mappings: msgspec cannot encode a mappingproxy, and
+    # the snapshot is serialized (``planguard compile --plan --json``).
+    return dict(sorted(snapshot.items()))
 
 
 def runtime_fingerprint(ctx: Any, profile: Any) -> str:
