@@ -52,7 +52,7 @@ _SINGLE_SECTIONS: Mapping[str, type[msgspec.Struct]] = {
 }
 _KNOWN_KEYS = (*_SINGLE_SECTIONS, *_SECTIONS)
 _VALIDATION_RE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_CODED_RE = re.compile(r"^(?P<code>[A-Z_]+): (?P<msg>.*)$", re.DOTALL)
+_CODED_RE = re.compile(r"^(?P<code>[A-Z_]+)(?:@(?P<field>[a-z_]+))?: (?P<msg>.*)$", re.DOTALL)
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
@@ -130,19 +130,36 @@ def _parse(path: Path) -> Any:
         ) from None
 
 
+class _DuplicateKey:
+    """Marks a decoded JSON object in which a key appeared twice.
+
+    Objects are decoded innermost first, so the hook cannot know where an object sits;
+    it marks the object and :func:`_raise_on_duplicate` finds the path afterwards.
+    """
+
+
+_DUPLICATE = _DuplicateKey()
+
+
 def _parse_json(text: str) -> Any:
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    duplicates = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[Any, Any]:
+        nonlocal duplicates
+        out: dict[Any, Any] = {}
         for key, value in items:
             if key in out:
-                raise ReferenceImplError(
-                    ErrorCode.MANIFEST_DUPLICATE_NAME, f"key {key!r} appears twice in one object"
-                )
-            out[key] = value
+                duplicates = True
+                out.setdefault(_DUPLICATE, key)
+            else:
+                out[key] = value
         return out
 
     try:
-        return json.loads(text, object_pairs_hook=pairs)
+        tree = json.loads(text, object_pairs_hook=pairs)
+        if duplicates:
+            _raise_on_duplicate(tree)
+        return tree
     except json.JSONDecodeError as exc:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_PARSE_ERROR,
@@ -152,6 +169,26 @@ def _parse_json(text: str) -> Any:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_PARSE_ERROR, "invalid JSON: nested too deeply"
         ) from None
+
+
+def _raise_on_duplicate(tree: Any) -> None:
+    """Raise ``MANIFEST_DUPLICATE_NAME`` with the field path of a duplicated JSON key."""
+    stack: list[tuple[Any, str]] = [(tree, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            if _DUPLICATE in value:
+                key = value[_DUPLICATE]
+                raise ReferenceImplError(
+                    ErrorCode.MANIFEST_DUPLICATE_NAME,
+                    f"key {key!r} appears twice in one object",
+                    field_path=f"{path}.{key}" if path else key,
+                )
+            stack.extend(
+                (item, f"{path}.{key}" if path else key) for key, item in reversed(value.items())
+            )
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(value))))
 
 
 def _decode(raw: Any) -> ManifestDocument:
@@ -210,6 +247,8 @@ def _validation_error(text: str, prefix: str) -> ReferenceImplError:
     if coded and coded.group("code") in ErrorCode.__members__:
         code = ErrorCode(coded.group("code"))
         message = coded.group("msg")
+        if coded.group("field"):
+            path = f"{path}.{coded.group('field')}"
     elif unknown:
         code = ErrorCode.MANIFEST_UNKNOWN_KEY
         path = f"{path}.{unknown.group('f')}"

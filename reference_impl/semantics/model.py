@@ -22,17 +22,23 @@ _TTL_RE = re.compile(TTL_PATTERN)
 
 
 class ManifestValueError(ValueError):
-    """Raised by ``__post_init__`` checks; the loader maps it to its code and field path."""
+    """Raised by ``__post_init__`` checks; the loader maps it to its code and field path.
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    ``field`` names the offending field of the struct, so that the error's path points at
+    it (``views.v.sql``) rather than at the struct (``views.v``).
+    """
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{code}@{field}: {message}" if field else f"{code}: {message}")
 
 
-def _ttl_seconds(value: str) -> int:
+def _ttl_seconds(value: str, *, field: str | None = None) -> int:
     match = _TTL_RE.match(value)
     if match is None:
         raise ManifestValueError(
-            "MANIFEST_INVALID_VALUE", f"unparsable duration {value!r} (use e.g. '90s' or '1m30s')"
+            "MANIFEST_INVALID_VALUE",
+            f"unparsable duration {value!r} (use e.g. '90s' or '1m30s')",
+            field=field,
         )
     minutes = int((match.group(1) or "0m")[:-1])
     seconds = int((match.group(2) or "0s")[:-1])
@@ -89,9 +95,11 @@ class ViewSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
         if self.sql is None and self.sql_file is None:
             raise ManifestValueError("MANIFEST_MISSING_FIELD", "a view needs `sql` or `sql_file`")
         if self.sql is not None and not self.sql.strip():
-            raise ManifestValueError("MANIFEST_INVALID_VALUE", "`sql` is empty")
+            raise ManifestValueError("MANIFEST_INVALID_VALUE", "`sql` is empty", field="sql")
         if not self.executor:
-            raise ManifestValueError("MANIFEST_INVALID_VALUE", "`executor` is empty")
+            raise ManifestValueError(
+                "MANIFEST_INVALID_VALUE", "`executor` is empty", field="executor"
+            )
 
 
 class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -140,9 +148,12 @@ class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     (modules next to the manifest are always allowed)."""
 
     def __post_init__(self) -> None:
-        if self.list_files_cache_ttl is not None and _ttl_seconds(self.list_files_cache_ttl) <= 0:
+        ttl = self.list_files_cache_ttl
+        if ttl is not None and _ttl_seconds(ttl, field="list_files_cache_ttl") <= 0:
             raise ManifestValueError(
-                "MANIFEST_INVALID_VALUE", "`list_files_cache_ttl` must be greater than 0 seconds"
+                "MANIFEST_INVALID_VALUE",
+                "`list_files_cache_ttl` must be greater than 0 seconds",
+                field="list_files_cache_ttl",
             )
 
 
