@@ -74,7 +74,7 @@ def register_dataset(
     if binding.format == "parquet":
         if not os.path.exists(location):
             raise _not_found(name, location)
-        ctx.register_parquet(name, location)
+        _register_parquet(ctx, name, location)
         return RegisteredDataset(
             name=name, format="parquet", location=location, delta_version=None, delta_protocol=None
         )
@@ -89,6 +89,21 @@ def register_dataset(
     )
 
 
+def _register_parquet(ctx: Any, name: str, location: str) -> None:
+    """``ctx.register_parquet`` with its failures (no files, not Parquet) turned into codes."""
+    try:
+        ctx.register_parquet(name, location)
+    except Exception as exc:
+        if "No files found" in str(exc):
+            raise _not_found(name, location) from None
+        raise ReferenceImplError(
+            ErrorCode.DATASET_UNREADABLE,
+            f"dataset {name!r}: cannot read Parquet at {location!r}: {_first_line(exc)}",
+            field_path=f"datasets.{name}.location",
+            subjects=(name,),
+        ) from None
+
+
 def open_delta_table(name: str, location: str, *, version: int | None = None) -> Any:
     """``deltalake.DeltaTable(location)`` with its failures turned into coded errors."""
     from deltalake import DeltaTable
@@ -96,6 +111,13 @@ def open_delta_table(name: str, location: str, *, version: int | None = None) ->
 
     if not os.path.exists(location):
         raise _not_found(name, location)
+    if not os.path.isdir(location):
+        raise ReferenceImplError(
+            ErrorCode.DATASET_NOT_DELTA,
+            f"dataset {name!r} at {location!r} is a file, not a Delta table directory",
+            field_path=f"datasets.{name}.location",
+            subjects=(name,),
+        )
     try:
         return DeltaTable(location, version=version)
     except TableNotFoundError as exc:
