@@ -42,6 +42,13 @@ def tpch_manifest(tmp_path: Path, tpch_data: Path) -> Path:
     return copy_tpch(tmp_path / "tpch", tpch_data)
 
 
+@pytest.fixture(scope="module")
+def tpch_module_manifest(tmp_path_factory: pytest.TempPathFactory, tpch_data: Path) -> Path:
+    """Like ``tpch_manifest``, but one copy per test module: for read-only tests that share
+    an expensive module-scoped plan. Tests must not modify the copy."""
+    return copy_tpch(tmp_path_factory.mktemp("tpch-module"), tpch_data)
+
+
 @pytest.fixture
 def write_manifest(tmp_path: Path) -> Callable[..., Path]:
     """Write manifest text (dedented) to ``tmp_path/<name>``; returns its path."""
