@@ -1,12 +1,30 @@
 """pytest entry point of planguard (``pytest11``): options, markers, fixtures and hooks only.
 
-Everything else lives in :mod:`pytest_planguard.session` and is imported lazily, so that
-an inactive plugin costs pytest nothing and imports neither DataFusion nor reference_impl.
+Everything else lives in :mod:`pytest_planguard.session` and the modules it imports
+lazily, so that an inactive plugin costs pytest almost nothing and imports neither
+DataFusion nor ``reference_impl``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import pytest
+
+from pytest_planguard.config import INI_KEYS
+from pytest_planguard.markers import MARKERS
+
+if TYPE_CHECKING:
+    from pytest_planguard.adapter import PipelineAdapter
+    from pytest_planguard.invariants import CompileCounter, ResolverSpy
+    from pytest_planguard.session import DeterminismChecker, PlanguardSession
+
+SESSION_KEY = pytest.StashKey["PlanguardSession"]()
+_HYPOTHESIS_PROFILES = ("ci", "dev", "nightly")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -15,5 +33,181 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--planguard",
         action="store_true",
         default=False,
-        help="collect the configured manifests into plan-gate and invariant test items",
+        help="gate the configured manifests: collect invariant, policy and per-view "
+        "plan-bundle snapshot items (default manifest: the bundled TPC-H example)",
     )
+    group.addoption(
+        "--planguard-manifest",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="gate this manifest instead of planguard_manifests (repeatable)",
+    )
+    group.addoption(
+        "--planguard-adapter",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="pipeline adapter factory (default: planguard_adapter, else the reference pipeline)",
+    )
+    group.addoption(
+        "--planguard-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="in-process runs of the determinism check (default 3)",
+    )
+    group.addoption(
+        "--planguard-processes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="subprocesses, each with another PYTHONHASHSEED, of the determinism check (default 2)",
+    )
+    group.addoption(
+        "--planguard-snapshot-dir",
+        default=None,
+        metavar="DIR",
+        help="directory of plan-bundle snapshots (default: planguard_snapshot_dir or snapshots)",
+    )
+    group.addoption(
+        "--planguard-report",
+        default=None,
+        metavar="PATH",
+        help="write the JSON report (schema: pytest_planguard/report_schema.json) to PATH",
+    )
+    group.addoption(
+        "--planguard-gate",
+        action="append",
+        default=[],
+        metavar="CLASS=fail|warn",
+        help="override the gate policy for one change class (repeatable)",
+    )
+    group.addoption(
+        "--planguard-execute",
+        action="store_true",
+        default=False,
+        help="really execute the pipelines and write their outputs (default: a dry run "
+        "through every stage)",
+    )
+    group.addoption(
+        "--planguard-only",
+        action="store_true",
+        default=False,
+        help="run only the planguard items, deselecting the rest of the suite",
+    )
+    for name, help_text, kind, default in INI_KEYS:
+        parser.addini(name, help_text, type=kind, default=default)  # type: ignore[arg-type]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for spec in MARKERS:
+        config.addinivalue_line("markers", f"{spec.name}: {spec.help}")
+    _register_hypothesis_profiles(config)
+    from pytest_planguard.errors import PlanguardError
+    from pytest_planguard.session import PlanguardSession
+
+    try:
+        session = PlanguardSession(config)
+    except PlanguardError as err:
+        raise pytest.UsageError(err.render()) from None
+    config.stash[SESSION_KEY] = session
+    if session.config.enabled:
+        present = {Path(arg.split("::", 1)[0]).resolve() for arg in config.args}
+        config.args.extend(str(path) for path in session.config.manifests if path not in present)
+        config.pluginmanager.register(session.gate.hooks(), "planguard-gate")
+
+
+def _register_hypothesis_profiles(config: pytest.Config) -> None:
+    """Register ci/dev/nightly when they may be asked for, without importing hypothesis
+    otherwise (it is not needed at start-up)."""
+    wanted = config.getoption("hypothesis_profile", default=None)
+    if (
+        wanted in _HYPOTHESIS_PROFILES
+        or os.environ.get("PLANGUARD_HYPOTHESIS_PROFILE")
+        or "hypothesis" in sys.modules
+    ):
+        from pytest_planguard.hypothesis_profiles import register_profiles
+
+        register_profiles()
+
+
+def _session(config: pytest.Config) -> PlanguardSession:
+    return config.stash[SESSION_KEY]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    session = _session(parent.config)
+    if session.is_manifest(file_path):
+        return session.gate.collect_file(file_path, parent)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    session = _session(config)
+    if session.config.only:
+        session.gate.keep_only_gate_items(config, items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    session = _session(item.config)
+    if not session.is_guarded(item):
+        return (yield)
+    with session.guard(item):
+        return (yield)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    session = _session(config)
+    if not session.config.enabled:
+        return None
+    return "planguard: " + ", ".join(str(p) for p in session.config.manifests)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    planguard = _session(session.config)
+    if planguard.config.enabled:
+        planguard.gate.finish(session)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    session = _session(config)
+    if session.config.enabled:
+        session.gate.terminal_summary(terminalreporter)
+
+
+@pytest.fixture
+def planguard_adapter(request: pytest.FixtureRequest) -> PipelineAdapter:
+    """The configured pipeline adapter (the reference pipeline by default)."""
+    return _session(request.config).adapter
+
+
+@pytest.fixture
+def planguard_compile_counter(request: pytest.FixtureRequest) -> Iterator[CompileCounter]:
+    """Counts calls of the configured compile entrypoints while the test runs."""
+    from pytest_planguard.invariants import count_compiles
+
+    with count_compiles(_session(request.config).compile_targets()) as counter:
+        yield counter
+
+
+@pytest.fixture
+def planguard_resolver_spy(request: pytest.FixtureRequest) -> Iterator[ResolverSpy]:
+    """Records the resolver object each configured stage receives while the test runs."""
+    from pytest_planguard.invariants import spy_resolver
+
+    with spy_resolver(_session(request.config).resolver_stages()) as spy:
+        yield spy
+
+
+@pytest.fixture
+def planguard_determinism(request: pytest.FixtureRequest) -> DeterminismChecker:
+    """``planguard_determinism.check(manifest)`` runs the determinism check (runs and
+    processes from the planguard_deterministic marker, else from the configuration)."""
+    from pytest_planguard.session import determinism_checker
+
+    return determinism_checker(_session(request.config), request.node)

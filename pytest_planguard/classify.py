@@ -1,0 +1,138 @@
+"""Classifying the difference between a stored plan-bundle snapshot and a new one.
+
+Classes (a change may have several; the gate fails when any of them is set to fail):
+
+* ``semantic``: P0, the unoptimized logical plan, changed;
+* ``optimizer``: P1 changed while P0 did not;
+* ``physical``: only P2 changed;
+* ``schema_breaking``: an output column was removed, retyped or became nullable;
+* ``schema_additive``: columns were only added (or became not-null);
+* ``cosmetic``: every section is equal (after normalization); only the header (engine
+  versions, settings hash, normalizer version) or the signals differ.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pytest_planguard.snapshot import SECTIONS, ParsedSnapshot, parse_snapshot
+
+CLASS_ORDER = (
+    "schema_breaking",
+    "semantic",
+    "schema_additive",
+    "optimizer",
+    "physical",
+    "cosmetic",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    classes: tuple[str, ...]
+    changed_sections: tuple[str, ...]
+    diffs: Mapping[str, str]
+    schema_changes: tuple[str, ...]
+
+    @property
+    def primary(self) -> str:
+        return self.classes[0] if self.classes else "unchanged"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.classes)
+
+
+def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
+    """Compare two snapshot texts section by section."""
+    old, new = parse_snapshot(old_text), parse_snapshot(new_text)
+    changed = tuple(s for s in SECTIONS if old.sections.get(s, "") != new.sections.get(s, ""))
+    diffs = {
+        section: unified(
+            old.sections.get(section, ""), new.sections.get(section, ""), section, name
+        )
+        for section in changed
+    }
+    schema_changes, breaking, additive = _schema_changes(old, new)
+    classes: set[str] = set()
+    if "P0 logical" in changed:
+        classes.add("semantic")
+    elif "P1 optimized" in changed:
+        classes.add("optimizer")
+    elif "P2 physical" in changed:
+        classes.add("physical")
+    if breaking:
+        classes.add("schema_breaking")
+    elif additive:
+        classes.add("schema_additive")
+    plan_or_schema = {"P0 logical", "P1 optimized", "P2 physical", "schema"}
+    if not classes and (changed or old.header != new.header) and not plan_or_schema & set(changed):
+        classes.add("cosmetic")
+    header_diff = [
+        f"{key}: {old.header.get(key, '-')} -> {new.header.get(key, '-')}"
+        for key in sorted(set(old.header) | set(new.header))
+        if old.header.get(key) != new.header.get(key)
+    ]
+    if header_diff:
+        diffs = {**diffs, "header": "\n".join(header_diff)}
+    return Classification(
+        classes=tuple(c for c in CLASS_ORDER if c in classes),
+        changed_sections=changed,
+        diffs=diffs,
+        schema_changes=tuple(schema_changes),
+    )
+
+
+def unified(old: str, new: str, section: str, name: str = "") -> str:
+    label = f"{name} {section}".strip()
+    return "\n".join(
+        difflib.unified_diff(
+            old.splitlines(),
+            new.splitlines(),
+            fromfile=f"snapshot: {label}",
+            tofile=f"current: {label}",
+            lineterm="",
+        )
+    )
+
+
+def _schema(snapshot: ParsedSnapshot) -> dict[str, tuple[str, bool]]:
+    columns: dict[str, tuple[str, bool]] = {}
+    for line in snapshot.sections.get("schema", "").splitlines():
+        name, sep, rest = line.partition(": ")
+        if not sep:
+            continue
+        not_null = rest.endswith(" not null")
+        columns[name] = (rest.removesuffix(" not null"), not not_null)
+    return columns
+
+
+def _schema_changes(old: ParsedSnapshot, new: ParsedSnapshot) -> tuple[list[str], bool, bool]:
+    before, after = _schema(old), _schema(new)
+    changes: list[str] = []
+    breaking = additive = False
+    for name, (dtype, nullable) in before.items():
+        if name not in after:
+            changes.append(f"column {name!r} removed")
+            breaking = True
+            continue
+        new_type, new_nullable = after[name]
+        if new_type != dtype:
+            changes.append(f"column {name!r} retyped {dtype} -> {new_type}")
+            breaking = True
+        if new_nullable and not nullable:
+            changes.append(f"column {name!r} became nullable")
+            breaking = True
+        elif nullable and not new_nullable:
+            changes.append(f"column {name!r} became not null")
+            additive = True
+    for name in after:
+        if name not in before:
+            changes.append(f"column {name!r} added")
+            additive = True
+    if not breaking and list(before) != [n for n in after if n in before]:
+        changes.append("columns reordered")
+        breaking = True
+    return changes, breaking, additive

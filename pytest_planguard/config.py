@@ -1,0 +1,259 @@
+"""Options and ini keys of the plugin, read once into a frozen :class:`PlanguardConfig`.
+
+Every option lives in the ``planguard`` group; every ini key can be set in ``pytest.ini``
+or ``[tool.pytest.ini_options]``.  Relative paths in ini keys resolve against the ini
+file's directory (the rootdir when there is none); paths given on the command line
+resolve against the invocation directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+
+CHANGE_CLASSES = (
+    "semantic",
+    "optimizer",
+    "physical",
+    "schema_breaking",
+    "schema_additive",
+    "cosmetic",
+)
+DEFAULT_GATE: Mapping[str, str] = {
+    "semantic": "fail",
+    "optimizer": "fail",
+    "physical": "fail",
+    "schema_breaking": "fail",
+    "schema_additive": "fail",
+    "cosmetic": "warn",
+}
+COST_SIGNALS = ("operator_total", "repartition_count", "estimated_rows")
+
+INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
+    ("planguard_manifests", "manifests gated by --planguard (one path per line)", "linelist", []),
+    ("planguard_adapter", "pipeline adapter factory, 'package.module:factory'", "string", ""),
+    (
+        "planguard_compile_entrypoints",
+        "compile entrypoints counted by planguard_single_compile ('module:function' per line)",
+        "linelist",
+        [],
+    ),
+    (
+        "planguard_resolver_stages",
+        "stages watched by planguard_resolver_identity, 'name=module:function(param.attr)'",
+        "linelist",
+        [],
+    ),
+    ("planguard_runs", "in-process runs of the determinism check (default 3)", "string", ""),
+    ("planguard_processes", "subprocesses of the determinism check (default 2)", "string", ""),
+    (
+        "planguard_snapshot_dir",
+        "directory of plan-bundle snapshots (default snapshots)",
+        "string",
+        "",
+    ),
+    (
+        "planguard_gate",
+        "gate policy per change class, 'class = fail|warn' per line (classes: "
+        + ", ".join(CHANGE_CLASSES)
+        + ")",
+        "linelist",
+        [],
+    ),
+    (
+        "planguard_cost_limits",
+        "allowed growth per view, 'signal = +N' or '+N%' per line (signals: "
+        + ", ".join(COST_SIGNALS)
+        + ")",
+        "linelist",
+        [],
+    ),
+    ("planguard_report", "write the JSON report to this path", "string", ""),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CostLimit:
+    signal: str
+    absolute: float | None
+    percent: float | None
+
+    def allows(self, before: float, after: float) -> bool:
+        """Is growing from ``before`` to ``after`` within this limit (both parts hold)?"""
+        growth = after - before
+        if growth <= 0:
+            return True
+        if self.absolute is not None and growth > self.absolute:
+            return False
+        if self.percent is None:
+            return True
+        if before <= 0:  # a percentage of nothing: only an absolute part can allow it
+            return self.absolute is not None
+        return growth / before * 100 <= self.percent
+
+    def describe(self) -> str:
+        parts = []
+        if self.absolute is not None:
+            parts.append(f"+{self.absolute:g}")
+        if self.percent is not None:
+            parts.append(f"+{self.percent:g}%")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanguardConfig:
+    enabled: bool
+    manifests: tuple[Path, ...]
+    adapter: str | None
+    compile_entrypoints: tuple[str, ...]
+    resolver_stages: tuple[str, ...]
+    runs: int
+    processes: int
+    snapshot_dir: Path
+    gate: Mapping[str, str]
+    cost_limits: Mapping[str, CostLimit]
+    report: Path | None
+    execute: bool
+    only: bool
+    rootpath: Path
+
+
+def default_manifest() -> Path:
+    """The bundled TPC-H example (located without importing reference_impl)."""
+    spec = importlib.util.find_spec("reference_impl")
+    if spec is None or not spec.submodule_search_locations:
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            "no manifest configured and the bundled example (reference_impl) is not installed",
+            field_path="planguard_manifests",
+        )
+    base = Path(next(iter(spec.submodule_search_locations)))
+    return base / "examples" / "tpch" / "manifest.toml"
+
+
+def load_config(config: pytest.Config) -> PlanguardConfig:
+    """Read options and ini keys; coded ``CONFIG_ERROR`` on bad values."""
+    ini_base = config.inipath.parent if config.inipath else config.rootpath
+    invocation = config.invocation_params.dir
+    cli_manifests = [invocation / p for p in (config.getoption("planguard_manifest") or [])]
+    ini_manifests = [ini_base / str(p) for p in config.getini("planguard_manifests")]
+    manifests = tuple(p.resolve() for p in (cli_manifests or ini_manifests)) or (
+        (default_manifest(),) if config.getoption("planguard") else ()
+    )
+    snapshot_opt = config.getoption("planguard_snapshot_dir")
+    snapshot_ini = str(config.getini("planguard_snapshot_dir") or "")
+    snapshot_dir = (
+        invocation / snapshot_opt if snapshot_opt else ini_base / (snapshot_ini or "snapshots")
+    )
+    report_opt = config.getoption("planguard_report")
+    report_ini = str(config.getini("planguard_report") or "")
+    report = (
+        invocation / report_opt if report_opt else (ini_base / report_ini if report_ini else None)
+    )
+    gate = dict(DEFAULT_GATE)
+    for line in [*config.getini("planguard_gate"), *(config.getoption("planguard_gate") or [])]:
+        name, action = _pair(str(line), "planguard_gate")
+        if name not in CHANGE_CLASSES or action not in ("fail", "warn"):
+            raise PlanguardError(
+                PlanguardCode.CONFIG_ERROR,
+                f"gate entry {line!r}: class must be one of {', '.join(CHANGE_CLASSES)} and "
+                "action fail or warn",
+                field_path="planguard_gate",
+            )
+        gate[name] = action
+    limits = {}
+    for line in config.getini("planguard_cost_limits"):
+        limit = _cost_limit(str(line))
+        limits[limit.signal] = limit
+    return PlanguardConfig(
+        enabled=bool(config.getoption("planguard")),
+        manifests=tuple(dict.fromkeys(manifests)),
+        adapter=config.getoption("planguard_adapter") or config.getini("planguard_adapter") or None,
+        compile_entrypoints=tuple(str(x) for x in config.getini("planguard_compile_entrypoints")),
+        resolver_stages=tuple(str(x) for x in config.getini("planguard_resolver_stages")),
+        runs=_positive(
+            config.getoption("planguard_runs") or config.getini("planguard_runs") or 3,
+            "planguard_runs",
+        ),
+        processes=_count(
+            config.getoption("planguard_processes")
+            if config.getoption("planguard_processes") is not None
+            else (config.getini("planguard_processes") or 2),
+            "planguard_processes",
+        ),
+        snapshot_dir=snapshot_dir.resolve(),
+        gate=gate,
+        cost_limits=limits,
+        report=report.resolve() if report else None,
+        execute=bool(config.getoption("planguard_execute")),
+        only=bool(config.getoption("planguard_only")),
+        rootpath=config.rootpath,
+    )
+
+
+def _pair(line: str, key: str) -> tuple[str, str]:
+    name, sep, value = line.partition("=")
+    if not sep:
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR, f"{line!r} must look like 'name = value'", field_path=key
+        )
+    return name.strip(), value.strip()
+
+
+def _cost_limit(line: str) -> CostLimit:
+    signal, value = _pair(line, "planguard_cost_limits")
+    if signal not in COST_SIGNALS:
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"cost limit {line!r}: signal must be one of {', '.join(COST_SIGNALS)}",
+            field_path="planguard_cost_limits",
+        )
+    absolute = percent = None
+    for part in value.replace(",", " ").split():
+        text = part.lstrip("+")
+        try:
+            if text.endswith("%"):
+                percent = float(text[:-1])
+            else:
+                absolute = float(text)
+        except ValueError:
+            raise PlanguardError(
+                PlanguardCode.CONFIG_ERROR,
+                f"cost limit {line!r}: {part!r} is not '+N' or '+N%'",
+                field_path="planguard_cost_limits",
+            ) from None
+    if absolute is None and percent is None:
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"cost limit {line!r} gives no limit",
+            field_path="planguard_cost_limits",
+        )
+    return CostLimit(signal=signal, absolute=absolute, percent=percent)
+
+
+def _positive(value: Any, key: str) -> int:
+    number = _count(value, key)
+    if number < 1:
+        raise PlanguardError(PlanguardCode.CONFIG_ERROR, f"{key} must be >= 1", field_path=key)
+    return number
+
+
+def _count(value: Any, key: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"{key} must be a whole number, got {value!r}",
+            field_path=key,
+        ) from None
+    if number < 0:
+        raise PlanguardError(PlanguardCode.CONFIG_ERROR, f"{key} must be >= 0", field_path=key)
+    return number

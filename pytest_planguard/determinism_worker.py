@@ -1,0 +1,30 @@
+"""``python -m pytest_planguard.determinism_worker MANIFEST [--adapter SPEC]``.
+
+Runs compile -> plan -> validate once with the given adapter and prints the fingerprints
+as JSON on stdout; the determinism check starts one per PYTHONHASHSEED value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_planguard.determinism_worker")
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--adapter", default=None)
+    args = parser.parse_args(argv)
+
+    from pytest_planguard.adapter import load_adapter
+    from pytest_planguard.invariants import fingerprints_once, fingerprints_to_json
+
+    fingerprints = fingerprints_once(load_adapter(args.adapter), args.manifest)
+    sys.stdout.write(fingerprints_to_json(fingerprints))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""``pytest --planguard``: manifests become test items that share one instrumented run.
+
+Per manifest: ``invariant[single_compile]``, ``invariant[resolver_identity]``,
+``invariant[determinism]``, ``policy[validation]``, then one plan-bundle gate item per
+view, named after the view.  The first item of a manifest to run (per process, so once
+per pytest-xdist worker) drives the adapter through compile -> context -> plan ->
+validate -> execute (a dry run unless ``--planguard-execute``) with the compile counter
+and the resolver spy active; every item reads that run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+
+if TYPE_CHECKING:
+    from pytest_planguard.adapter import (
+        BundleView,
+        EngineInfo,
+        PipelineFingerprints,
+        ValidationOutcome,
+    )
+    from pytest_planguard.invariants import CompileCounter, ResolverSpy
+    from pytest_planguard.session import PlanguardSession
+
+INVARIANTS = ("single_compile", "resolver_identity", "determinism")
+_SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+
+
+@dataclass(slots=True)
+class ManifestRun:
+    """One instrumented run of a manifest, shared by its items."""
+
+    path: Path
+    counter: CompileCounter
+    spy: ResolverSpy
+    compiled: Any = None
+    context: Any = None
+    plan: Any = None
+    validation: ValidationOutcome | None = None
+    execution_error: BaseException | None = None
+    error: BaseException | None = None
+    bundles: Mapping[str, BundleView] = field(default_factory=dict)
+    engine: EngineInfo | None = None
+    fingerprints: PipelineFingerprints | None = None
+    recheck: Mapping[str, BundleView] | None = None
+
+
+def render_error(exc: BaseException) -> str:
+    """``error[CODE] ...`` for coded errors of any package, else the exception line."""
+    render = getattr(exc, "render", None)
+    if callable(render):
+        return str(render())
+    return f"error[{PlanguardCode.MANIFEST_ERROR}] {type(exc).__name__}: {exc}"
+
+
+def error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "code", PlanguardCode.MANIFEST_ERROR))
+
+
+class GateState:
+    """Collection, the shared runs and the results of the plan gate (per process)."""
+
+    def __init__(self, session: PlanguardSession) -> None:
+        from pytest_planguard.snapshot import PlanBundleSnapshotExtension
+
+        self.session = session
+        self.config = session.config
+        self.runs: dict[Path, ManifestRun] = {}
+        self.results: list[dict[str, Any]] = []
+        self.unused: list[dict[str, Any]] = []
+        PlanBundleSnapshotExtension.snapshot_root = self.config.snapshot_dir
+        PlanBundleSnapshotExtension.rootpath = self.config.rootpath
+
+    # --------------------------------------------------------------------- collection
+
+    def collect_file(self, path: Path, parent: pytest.Collector) -> ManifestFile:
+        return ManifestFile.from_parent(parent, path=path)
+
+    def keep_only_gate_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        kept = [item for item in items if isinstance(item, GateItem | PlanItem)]
+        dropped = [item for item in items if not isinstance(item, GateItem | PlanItem)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+
+    # --------------------------------------------------------------------- the run
+
+    def manifest_run(self, path: Path) -> ManifestRun:
+        run = self.runs.get(path)
+        if run is None:
+            run = self.runs[path] = self._instrumented_run(path)
+        return run
+
+    def _instrumented_run(self, path: Path) -> ManifestRun:
+        from pytest_planguard.invariants import count_compiles, spy_resolver
+
+        adapter = self.session.adapter
+        with (
+            count_compiles(self.session.compile_targets()) as counter,
+            spy_resolver(self.session.resolver_stages()) as spy,
+        ):
+            run = ManifestRun(path=path, counter=counter, spy=spy)
+            try:
+                run.compiled = adapter.compile(path)
+                run.context = adapter.build_context(run.compiled)
+                run.plan = adapter.plan(run.context)
+                run.validation = adapter.validate(run.plan, run.context)
+                run.bundles = adapter.bundles(run.plan)
+                run.engine = adapter.engine_info(run.context)
+                run.fingerprints = adapter.fingerprints(
+                    run.compiled, run.context, run.plan, run.validation
+                )
+            except Exception as exc:
+                run.error = exc
+                return run
+            if self.config.execute and not run.validation.ok:
+                run.execution_error = PlanguardError(
+                    PlanguardCode.POLICY_FAILED,
+                    "execution skipped: policy validation failed (see policy[validation])",
+                )
+                return run
+            try:
+                adapter.execute(run.plan, run.context, dry_run=not self.config.execute)
+            except Exception as exc:
+                run.execution_error = exc
+        return run
+
+    def recheck_bundles(self, run: ManifestRun) -> Mapping[str, BundleView]:
+        """A second, independent plan of the same compiled program (stability check)."""
+        if run.recheck is None:
+            adapter = self.session.adapter
+            run.recheck = adapter.bundles(adapter.plan(adapter.build_context(run.compiled)))
+        return run.recheck
+
+    # --------------------------------------------------------------------- results
+
+    def hooks(self) -> GateHooks:
+        return GateHooks(self)
+
+    def record(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == "planguard" and (report.when == "call" or report.failed):
+                result = json.loads(str(value))
+                result["outcome"] = report.outcome
+                self.results.append(result)
+
+    def finish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):
+            return  # the controller reports for pytest-xdist workers
+        self.unused = self._unused_snapshots(session.config)
+        if self.config.report is not None:
+            from pytest_planguard.report import write_report
+
+            write_report(self.config.report, self.results, self.unused, self.config)
+
+    def _unused_snapshots(self, config: pytest.Config) -> list[dict[str, Any]]:
+        syrupy = getattr(config, "_syrupy", None)
+        report = getattr(syrupy, "report", None)
+        if report is None or getattr(report, "unused_detection_incomplete", False):
+            return []
+        root = self.config.snapshot_dir
+        out = []
+        for collection in report.unused:
+            location = Path(collection.location)
+            if location.suffix == ".plan" and location.is_relative_to(root):
+                out.append(
+                    {
+                        "code": str(PlanguardCode.SNAPSHOT_UNUSED),
+                        "snapshot": str(location.relative_to(root)),
+                        "view": location.stem,
+                        "deleted": bool(config.option.update_snapshots),
+                    }
+                )
+        return sorted(out, key=lambda entry: entry["snapshot"])
+
+    def terminal_summary(self, reporter: pytest.TerminalReporter) -> None:
+        if hasattr(reporter.config, "workerinput"):
+            return
+        from pytest_planguard.terminal import render_summary
+
+        for line in render_summary(self.results, self.unused):
+            reporter.write_line(line)
+
+    def accept_command(self, item: pytest.Item) -> str:
+        parts = ["pytest", "--planguard", "--snapshot-update"]
+        for manifest in item.config.getoption("planguard_manifest") or []:
+            parts += ["--planguard-manifest", str(manifest)]
+        if self.config.adapter and item.config.getoption("planguard_adapter"):
+            parts += ["--planguard-adapter", self.config.adapter]
+        parts.append(f"'{item.nodeid}'")
+        return " ".join(parts)
+
+
+class GateHooks:
+    """Registered as a plugin while the gate is on: gathers item results."""
+
+    def __init__(self, state: GateState) -> None:
+        self._state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._state.record(report)
+
+
+class ManifestFile(pytest.File):
+    """A gated manifest: its invariant, policy and per-view items."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from pytest_planguard.plugin import SESSION_KEY
+
+        session: PlanguardSession = self.config.stash[SESSION_KEY]
+        compiled = session.adapter.compile(self.path)
+        for check in INVARIANTS:
+            yield GateItem.from_parent(self, name=f"invariant[{check}]", check=check)
+        yield GateItem.from_parent(self, name="policy[validation]", check="policy")
+        for view in session.adapter.view_names(compiled):
+            yield PlanItem.from_parent(self, name=view, callobj=plan_bundle_gate)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if hasattr(excinfo.value, "render"):
+            return render_error(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+
+def _state(item: pytest.Item) -> GateState:
+    from pytest_planguard.plugin import SESSION_KEY
+
+    return item.config.stash[SESSION_KEY].gate
+
+
+def _manifest_label(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _publish(item: pytest.Item, **result: Any) -> None:
+    result.setdefault("manifest", _manifest_label(item))
+    result.setdefault("nodeid", item.nodeid)
+    item.user_properties.append(("planguard", json.dumps(result, sort_keys=True)))
+
+
+def _fail(item: pytest.Item, message: str, **result: Any) -> None:
+    _publish(item, message=message.splitlines()[0] if message else "", **result)
+    pytest.fail(message, pytrace=False)
+
+
+class GateItem(pytest.Item):
+    """An invariant or the policy check of one manifest."""
+
+    def __init__(self, *, check: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{_manifest_label(self)}::{self.name}"
+
+    def runtest(self) -> None:
+        state = _state(self)
+        run = state.manifest_run(self.path)
+        kind = "policy" if self.check == "policy" else "invariant"
+        if run.error is not None:
+            _fail(
+                self,
+                render_error(run.error),
+                kind=kind,
+                check=self.check,
+                status="error",
+                codes=[error_code(run.error)],
+            )
+        message = getattr(self, f"_check_{self.check}")(state, run)
+        if message:
+            code = {
+                "single_compile": PlanguardCode.SINGLE_COMPILE_VIOLATION,
+                "resolver_identity": PlanguardCode.RESOLVER_IDENTITY_VIOLATION,
+                "determinism": PlanguardCode.NONDETERMINISTIC,
+                "policy": PlanguardCode.POLICY_FAILED,
+            }[self.check]
+            codes = [str(code)]
+            if self.check == "policy" and run.validation is not None:
+                codes += sorted({f.code for f in run.validation.findings if f.severity == "error"})
+            _fail(self, message, kind=kind, check=self.check, status="failed", codes=codes)
+        findings = (
+            [
+                {"code": f.code, "severity": f.severity, "subject": f.subject, "message": f.message}
+                for f in run.validation.findings
+            ]
+            if self.check == "policy" and run.validation is not None
+            else []
+        )
+        _publish(self, kind=kind, check=self.check, status="passed", codes=[], findings=findings)
+
+    def _check_single_compile(self, state: GateState, run: ManifestRun) -> str | None:
+        return run.counter.failure(1)
+
+    def _check_resolver_identity(self, state: GateState, run: ManifestRun) -> str | None:
+        message = run.spy.failure()
+        if message and run.execution_error is not None:
+            message += "\n  execution did not complete: " + render_error(run.execution_error)
+        return message
+
+    def _check_determinism(self, state: GateState, run: ManifestRun) -> str | None:
+        report = state.session.determinism(self.path, first=run.fingerprints)
+        return report.failure()
+
+    def _check_policy(self, state: GateState, run: ManifestRun) -> str | None:
+        assert run.validation is not None
+        if run.validation.ok:
+            return None
+        lines = ["policy validation failed:"]
+        for finding in run.validation.findings:
+            lines.append(
+                f"  {finding.severity}[{finding.code}] {finding.subject}: {finding.message}"
+            )
+        return "\n".join(lines)
+
+
+def plan_bundle_gate() -> None:
+    """Marker object for syrupy: plan-bundle gate items are driven by PlanItem.runtest."""
+
+
+class PlanItem(pytest.Function):
+    """The plan-bundle gate of one view (a Function, so syrupy tracks its snapshot)."""
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{_manifest_label(self)}::{self.name}"
+
+    def runtest(self) -> None:
+        from pytest_planguard.checks import check_plan_item
+
+        check_plan_item(self, _state(self))
+
+
+def publish(item: pytest.Item, **result: Any) -> None:
+    _publish(item, **result)
+
+
+def fail(item: pytest.Item, message: str, **result: Any) -> None:
+    _fail(item, message, **result)
+
+
+def valid_snapshot_name(name: str) -> bool:
+    return bool(_SNAPSHOT_NAME.match(name)) and ".." not in name and os.sep not in name

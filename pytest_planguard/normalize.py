@@ -1,0 +1,135 @@
+"""Normalization of DataFusion 55 + Delta plan texts, so snapshots do not depend on the
+machine, the checkout directory or the run.
+
+What varies, and what replaces it (``NORMALIZER_VERSION`` changes when this list does):
+
+* partition counts: ``RoundRobinBatch(N)``, ``Hash([...], N)``, ``input_partitions=N``
+  -> ``<N>`` (DataFusion defaults target_partitions to the CPU count);
+* file groups: ``file_groups={N groups: [[a, b], [c]]}`` -> the sorted file list, without
+  the grouping (which follows the partition count);
+* absolute paths (printed without their leading slash): a dataset's location becomes
+  ``$<dataset>``, the manifest directory ``$MANIFEST``, the rootdir ``$ROOT``;
+* UUIDs (Delta data file names, ``delta.columnMapping.physicalName`` values such as
+  ``col-<uuid>``) -> ``<uuid>``;
+* Delta feature lists (writer-dependent order) -> sorted;
+* session settings that depend on the machine (``target_partitions``,
+  ``planning_concurrency``, temp directories) are left out of the settings hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+
+NORMALIZER_VERSION = 1
+
+_PARTITIONS = [
+    (re.compile(r"RoundRobinBatch\(\d+\)"), "RoundRobinBatch(<N>)"),
+    (re.compile(r"input_partitions=\d+"), "input_partitions=<N>"),
+    (re.compile(r"partition_count=\d+"), "partition_count=<N>"),
+]
+_HASH_PARTITIONING = "Hash(["
+_FILE_GROUPS = "file_groups={"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_FEATURES = re.compile(r"(?P<key>(?:reader|writer)_?[fF]eatures\s*[=:]\s*)\[(?P<items>[^\]]*)\]")
+_MACHINE_SETTINGS = ("target_partitions", "planning_concurrency", "temp_directory")
+
+
+def normalize_plan_text(
+    text: str,
+    *,
+    locations: Mapping[str, str] = {},
+    roots: Mapping[str, str] = {},
+) -> str:
+    """Normalize one displayed plan (see module docs for the rules)."""
+    out = _replace_paths(text, locations, roots)
+    out = _normalize_file_groups(out)
+    out = _normalize_hash_partitioning(out)
+    for pattern, replacement in _PARTITIONS:
+        out = pattern.sub(replacement, out)
+    out = _UUID.sub("<uuid>", out)
+    out = _FEATURES.sub(_sorted_features, out)
+    return "\n".join(line.rstrip() for line in out.strip("\n").splitlines())
+
+
+def settings_hash(settings: Mapping[str, str]) -> str:
+    """sha256 of the session settings, machine-dependent ones left out (16 hex digits)."""
+    kept = sorted(
+        (name, value)
+        for name, value in settings.items()
+        if not any(part in name for part in _MACHINE_SETTINGS)
+    )
+    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16]
+
+
+def _replace_paths(text: str, locations: Mapping[str, str], roots: Mapping[str, str]) -> str:
+    pairs: list[tuple[str, str]] = []
+    for name, location in locations.items():
+        pairs.append((location.rstrip("/"), f"${name}"))
+    for token, root in roots.items():
+        pairs.append((root.rstrip("/"), f"${token}"))
+    # Longest first, so a dataset inside the manifest directory wins over $MANIFEST.
+    for path, token in sorted(pairs, key=lambda pair: len(pair[0]), reverse=True):
+        if not path or path == "/":
+            continue
+        text = text.replace(path, token)
+        stripped = path.lstrip("/")  # DataFusion prints absolute paths without the slash
+        if stripped:
+            text = text.replace(stripped, token)
+    return text.replace("/$", "$")
+
+
+def _closing(text: str, start: int, open_char: str, close_char: str) -> int:
+    depth = 0
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == open_char:
+            depth += 1
+        elif char == close_char:
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _normalize_hash_partitioning(text: str) -> str:
+    out: list[str] = []
+    position = 0
+    while (start := text.find(_HASH_PARTITIONING, position)) != -1:
+        bracket = start + len("Hash(")
+        end_list = _closing(text, bracket, "[", "]")
+        end_call = _closing(text, start + len("Hash"), "(", ")")
+        if end_list == -1 or end_call == -1:
+            break
+        out.append(text[position : end_list + 1])
+        tail = text[end_list + 1 : end_call]
+        out.append(re.sub(r",\s*\d+\s*$", ", <N>", tail) + ")")
+        position = end_call + 1
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _normalize_file_groups(text: str) -> str:
+    out: list[str] = []
+    position = 0
+    while (start := text.find(_FILE_GROUPS, position)) != -1:
+        brace = start + len("file_groups=")
+        end = _closing(text, brace, "{", "}")
+        if end == -1:
+            break
+        body = text[brace + 1 : end]
+        listed = re.split(r"[\[\],]", body.partition(":")[2])
+        # Large files are split into byte ranges per partition: keep the file only.
+        files = sorted({re.sub(r":\d+\.\.\d+$", "", f.strip()) for f in listed if f.strip()})
+        out.append(text[position:start])
+        out.append("files=[" + ", ".join(files) + "]")
+        position = end + 1
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _sorted_features(match: re.Match[str]) -> str:
+    items = [item.strip() for item in match.group("items").split(",") if item.strip()]
+    return f"{match.group('key')}[{', '.join(sorted(items))}]"

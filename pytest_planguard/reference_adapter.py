@@ -1,0 +1,170 @@
+"""The default adapter: the reference pipeline of ``reference_impl``.
+
+Imported only when planguard actually drives a pipeline, never at pytest start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_planguard.adapter import (
+    BundleView,
+    EngineInfo,
+    Finding,
+    PipelineFingerprints,
+    ResolverStage,
+    ValidationOutcome,
+)
+
+REFERENCE_COMPILE_ENTRYPOINTS = ("reference_impl.semantics.compile:compile_semantic_program",)
+REFERENCE_RESOLVER_STAGES = (
+    ResolverStage("registration", "reference_impl.engine.data_source:register_dataset", "resolver"),
+    ResolverStage(
+        "scan_override",
+        "reference_impl.relspec.scan_overrides:apply_scan_unit_overrides",
+        "resolver",
+    ),
+    ResolverStage(
+        "execution",
+        "reference_impl.execution:execute_plan",
+        "authority.semantic_context.dataset_resolver",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceContext:
+    authority: Any
+    """reference_impl.relspec.authority.ExecutionAuthorityContext"""
+
+
+class ReferenceAdapter:
+    """Drives ``reference_impl`` stage by stage."""
+
+    compile_entrypoints: Sequence[str] = REFERENCE_COMPILE_ENTRYPOINTS
+    resolver_stages: Sequence[ResolverStage] = REFERENCE_RESOLVER_STAGES
+
+    def compile(self, manifest: Path) -> Any:
+        from reference_impl.semantics.compile import compile_semantic_program
+        from reference_impl.semantics.load import load_manifest
+
+        return compile_semantic_program(load_manifest(manifest))
+
+    def view_names(self, compiled: Any) -> Sequence[str]:
+        return tuple(compiled.view_names())
+
+    def build_context(self, compiled: Any) -> ReferenceContext:
+        from reference_impl.engine.runtime import build_runtime_profile
+        from reference_impl.engine.session import build_semantic_execution_context
+        from reference_impl.relspec.authority import build_execution_authority
+
+        semantic = build_semantic_execution_context(compiled, build_runtime_profile(compiled))
+        return ReferenceContext(authority=build_execution_authority(semantic))
+
+    def plan(self, context: ReferenceContext) -> Any:
+        from reference_impl.relspec.execution_plan import compile_execution_plan
+
+        return compile_execution_plan(context.authority)
+
+    def validate(self, plan: Any, context: ReferenceContext) -> ValidationOutcome:
+        from reference_impl.relspec.policy_validation import validate_policy_bundle
+
+        authority = context.authority
+        result = validate_policy_bundle(
+            plan,
+            runtime_profile=authority.semantic_context.runtime_profile,
+            udf_snapshot=authority.capabilities.udf_snapshot,
+        )
+        return ValidationOutcome(
+            ok=result.ok,
+            findings=tuple(
+                Finding(
+                    code=str(issue.code),
+                    severity=issue.severity,
+                    subject=issue.subject,
+                    message=issue.message,
+                )
+                for issue in result.issues
+            ),
+            artifact=result.artifact().to_bytes(),
+        )
+
+    def execute(self, plan: Any, context: ReferenceContext, *, dry_run: bool) -> Any:
+        from reference_impl.execution import execute_plan
+        from reference_impl.relspec.scan_overrides import apply_scan_unit_overrides
+
+        semantic = context.authority.semantic_context
+        apply_scan_unit_overrides(
+            semantic.session, semantic.dataset_resolver, plan.scan_policy_overrides_by_key
+        )
+        return execute_plan(plan, context.authority, dry_run=dry_run)
+
+    def fingerprints(
+        self, compiled: Any, context: ReferenceContext, plan: Any, validation: ValidationOutcome
+    ) -> PipelineFingerprints:
+        return PipelineFingerprints(
+            manifest=compiled.fingerprint,
+            plans={view: bundle.fingerprint for view, bundle in plan.plan_bundles_by_view.items()},
+            runtime=context.authority.runtime_fingerprint,
+            validation_artifact=validation.artifact,
+        )
+
+    def bundles(self, plan: Any) -> Mapping[str, BundleView]:
+        out: dict[str, BundleView] = {}
+        for node in plan.view_nodes:
+            bundle = plan.plan_bundles_by_view.get(node.name)
+            if bundle is None:
+                failure = node.failure
+                out[node.name] = BundleView(
+                    view=node.name,
+                    p0="",
+                    p1="",
+                    p2="",
+                    schema=(),
+                    status=node.status,
+                    message=failure.message if failure is not None else node.status,
+                )
+                continue
+            signals = plan.plan_signals_by_view[node.name]
+            out[node.name] = BundleView(
+                view=node.name,
+                p0=bundle.p0,
+                p1=bundle.p1,
+                p2=bundle.p2,
+                schema=tuple((f.name, f.type, f.nullable) for f in bundle.schema),
+                signals={
+                    "operator_counts": dict(signals.operator_counts),
+                    "operator_total": signals.operator_total,
+                    "repartition_count": signals.repartition_count,
+                    "estimated_rows": signals.stats.row_count,
+                    "estimated_rows_source": signals.stats.provenance,
+                    "estimated_output_rows": signals.estimated_output_rows,
+                    "required_udfs": list(bundle.required_udfs),
+                    "scan_datasets": list(signals.lineage.datasets),
+                },
+            )
+        return out
+
+    def engine_info(self, context: ReferenceContext) -> EngineInfo:
+        caps = context.authority.capabilities
+        rows = context.authority.semantic_context.session.sql(
+            "SELECT name, value FROM information_schema.df_settings"
+        ).to_pydict()
+        return EngineInfo(
+            versions={
+                "datafusion": caps.datafusion_version,
+                "deltalake": caps.deltalake_version,
+                "pyarrow": caps.pyarrow_version,
+            },
+            settings={
+                name: "" if value is None else str(value)
+                for name, value in zip(rows["name"], rows["value"], strict=True)
+            },
+            locations={
+                name: dataset.location
+                for name, dataset in context.authority.semantic_context.datasets.items()
+            },
+        )

@@ -1,0 +1,176 @@
+"""The plugin's session object: everything the thin entry module delegates to.
+
+It holds the parsed configuration, loads the adapter lazily, guards marked tests with the
+invariant spies, and (with ``--planguard``) turns manifests into test items, shares one
+instrumented pipeline run per manifest among them, and gathers results for the reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_planguard.config import PlanguardConfig, load_config
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.markers import (
+    DETERMINISTIC,
+    RESOLVER_IDENTITY,
+    SINGLE_COMPILE,
+    as_tuple,
+    marker_arguments,
+)
+
+if TYPE_CHECKING:
+    from pytest_planguard.adapter import PipelineAdapter, ResolverStage
+    from pytest_planguard.gate import GateState
+    from pytest_planguard.invariants import DeterminismReport
+
+
+class PlanguardSession:
+    """Per-process state of the plugin (one per pytest run, one per xdist worker)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.pytest_config = config
+        self.config: PlanguardConfig = load_config(config)
+        self._adapter: PipelineAdapter | None = None
+        self._gate: GateState | None = None
+
+    # ----------------------------------------------------------------- adapter & targets
+
+    @property
+    def adapter(self) -> PipelineAdapter:
+        if self._adapter is None:
+            from pytest_planguard.adapter import load_adapter
+
+            self._adapter = load_adapter(self.config.adapter)
+        return self._adapter
+
+    def compile_targets(self, override: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return (
+            override or self.config.compile_entrypoints or tuple(self.adapter.compile_entrypoints)
+        )
+
+    def resolver_stages(self, override: tuple[str, ...] = ()) -> tuple[ResolverStage, ...]:
+        from pytest_planguard.invariants import parse_stage
+
+        configured = [parse_stage(spec) for spec in self.config.resolver_stages]
+        known = {stage.name: stage for stage in (configured or self.adapter.resolver_stages)}
+        if not override:
+            return tuple(known.values())
+        return tuple(parse_stage(spec, known) for spec in override)
+
+    # ------------------------------------------------------------------ marked tests
+
+    @staticmethod
+    def is_guarded(item: pytest.Item) -> bool:
+        return any(
+            item.get_closest_marker(spec.name) is not None
+            for spec in (SINGLE_COMPILE, RESOLVER_IDENTITY, DETERMINISTIC)
+        )
+
+    @contextmanager
+    def guard(self, item: pytest.Item) -> Iterator[None]:
+        """Spy during the test call; fail it afterwards when an invariant broke."""
+        from pytest_planguard.invariants import count_compiles, spy_resolver
+
+        single = marker_arguments(item, SINGLE_COMPILE)
+        identity = marker_arguments(item, RESOLVER_IDENTITY)
+        deterministic = marker_arguments(item, DETERMINISTIC)
+        with ExitStack() as stack:
+            counter = (
+                stack.enter_context(
+                    count_compiles(self.compile_targets(as_tuple(single.get("entrypoints"))))
+                )
+                if single is not None
+                else None
+            )
+            spy = (
+                stack.enter_context(
+                    spy_resolver(self.resolver_stages(as_tuple(identity.get("stages"))))
+                )
+                if identity is not None
+                else None
+            )
+            yield
+        failures = []
+        if counter is not None and single is not None:
+            failures.append(counter.failure(int(single.get("max_compiles", 1))))
+        if spy is not None:
+            failures.append(spy.failure())
+        if deterministic is not None and deterministic.get("manifest") is not None:
+            report = self.determinism(
+                Path(deterministic["manifest"]),
+                runs=deterministic.get("runs"),
+                processes=deterministic.get("processes"),
+                adapter=deterministic.get("adapter"),
+            )
+            failures.append(report.failure())
+        messages = [message for message in failures if message]
+        if messages:
+            pytest.fail("\n\n".join(messages), pytrace=False)
+
+    def determinism(
+        self,
+        manifest: Path,
+        *,
+        runs: int | None = None,
+        processes: int | None = None,
+        adapter: str | None = None,
+        first: Any = None,
+    ) -> DeterminismReport:
+        from pytest_planguard.adapter import load_adapter
+        from pytest_planguard.invariants import check_determinism
+
+        spec = adapter or self.config.adapter
+        return check_determinism(
+            load_adapter(spec) if adapter else self.adapter,
+            spec,
+            manifest,
+            runs=runs if runs is not None else self.config.runs,
+            processes=processes if processes is not None else self.config.processes,
+            first=first,
+        )
+
+    # ------------------------------------------------------------------ the plan gate
+
+    @property
+    def gate(self) -> GateState:
+        if self._gate is None:
+            from pytest_planguard.gate import GateState
+
+            self._gate = GateState(self)
+        return self._gate
+
+    def is_manifest(self, path: Path) -> bool:
+        return self.config.enabled and path.resolve() in self.config.manifests
+
+
+class DeterminismChecker:
+    """What the ``planguard_determinism`` fixture returns."""
+
+    def __init__(self, session: PlanguardSession, marker: dict[str, Any] | None) -> None:
+        self._session = session
+        self._marker = marker or {}
+
+    def check(self, manifest: str | Path, **overrides: Any) -> DeterminismReport:
+        """Run the check on ``manifest``; fail the test with the first difference."""
+        unknown = set(overrides) - {"runs", "processes", "adapter"}
+        if unknown:
+            raise PlanguardError(
+                PlanguardCode.MARKER_ARGUMENT,
+                f"check() takes runs, processes, adapter; got {', '.join(sorted(unknown))}",
+            )
+        options = {**{k: v for k, v in self._marker.items() if k != "manifest"}, **overrides}
+        report = self._session.determinism(Path(manifest), **options)
+        message = report.failure()
+        if message:
+            pytest.fail(message, pytrace=False)
+        return report
+
+
+def determinism_checker(session: PlanguardSession, item: pytest.Item) -> DeterminismChecker:
+    return DeterminismChecker(session, marker_arguments(item, DETERMINISTIC))

@@ -1,0 +1,46 @@
+"""Rendering the planguard section of pytest's terminal summary (no measuring here)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pytest_planguard.report import summarize
+
+
+def render_summary(
+    results: Sequence[dict[str, Any]], unused: Sequence[dict[str, Any]]
+) -> Iterator[str]:
+    summary = summarize(results, unused)
+    yield ""
+    yield "=" * 24 + " planguard " + "=" * 24
+    changed = summary["changed"]
+    by_class = ", ".join(f"{name} {count}" for name, count in sorted(changed["by_class"].items()))
+    yield (
+        f"views checked {summary['views_checked']}: unchanged {summary['unchanged']}, "
+        f"changed {changed['total']}"
+        + (f" ({by_class})" if by_class else "")
+        + f", new {summary['new']}, updated {summary['updated']}, unused {summary['unused']}, "
+        f"unavailable {summary['unavailable']}, unstable {summary['unstable']}"
+    )
+    checks = Counter((r["check"], r["status"]) for r in results if r.get("kind") != "plan")
+    if checks:
+        yield "checks: " + ", ".join(
+            f"{check} {status}" + (f" x{count}" if count > 1 else "")
+            for (check, status), count in sorted(checks.items())
+        )
+    for result in results:
+        if result.get("kind") == "plan" and result.get("status") in {
+            "changed",
+            "unstable",
+            "unavailable",
+            "new",
+            "error",
+        }:
+            action = result.get("action", "fail" if result.get("outcome") == "failed" else "pass")
+            classes = ", ".join(result.get("classes", [])) or result["status"]
+            yield f"  {action.upper():<5} {result['nodeid']}: {classes}"
+    for entry in unused:
+        verb = "deleted" if entry["deleted"] else "unused"
+        yield f"  {verb.upper():<11} snapshot {entry['snapshot']}"
