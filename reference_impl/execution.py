@@ -12,6 +12,7 @@ locations required through the resolver) but executes nothing: no ``cache()``, n
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -19,6 +20,11 @@ import msgspec
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.relspec.authority import ExecutionAuthorityContext
 from reference_impl.relspec.contracts import ExecutionPlan
+
+_PY_TRACEBACK = re.compile(r', traceback: Some\("(?:[^"\\]|\\.)*"\)')
+"""The Python traceback DataFusion embeds (``PyErr { ..., traceback: Some("...") }``) when
+a Python UDF raises during execution: user-facing errors never show a traceback."""
+_FIELD_SECTION = {ErrorCode.EXECUTION_FAILED: "views", ErrorCode.OUTPUT_WRITE_FAILED: "outputs"}
 
 
 class OutputWrite(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,8 +137,13 @@ def _row_count(table: Any) -> int:
 
 
 def _failed(code: ErrorCode, subject: str, exc: BaseException, file: str) -> ReferenceImplError:
-    text = str(exc).strip()
+    text = _PY_TRACEBACK.sub("", str(exc)).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
+    first = first.split(", traceback: ", 1)[0]  # an embedded traceback left unparsed
     return ReferenceImplError(
-        code, f"{subject!r}: {first}", file=file, field_path=None, subjects=(subject,)
+        code,
+        f"{subject!r}: {first}",
+        file=file,
+        field_path=f"{_FIELD_SECTION[code]}.{subject}",
+        subjects=(subject,),
     )
