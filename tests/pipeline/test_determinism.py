@@ -1,0 +1,122 @@
+"""The policy-validation artifact is byte-identical across processes with different
+``PYTHONHASHSEED`` (it carries the plan hash, so the whole plan is covered too)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reference_impl.pipeline import run_pipeline
+
+WriteManifest = Callable[..., Path]
+DeltaTableFactory = Callable[..., Path]
+
+PROBE = """
+import sys
+from reference_impl.pipeline import run_pipeline
+
+run = run_pipeline(sys.argv[1], execute=False)
+sys.stdout.write(run.validation.artifact().to_bytes().hex())
+"""
+
+FINDINGS = """
+[datasets.events]
+format = "delta"
+location = "events"
+
+[datasets.tiny]
+format = "delta"
+location = "tiny"
+
+[views.by_kind]
+sql = "SELECT kind, count(*) AS n FROM events GROUP BY kind"
+
+[views.tiny_view]
+sql = "SELECT k FROM tiny"
+executor = "ray"
+
+[views.broken]
+sql = "SELECT missing FROM events"
+
+[views.after_broken]
+sql = "SELECT * FROM broken"
+
+[views.needs_udfs]
+sql = "SELECT kind FROM events"
+udfs = ["zeta", "alpha", "mid"]
+
+[policy.delta_support]
+max_reader_version = 1
+max_writer_version = 2
+"""
+
+
+def artifact_in_subprocess(manifest: Path, seed: str) -> bytes:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(manifest)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return bytes.fromhex(done.stdout)
+
+
+@pytest.fixture
+def findings_manifest(write_manifest: WriteManifest, delta_table: DeltaTableFactory) -> Path:
+    kinds = ["click", "view", "buy", "share", "save"]
+    delta_table(
+        "events",
+        {"kind": [kinds[i % 5] for i in range(3000)], "id": list(range(3000))},
+        configuration={"delta.enableDeletionVectors": "true"},
+    )
+    delta_table("tiny", {"k": ["a", "b", "c"]})
+    return write_manifest(FINDINGS)
+
+
+def test_a_findings_rich_artifact_is_identical_across_hash_seeds(findings_manifest: Path) -> None:
+    first = artifact_in_subprocess(findings_manifest, "0")
+    second = artifact_in_subprocess(findings_manifest, "4242")
+    assert first == second
+    for code in (b"DELTA_PROTOCOL_INCOMPATIBLE", b"EXECUTOR_UNAVAILABLE", b"UDF_MISSING"):
+        assert code in first  # the artifact is not trivially empty
+    in_process = run_pipeline(findings_manifest, execute=False).validation.artifact()
+    assert in_process.to_bytes() == first
+
+
+def test_the_tpch_artifact_is_identical_across_hash_seeds(tpch_module_manifest: Path) -> None:
+    first = artifact_in_subprocess(tpch_module_manifest, "1")
+    second = artifact_in_subprocess(tpch_module_manifest, "987654321")
+    assert first == second
+    assert b'"plan_hash"' in first
+
+
+def test_the_artifact_changes_with_the_runtime(
+    findings_manifest: Path, write_manifest: WriteManifest
+) -> None:
+    """Twin: the comparison can fail; a different pinned runtime gives different bytes."""
+    base = run_pipeline(findings_manifest, execute=False).validation.artifact()
+    other = write_manifest(
+        FINDINGS + textwrap.dedent("[runtime]\ntarget_partitions = 2\n"), name="runtime2.toml"
+    )
+    changed = run_pipeline(other, execute=False).validation.artifact()
+    assert changed.runtime_hash != base.runtime_hash
+    assert changed.to_bytes() != base.to_bytes()
+    assert changed.codes == base.codes
+
+
+def test_planning_twice_in_one_process_gives_the_same_plan(findings_manifest: Path) -> None:
+    first = run_pipeline(findings_manifest, execute=False).plan
+    second = run_pipeline(findings_manifest, execute=False).plan
+    assert first.fingerprint == second.fingerprint
+    assert first.runtime_fingerprint == second.runtime_fingerprint
+    assert first == second
