@@ -73,9 +73,7 @@ def table_scans(plan: Any) -> list[TableScanFact]:
         if kind == "TableScan":
             projection = variant.projection()
             columns = (
-                tuple(name for _, name in projection)
-                if projection
-                else tuple(field.name for field in _schema_fields(variant.schema()))
+                tuple(name for _, name in projection) if projection else _scan_schema_names(variant)
             )
             pushed = tuple(expr.canonical_name() for expr in variant.filters())
             found.append(
@@ -89,6 +87,23 @@ def table_scans(plan: Any) -> list[TableScanFact]:
         here = (variant.predicate().canonical_name(),) if kind == "Filter" else ()
         stack.extend((child, here) for child in reversed(node.inputs()))
     return found
+
+
+def _scan_schema_names(scan: Any) -> tuple[str, ...]:
+    """Column names of a TableScan's (projected) schema, table qualifier stripped.
+
+    An optimized scan that needs no column (``SELECT 1 FROM t``, ``count(*)``) has an
+    empty projection and an empty schema.  The schema is a ``DFSchema``, which is not
+    iterable: read ``field_names()`` (``table.column``).
+    """
+    schema = scan.schema()
+    if not hasattr(schema, "field_names"):
+        return tuple(field.name for field in _schema_fields(schema))
+    prefix = f"{scan.table_name()}."
+    return tuple(
+        name[len(prefix) :] if name.startswith(prefix) else name
+        for name in map(str, schema.field_names())
+    )
 
 
 def _schema_fields(schema: Any) -> Iterable[Any]:
