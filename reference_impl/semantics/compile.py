@@ -51,6 +51,9 @@ _NOT_A_QUERY_KEYWORDS = frozenset(
     }
 )  # fmt: skip
 _QUERY_TYPES = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
+_STATEMENT_NODES = (exp.Into, exp.DML, exp.DDL, exp.Drop, exp.Command)
+"""Nodes that make a query a statement: ``SELECT ... INTO`` creates a table when DataFusion
+plans it, and DML can hide in a CTE."""
 _DEFAULT_SCHEMAS = frozenset({"", "public"})
 
 
@@ -196,6 +199,15 @@ def _analyse_view(name: str, sql: str, known: set[str]) -> tuple[str, ...]:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_NOT_A_QUERY,
             f"view {name!r} is a {tree.key.upper()} statement; only queries are allowed",
+            field_path=path,
+            subjects=(name,),
+        )
+    nested = next((node for node in tree.walk() if isinstance(node, _STATEMENT_NODES)), None)
+    if nested is not None:
+        kind = "SELECT ... INTO" if isinstance(nested, exp.Into) else nested.key.upper()
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_NOT_A_QUERY,
+            f"view {name!r} contains a {kind} statement; only queries are allowed",
             field_path=path,
             subjects=(name,),
         )

@@ -223,6 +223,9 @@ NOT_A_QUERY = {
     "set": "SET datafusion.execution.batch_size = 1",
     "explain": "EXPLAIN SELECT 1",
     "show": "SHOW TABLES",
+    "select into (creates a table)": "SELECT * INTO copied FROM orders",
+    "select into inside a union": "SELECT 1 AS x UNION ALL SELECT 2 INTO copied",
+    "delete in a cte": "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d",
     "two statements": "SELECT 1; SELECT 2",
     "a query then DDL": "SELECT 1; DROP TABLE orders",
 }
