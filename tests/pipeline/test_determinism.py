@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -57,10 +58,10 @@ max_writer_version = 2
 """
 
 
-def artifact_in_subprocess(manifest: Path, seed: str) -> bytes:
+def artifact_in_subprocess(manifest: Path, seed: str, prefix: tuple[str, ...] = ()) -> bytes:
     env = {**os.environ, "PYTHONHASHSEED": seed}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(manifest)],
+        [*prefix, sys.executable, "-c", PROBE, str(manifest)],
         capture_output=True,
         text=True,
         env=env,
@@ -120,3 +121,40 @@ def test_planning_twice_in_one_process_gives_the_same_plan(findings_manifest: Pa
     assert first.fingerprint == second.fingerprint
     assert first.runtime_fingerprint == second.runtime_fingerprint
     assert first == second
+
+
+ONE_CPU = ("taskset", "-c", str(min(os.sched_getaffinity(0))))
+CPU_PROBE = """
+from datafusion import SessionConfig, SessionContext
+ctx = SessionContext(SessionConfig({"datafusion.catalog.information_schema": "true"}))
+rows = ctx.sql(
+    "SELECT value FROM information_schema.df_settings "
+    "WHERE name = 'datafusion.execution.target_partitions'"
+).to_pydict()
+print(rows["value"][0])
+"""
+
+
+def default_partitions(prefix: tuple[str, ...] = ()) -> str:
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", CPU_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(
+    shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2,
+    reason="needs taskset and at least two CPUs",
+)
+def test_the_artifact_does_not_depend_on_the_cpu_count(findings_manifest: Path) -> None:
+    # the engine's own default follows the CPUs this process may use...
+    assert default_partitions(ONE_CPU) == "1"
+    assert default_partitions() != "1"
+    # ...but the pinned profile does not
+    all_cpus = artifact_in_subprocess(findings_manifest, "0")
+    one_cpu = artifact_in_subprocess(findings_manifest, "0", ONE_CPU)
+    assert one_cpu == all_cpus
