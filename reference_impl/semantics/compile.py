@@ -180,7 +180,16 @@ def _analyse_view(name: str, sql: str, known: set[str]) -> tuple[str, ...]:
         )
     _check_nesting(name, statements[0], path)
     try:
-        tree = sqlglot.parse_one(sql)
+        # ``parse`` rather than ``parse_one``: stray semicolons and a comment after the
+        # last one parse as empty/``Semicolon`` entries (DataFusion ignores them too).
+        parsed = [
+            tree
+            for tree in sqlglot.parse(sql)
+            if tree is not None and type(tree) is not exp.Semicolon
+        ]
+        if len(parsed) != 1:
+            raise ParseError(f"expected one query, parsed {len(parsed)}")
+        tree = parsed[0]
     except (ParseError, TokenError) as exc:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_SQL_SYNTAX,

@@ -242,9 +242,24 @@ def test_a_statement_that_is_not_one_query_is_refused(
     assert err.subjects == ("v",)
 
 
-def test_one_query_with_a_trailing_semicolon_is_a_query(write_manifest: WriteManifest) -> None:
-    manifest = compile_text(write_manifest, DATASETS + '[views.v]\nsql = "SELECT 1 AS x;"\n')
-    assert manifest.view_names() == ("v",)
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT o_orderkey FROM orders;",
+        "SELECT o_orderkey FROM orders; -- trailing comment",
+        "SELECT o_orderkey FROM orders; /* trailing block comment */",
+        "SELECT o_orderkey FROM orders;;",
+        "; SELECT o_orderkey FROM orders",
+        "-- leading comment\nSELECT o_orderkey FROM orders;\n\n",
+    ],
+    ids=["semicolon", "comment", "block-comment", "two-semicolons", "leading", "surrounded"],
+)
+def test_one_query_with_stray_semicolons_and_comments_is_a_query(
+    write_manifest: WriteManifest, sql: str
+) -> None:
+    """DataFusion runs each of these as the one query it holds; so must compile accept it."""
+    manifest = compile_text(write_manifest, DATASETS + "[views.v]\nsql = " + json.dumps(sql))
+    assert manifest.view("v").depends_on == ("orders",)
 
 
 @pytest.mark.parametrize(
