@@ -185,7 +185,9 @@ def _plan_view(
         p1 = frame.optimized_logical_plan()
         physical = frame.execution_plan()
         stats = (
-            explain_statistics(stats_ctx.sql("EXPLAIN " + view.sql).to_pydict())
+            # through the registered view, not its SQL text: the text may hold stray
+            # semicolons or comments that DataFusion accepts alone but not after EXPLAIN
+            explain_statistics(stats_ctx.sql(f'EXPLAIN SELECT * FROM "{view.name}"').to_pydict())
             if stats_ctx is not None
             else None
         )

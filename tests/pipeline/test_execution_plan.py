@@ -325,3 +325,19 @@ def test_a_view_over_a_view_scans_the_underlying_dataset(
     assert unit.views == ("v", "w")
     assert unit.pushed_filters == ("t.a > Int64(1)",)
     assert run.plan.lineage_by_view["w"].datasets == ("t",)
+
+
+def test_plan_statistics_work_for_any_sql_compile_accepts(
+    write_manifest: WriteManifest, delta_table: DeltaTableFactory
+) -> None:
+    """Stray semicolons and comments are fine for compile and DataFusion; the per-view
+    EXPLAIN must not trip over them either."""
+    delta_table("t", {"a": [1, 2, 2, 3]})
+    text = SMALL.replace(
+        'sql = "SELECT a, count(*) AS n FROM t WHERE a > 1 GROUP BY a"',
+        'sql = "; SELECT a, count(*) AS n FROM t WHERE a > 1 GROUP BY a; -- done"',
+    )
+    run = run_pipeline(write_manifest(text + '[runtime]\nstatistics = "plan"\n'), execute=False)
+    assert run.validation.errors == (), run.validation.issues
+    assert all(node.status == "planned" for node in run.plan.view_nodes)
+    assert run.plan.task_plan_metrics["v"].estimated_output_rows is not None
