@@ -1,4 +1,4 @@
-"""The ``planguard`` command line: schema, compile, validate, run.
+"""The ``planguard`` command line: schema, compile, validate, run, diff.
 
 Exit codes everywhere: 0 clean (warnings allowed), 1 findings (policy errors, gate
 failures), 2 bad input or usage.  Errors print ``error[CODE] file: field.path: message``
@@ -24,7 +24,7 @@ EXIT_BAD_INPUT = 2
 
 _DESCRIPTION = """\
 Compile, plan, validate and run DataFusion + Delta Lake pipelines described by a manifest
-(format v1, TOML or JSON).
+(format v1, TOML or JSON), and compare plan-bundle snapshot trees.
 
 exit codes: 0 clean (warnings allowed), 1 findings (policy errors, gate failures),
 2 bad input or usage.  Errors print `error[CODE] file: field.path: message`."""
@@ -90,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true")
     run.add_argument("--mode", choices=("error", "warn", "ignore"))
 
+    diff = sub.add_parser(
+        "diff",
+        help="compare two plan-bundle snapshot trees",
+        description="Compare the *.plan snapshots under BASE_DIR and HEAD_DIR (for example "
+        "before and after a DataFusion upgrade), classify each change like the gate does, and "
+        "exit 1 when the gate policy fails any of them.",
+    )
+    diff.add_argument("base", metavar="BASE_DIR")
+    diff.add_argument("head", metavar="HEAD_DIR")
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    diff.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="CLASS=fail|warn",
+        help="gate policy per class (repeatable); classes: semantic, optimizer, physical, "
+        "schema_breaking, schema_additive, cosmetic, new, removed; default fail, cosmetic warn",
+    )
     return parser
 
 
@@ -100,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compile": _compile,
         "validate": _validate,
         "run": _run,
+        "diff": _diff,
     }
     try:
         return handlers[args.command](args)
@@ -256,6 +275,12 @@ def _run(args: argparse.Namespace) -> int:
                     f"version {out.delta_version}"
                 )
     return code
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from pytest_planguard.diff_cli import run_diff
+
+    return run_diff(args.base, args.head, policies=args.policy, as_json=args.json)
 
 
 if __name__ == "__main__":  # pragma: no cover

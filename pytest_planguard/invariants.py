@@ -93,9 +93,11 @@ def patched_everywhere(
 
 
 def short_stack(skip: int = 2) -> tuple[str, ...]:
-    """The caller's stack, innermost last, without pytest/pluggy/planguard frames."""
+    """The caller's stack, innermost last, from where pytest/pluggy/planguard hand over."""
     frames = traceback.extract_stack()[:-skip]
-    kept = [f for f in frames if not any(part in f.filename for part in _INTERNAL)]
+    internal = [i for i, f in enumerate(frames) if any(part in f.filename for part in _INTERNAL)]
+    # Keep what runs after the test framework hands over: the test and the code it calls.
+    kept = frames[internal[-1] + 1 :] if internal else frames
     return tuple(f"{_shorten(f.filename)}:{f.lineno} in {f.name}" for f in kept[-STACK_DEPTH:])
 
 

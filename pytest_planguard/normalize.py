@@ -5,8 +5,9 @@ What varies, and what replaces it (``NORMALIZER_VERSION`` changes when this list
 
 * partition counts: ``RoundRobinBatch(N)``, ``Hash([...], N)``, ``input_partitions=N``
   -> ``<N>`` (DataFusion defaults target_partitions to the CPU count);
-* file groups: ``file_groups={N groups: [[a, b], [c]]}`` -> the sorted file list, without
-  the grouping (which follows the partition count);
+* file groups: ``file_groups={N groups: [[a, b], [c]]}`` -> ``files=[<dirs>]``, the sorted
+  set of directories the files lie in: the grouping follows the partition count, and
+  DataFusion elides groups past the fifth (``...``), so the file list itself varies;
 * absolute paths (printed without their leading slash): a dataset's location becomes
   ``$<dataset>``, the manifest directory ``$MANIFEST``, the rootdir ``$ROOT``;
 * UUIDs (Delta data file names, ``delta.columnMapping.physicalName`` values such as
@@ -121,13 +122,21 @@ def _normalize_file_groups(text: str) -> str:
             break
         body = text[brace + 1 : end]
         listed = re.split(r"[\[\],]", body.partition(":")[2])
-        # Large files are split into byte ranges per partition: keep the file only.
-        files = sorted({re.sub(r":\d+\.\.\d+$", "", f.strip()) for f in listed if f.strip()})
+        dirs = sorted(
+            {_directory(entry.strip()) for entry in listed if entry.strip() not in ("", "...")}
+        )
         out.append(text[position:start])
-        out.append("files=[" + ", ".join(files) + "]")
+        out.append("files=[" + ", ".join(dirs) + "]")
         position = end + 1
     out.append(text[position:])
     return "".join(out)
+
+
+def _directory(entry: str) -> str:
+    """``$events/part-0.parquet:0..100`` -> ``$events``; ``a/b/c.parquet`` -> ``a/b``."""
+    if entry.startswith("$"):
+        return entry.split("/", 1)[0]
+    return entry.rsplit("/", 1)[0] if "/" in entry else entry
 
 
 def _sorted_features(match: re.Match[str]) -> str:

@@ -102,7 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for spec in MARKERS:
-        config.addinivalue_line("markers", f"{spec.name}: {spec.help}")
+        config.addinivalue_line("markers", spec.help)
     _register_hypothesis_profiles(config)
     from pytest_planguard.errors import PlanguardError
     from pytest_planguard.session import PlanguardSession

@@ -77,24 +77,25 @@ class PlanguardSession:
         """Spy during the test call; fail it afterwards when an invariant broke."""
         from pytest_planguard.invariants import count_compiles, spy_resolver
 
-        single = marker_arguments(item, SINGLE_COMPILE)
-        identity = marker_arguments(item, RESOLVER_IDENTITY)
-        deterministic = marker_arguments(item, DETERMINISTIC)
-        with ExitStack() as stack:
-            counter = (
-                stack.enter_context(
-                    count_compiles(self.compile_targets(as_tuple(single.get("entrypoints"))))
-                )
+        try:
+            single = marker_arguments(item, SINGLE_COMPILE)
+            identity = marker_arguments(item, RESOLVER_IDENTITY)
+            deterministic = marker_arguments(item, DETERMINISTIC)
+            targets = (
+                self.compile_targets(as_tuple(single.get("entrypoints")))
                 if single is not None
-                else None
+                else ()
             )
-            spy = (
-                stack.enter_context(
-                    spy_resolver(self.resolver_stages(as_tuple(identity.get("stages"))))
-                )
+            stages = (
+                self.resolver_stages(as_tuple(identity.get("stages")))
                 if identity is not None
-                else None
+                else ()
             )
+        except PlanguardError as err:
+            pytest.fail(err.render(), pytrace=False)
+        with ExitStack() as stack:
+            counter = stack.enter_context(count_compiles(targets)) if single is not None else None
+            spy = stack.enter_context(spy_resolver(stages)) if identity is not None else None
             yield
         failures = []
         if counter is not None and single is not None:

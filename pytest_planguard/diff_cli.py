@@ -1,0 +1,136 @@
+"""``planguard diff BASE_DIR HEAD_DIR``: compare two plan-bundle snapshot trees.
+
+Every ``*.plan`` file is matched by its path relative to the tree root and classified
+like the gate does (:mod:`pytest_planguard.classify`); a file only in HEAD is ``new``, one
+only in BASE is ``removed``.  The exit code follows the gate policy: 1 when a change has a
+class whose action is ``fail``, else 0; 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_planguard.classify import classify
+from pytest_planguard.config import CHANGE_CLASSES, DEFAULT_GATE
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+
+DIFF_CLASSES = (*CHANGE_CLASSES, "new", "removed")
+DIFF_SCHEMA_VERSION = 1
+
+
+def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) -> int:
+    gate = gate_policy(policies)
+    base_tree, head_tree = _tree(base, "BASE_DIR"), _tree(head, "HEAD_DIR")
+    changes = diff_trees(base_tree, head_tree, gate)
+    summary = _summary(changes, len(set(base_tree) | set(head_tree)))
+    if as_json:
+        payload = {
+            "schema_version": DIFF_SCHEMA_VERSION,
+            "base": str(Path(base).resolve()),
+            "head": str(Path(head).resolve()),
+            "gate": dict(sorted(gate.items())),
+            "summary": summary,
+            "changes": changes,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    else:
+        for change in changes:
+            classes = ", ".join(change["classes"])
+            action = change["action"].upper()
+            print(f"{action:<5} {change['snapshot']}: {change['status']} ({classes})")
+            for section, diff in change["diffs"].items():
+                print(f"  --- {section} ---")
+                print("\n".join("  " + line for line in diff.splitlines()))
+        by_class = ", ".join(f"{k} {v}" for k, v in summary["by_class"].items()) or "none"
+        print(
+            f"{summary['compared']} snapshot(s) compared: {summary['unchanged']} unchanged, "
+            f"{summary['changed']} changed ({by_class}), {summary['failing']} failing the gate"
+        )
+    return 1 if summary["failing"] else 0
+
+
+def gate_policy(policies: Sequence[str]) -> dict[str, str]:
+    gate = {**DEFAULT_GATE, "new": "fail", "removed": "fail"}
+    for entry in policies:
+        name, sep, action = entry.partition("=")
+        name, action = name.strip(), action.strip()
+        if not sep or name not in DIFF_CLASSES or action not in ("fail", "warn"):
+            raise PlanguardError(
+                PlanguardCode.CONFIG_ERROR,
+                f"--policy {entry!r}: use CLASS=fail|warn with CLASS one of "
+                + ", ".join(DIFF_CLASSES),
+                field_path="--policy",
+            )
+        gate[name] = action
+    return gate
+
+
+def _tree(path: str, label: str) -> dict[str, str]:
+    root = Path(path)
+    if not root.is_dir():
+        raise PlanguardError(
+            PlanguardCode.SNAPSHOT_TREE_INVALID, f"{label} {path!r} is not a directory"
+        )
+    files: dict[str, str] = {}
+    for file in sorted(root.rglob("*.plan")):
+        try:
+            files[file.relative_to(root).as_posix()] = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanguardError(
+                PlanguardCode.SNAPSHOT_TREE_INVALID, f"cannot read {str(file)!r}: {exc}"
+            ) from None
+    return files
+
+
+def diff_trees(
+    base: Mapping[str, str], head: Mapping[str, str], gate: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Every snapshot that differs between the two trees, classified and gated."""
+    changes: list[dict[str, Any]] = []
+    for name in sorted(set(base) | set(head)):
+        old, new = base.get(name), head.get(name)
+        if old == new:
+            continue
+        view = Path(name).stem
+        if old is None or new is None:
+            status = "new" if old is None else "removed"
+            classes: tuple[str, ...] = (status,)
+            diffs: dict[str, str] = {}
+        else:
+            found = classify(old, new, name=view)
+            status, classes, diffs = "changed", found.classes, dict(found.diffs)
+        changes.append(
+            {
+                "code": _CODES[status],
+                "snapshot": name,
+                "view": view,
+                "status": status,
+                "classes": list(classes),
+                "action": "fail" if any(gate.get(c, "fail") == "fail" for c in classes) else "warn",
+                "diffs": diffs,
+            }
+        )
+    return changes
+
+
+_CODES = {
+    "changed": str(PlanguardCode.PLAN_CHANGED),
+    "new": str(PlanguardCode.PLAN_NEW),
+    "removed": str(PlanguardCode.PLAN_REMOVED),
+}
+
+
+def _summary(changes: Sequence[Mapping[str, Any]], compared: int) -> dict[str, Any]:
+    by_class = Counter(c for change in changes for c in change["classes"])
+    return {
+        "compared": compared,
+        "unchanged": compared - len(changes),
+        "changed": len(changes),
+        "by_class": dict(sorted(by_class.items())),
+        "failing": sum(1 for c in changes if c["action"] == "fail"),
+    }
