@@ -62,7 +62,8 @@ def table_scans(plan: Any) -> list[TableScanFact]:
     """Every TableScan of a logical plan, with its projection and the filters on it.
 
     Filters are those pushed into the scan plus a ``Filter`` directly above it (Delta
-    providers keep filters above the scan).
+    providers keep filters above the scan).  Scans of table functions, which DataFusion
+    names ``fn()``, read no dataset and are left out.
     """
     found: list[TableScanFact] = []
     stack: list[tuple[Any, tuple[str, ...]]] = [(plan, ())]
@@ -70,6 +71,8 @@ def table_scans(plan: Any) -> list[TableScanFact]:
         node, parent_filters = stack.pop()
         variant = node.to_variant()
         kind = type(variant).__name__
+        if kind == "TableScan" and str(variant.table_name()).endswith("()"):
+            continue  # a table function (range(), generate_series(), a UDTF): no dataset
         if kind == "TableScan":
             projection = variant.projection()
             columns = (

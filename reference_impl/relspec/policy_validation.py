@@ -118,7 +118,12 @@ def validate_policy_bundle(
 
     small = runtime_profile.policy.small_input_rows
     fallback = runtime_profile.perf.stats_fallback
+    # size heuristics concern scans: a view reading no dataset (constants, table
+    # functions) has no input to be small or to lack statistics
+    scanning = {node.name for node in execution_plan.view_nodes if node.scan_unit_keys}
     for task_name, metric in execution_plan.task_plan_metrics.items():
+        if task_name not in scanning:
+            continue
         if metric.stats_row_count is None:
             add(
                 PolicyCode.STATS_UNAVAILABLE,

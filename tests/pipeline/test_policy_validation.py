@@ -555,3 +555,24 @@ def test_validating_the_same_plan_twice_gives_identical_bytes(project: Project) 
     )
     assert again.artifact().to_bytes() == run.validation.artifact().to_bytes()
     assert b"DELTA_PROTOCOL_INCOMPATIBLE" in again.artifact().to_bytes()
+
+
+def test_views_that_scan_no_dataset_yield_no_scan_findings(project: Project) -> None:
+    """A constant view and a table function read no dataset: no scan unit, no
+    SCAN_DATASET_NOT_IN_MANIFEST, and no small-input or missing-statistics finding."""
+    project.table()
+    text = TABLE + CLEAN_POLICY.replace("small_input_rows = 0", "small_input_rows = 1000")
+    run = run_pipeline(
+        project.manifest(
+            text
+            + '[views.constant]\nsql = "SELECT 1 AS x"\n'
+            + '[views.series]\nsql = "SELECT value FROM generate_series(1, 5)"\n'
+            + '[views.mixed]\nsql = "SELECT a FROM t JOIN range(3) r ON r.value = t.a"\n'
+        ),
+        execute=False,
+    )
+    assert run.validation.issues == (), run.validation.issues
+    assert {unit.dataset_name for unit in run.plan.scan_units} == {"t"}
+    nodes = {node.name: node for node in run.plan.view_nodes}
+    assert nodes["constant"].scan_unit_keys == nodes["series"].scan_unit_keys == ()
+    assert run.plan.lineage_by_view["mixed"].datasets == ("t",)
