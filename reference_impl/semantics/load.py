@@ -257,7 +257,9 @@ def _validation_error(text: str, prefix: str) -> ReferenceImplError:
         code = ErrorCode.MANIFEST_MISSING_FIELD
         path = f"{path}.{missing.group('f')}"
         message = f"missing required key {missing.group('f')!r}"
-    elif message.startswith(("Invalid enum value", "Expected `int` >=", "Expected `str` matching")):
+    elif message.startswith(
+        ("Invalid enum value", "Expected `int` >=", "Expected `int` <=", "Expected `str` matching")
+    ):
         code = ErrorCode.MANIFEST_INVALID_VALUE
     return ReferenceImplError(code, message, field_path=path)
 

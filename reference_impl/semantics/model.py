@@ -57,6 +57,12 @@ Size = Annotated[
     ),
 ]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# Upper bounds keep values within what DataFusion accepts (its settings are 64-bit; larger
+# integers made session creation fail with a raw engine error) and what a run can use.
+Partitions = Annotated[int, msgspec.Meta(ge=1, le=4096)]
+BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1_048_576)]
+Concurrency = Annotated[int, msgspec.Meta(ge=1, le=1024)]
+BudgetMs = Annotated[int, msgspec.Meta(ge=1, le=86_400_000, description="At most one day.")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -122,15 +128,15 @@ class UdfSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[runtime]``: pinned session settings and the perf policy; all optional."""
 
-    target_partitions: PositiveInt = 4
-    planning_concurrency: PositiveInt | None = None
-    batch_size: PositiveInt = 8192
+    target_partitions: Partitions = 4
+    planning_concurrency: Partitions | None = None
+    batch_size: BatchSize = 8192
     collect_statistics: bool = True
-    meta_fetch_concurrency: PositiveInt = 32
+    meta_fetch_concurrency: Concurrency = 32
     list_files_cache_limit: Size = "1M"
     list_files_cache_ttl: str | None = None
     metadata_cache_limit: Size = "50M"
-    planning_budget_ms: PositiveInt = 10_000
+    planning_budget_ms: BudgetMs = 10_000
     enable_udfs: bool = True
     cache_min_consumers: Annotated[int, msgspec.Meta(ge=0)] = 2
     """Views read by at least this many other views are ``DataFrame.cache()``-d when the

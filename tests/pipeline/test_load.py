@@ -187,6 +187,24 @@ CASES: dict[str, tuple[str, str, ErrorCode, str | None]] = {
         ErrorCode.MANIFEST_INVALID_VALUE,
         "runtime.target_partitions",
     ),
+    "integer beyond what the engine accepts": (
+        "[runtime]\ntarget_partitions = 100000000000000000000000\n",
+        "manifest.toml",
+        ErrorCode.MANIFEST_INVALID_VALUE,
+        "runtime.target_partitions",
+    ),
+    "huge integer in JSON": (
+        '{"runtime": {"batch_size": 1208925819614629174706176}}',
+        "manifest.json",
+        ErrorCode.MANIFEST_INVALID_VALUE,
+        "runtime.batch_size",
+    ),
+    "planning budget beyond a day": (
+        "[runtime]\nplanning_budget_ms = 9223372036854775807\n",
+        "manifest.toml",
+        ErrorCode.MANIFEST_INVALID_VALUE,
+        "runtime.planning_budget_ms",
+    ),
     "size without a unit": (
         '[runtime]\nlist_files_cache_limit = "lots"\n',
         "manifest.toml",
