@@ -149,7 +149,7 @@ def test_views_are_registered_in_topological_order_and_queryable(
     }
 
 
-def test_view_frames_are_never_executed_dataframes(semantic: SemanticExecutionContext) -> None:
+def test_view_frames_hold_each_views_plan_and_schema(semantic: SemanticExecutionContext) -> None:
     frame = semantic.view_frames["big_events"]
     assert "Filter" in frame.logical_plan().display_indent()
     assert frame.schema().names == ["id", "amount"]
