@@ -284,3 +284,33 @@ def test_the_injected_failure_is_really_injected(flaky_manifest: Path) -> None:
         run = run_pipeline(flaky_manifest)
         assert run.execution is not None
         assert {out.delta_version for out in run.execution.outputs} == {version}
+
+
+def test_execution_fails_closed_on_a_scan_the_manifest_does_not_resolve(
+    sales_manifest: Path, delta_table: DeltaTableFactory
+) -> None:
+    """A drifted session (a view reading a table registered behind the resolver's back)
+    passes warn-mode validation, but execution refuses before writing anything."""
+    import dataclasses
+
+    from reference_impl.relspec.authority import build_execution_authority
+    from reference_impl.relspec.execution_plan import compile_execution_plan
+
+    rogue = delta_table("rogue", {"region": ["x"], "amount": [1]})
+    run = run_pipeline(sales_manifest, execute=False, mode="warn")
+    semantic = run.authority.semantic_context
+    semantic.session.register_table("rogue", deltalake.DeltaTable(str(rogue)))
+    frame = semantic.session.sql(
+        "SELECT region, sum(amount) AS total, count(*) AS n FROM rogue GROUP BY region"
+    )
+    drifted = dataclasses.replace(
+        semantic, view_frames={**semantic.view_frames, "by_region": frame}
+    )
+    authority = build_execution_authority(drifted)
+    plan = compile_execution_plan(authority)
+    assert any(not unit.in_manifest for unit in plan.scan_units)
+    with pytest.raises(ReferenceImplError) as info:
+        execute_plan(plan, authority)
+    assert info.value.code == ErrorCode.DATASET_LOCATION_UNRESOLVED
+    assert info.value.subjects == ("rogue",)
+    assert not (sales_manifest.parent / "out").exists()
