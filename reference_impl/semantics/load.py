@@ -60,7 +60,7 @@ _S = TypeVar("_S", bound=msgspec.Struct)
 def load_manifest(path: str | os.PathLike[str]) -> SemanticModel:
     """Read, decode and check one manifest file (or a directory holding ``manifest.toml``)."""
     manifest_path = _locate(Path(path))
-    shown = str(path)
+    shown = str(manifest_path)  # the file read, also when ``path`` is its directory
     try:
         raw = _parse(manifest_path)
         document = _decode(raw)

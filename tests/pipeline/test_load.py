@@ -388,3 +388,12 @@ def test_a_symlink_pointing_outside_the_root_escapes_it(
     )
     (path.parent / "link").symlink_to(outside)
     assert load_error(path).code == ErrorCode.MANIFEST_LOCATION_ESCAPES_ROOT
+
+
+def test_an_error_in_a_directorys_manifest_names_the_manifest_file(
+    write_manifest: WriteManifest,
+) -> None:
+    path = write_manifest("[runtime]\ntarget_partition = 4\n", name="proj/manifest.toml")
+    err = load_error(path.parent)
+    assert err.code == ErrorCode.MANIFEST_UNKNOWN_KEY
+    assert err.file == str(path)
