@@ -184,7 +184,7 @@ class GateState:
         return sorted(out, key=lambda entry: entry["snapshot"])
 
     def terminal_summary(self, reporter: pytest.TerminalReporter) -> None:
-        if hasattr(reporter.config, "workerinput"):
+        if hasattr(reporter.config, "workerinput") or not (self.results or self.unused):
             return
         from pytest_planguard.terminal import render_summary
 

@@ -30,17 +30,15 @@ def render_summary(
             f"{check} {status}" + (f" x{count}" if count > 1 else "")
             for (check, status), count in sorted(checks.items())
         )
+    notable = {"changed", "unstable", "unavailable", "new", "updated", "error"}
     for result in results:
-        if result.get("kind") == "plan" and result.get("status") in {
-            "changed",
-            "unstable",
-            "unavailable",
-            "new",
-            "error",
-        }:
-            action = result.get("action", "fail" if result.get("outcome") == "failed" else "pass")
-            classes = ", ".join(result.get("classes", [])) or result["status"]
-            yield f"  {action.upper():<5} {result['nodeid']}: {classes}"
+        if result.get("kind") == "plan" and result.get("status") in notable:
+            if result["status"] == "changed":
+                label = "FAILED" if result.get("outcome") == "failed" else "WARNED"
+            else:
+                label = result["status"].upper()
+            classes = ", ".join(result.get("classes", []))
+            yield f"  {label:<11} {result['nodeid']}" + (f": {classes}" if classes else "")
     for entry in unused:
         verb = "deleted" if entry["deleted"] else "unused"
         yield f"  {verb.upper():<11} snapshot {entry['snapshot']}"
