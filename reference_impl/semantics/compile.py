@@ -25,6 +25,13 @@ from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.tokens import Token, TokenType
 
 from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.semantics.complexity import (
+    MAX_EXPANDED_SCANS,
+    MAX_SQL_DEPTH,
+    expanded_scans,
+    expression_depth,
+    scan_multiplicity,
+)
 from reference_impl.semantics.load import resolve_location
 from reference_impl.semantics.model import SemanticModel
 from reference_impl.semantics.program import (
@@ -71,8 +78,9 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 subjects=(name,),
             )
         known = datasets | set(document.views)
+        reads: dict[str, Mapping[str, int]] = {}
         analysed = {
-            name: _analyse_view(name, model.view_sql[name], known)
+            name: _analyse_view(name, model.view_sql[name], known, reads)
             for name in sorted(document.views)
         }
         order = _topological_order(
@@ -81,6 +89,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 for name, refs in analysed.items()
             }
         )
+        _check_expansion(order, reads)
         root = Path(model.root)
         allow = document.policy.allow_external_locations
         bindings = DatasetBindings(
@@ -154,8 +163,13 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
     )
 
 
-def _analyse_view(name: str, sql: str, known: set[str]) -> tuple[str, ...]:
-    """Check that ``sql`` is one query and return the names it reads."""
+def _analyse_view(
+    name: str, sql: str, known: set[str], reads: dict[str, Mapping[str, int]] | None = None
+) -> tuple[str, ...]:
+    """Check that ``sql`` is one query and return the names it reads.
+
+    ``reads`` receives how many times the view reads each name, CTEs inlined.
+    """
     path = f"views.{name}.sql"
     tokens = _tokenize(name, sql, path)
     statements = _split_statements(tokens)
@@ -220,6 +234,16 @@ def _analyse_view(name: str, sql: str, known: set[str]) -> tuple[str, ...]:
             field_path=path,
             subjects=(name,),
         )
+    depth = expression_depth(tree)
+    if depth > MAX_SQL_DEPTH:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+            f"view {name!r} nests expressions {depth} deep; the limit is {MAX_SQL_DEPTH}",
+            field_path=path,
+            subjects=(name,),
+        )
+    if reads is not None:
+        reads[name] = scan_multiplicity(tree)
     refs = sorted(set(_table_references(name, tree, path)))
     for ref in refs:
         if ref not in known:
@@ -298,6 +322,20 @@ def _table_references(name: str, tree: exp.Expression, path: str) -> Iterable[st
         identifier = table.this
         quoted = isinstance(identifier, exp.Identifier) and identifier.quoted
         yield table.name if quoted else table.name.lower()
+
+
+def _check_expansion(order: list[str], reads: Mapping[str, Mapping[str, int]]) -> None:
+    """Refuse a view whose plan multiplies once CTEs and upstream views are inlined."""
+    expanded = expanded_scans(order, reads)
+    for name in order:
+        if expanded[name] > MAX_EXPANDED_SCANS:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+                f"view {name!r} reads {expanded[name]} relations once its CTEs and upstream "
+                f"views are inlined; the limit is {MAX_EXPANDED_SCANS}",
+                field_path=f"views.{name}.sql",
+                subjects=(name,),
+            )
 
 
 def _topological_order(edges: Mapping[str, Iterable[str]]) -> list[str]:
