@@ -13,10 +13,13 @@ locations required through the resolver) but executes nothing: no ``cache()``, n
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from reference_impl.engine.session import query_only
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.relspec.authority import ExecutionAuthorityContext
 from reference_impl.relspec.contracts import ExecutionPlan
@@ -73,7 +76,7 @@ def execute_plan(
         if view.name not in needed:
             continue
         try:
-            frame = ctx.sql(view.sql)
+            frame = ctx.sql(view.sql, options=query_only())
             if nodes[view.name].cache and not dry_run:
                 frame = frame.cache()
                 cached.append(view.name)
@@ -98,11 +101,13 @@ def execute_plan(
                 )
             )
             continue
+        created = _first_missing(Path(output.location))
         try:
             write_deltalake(output.location, ctx.table(output.view), mode=output.mode)
             table = DeltaTable(output.location)
             rows = _row_count(table)
         except Exception as exc:
+            _remove_uncommitted(created, Path(output.location))
             raise _failed(
                 ErrorCode.OUTPUT_WRITE_FAILED, output.name, exc, manifest.source_path
             ) from None
@@ -117,6 +122,30 @@ def execute_plan(
             )
         )
     return ExecutionReport(outputs=tuple(written), cached_views=tuple(cached), dry_run=dry_run)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost directory of ``path`` that does not exist yet (None if it exists)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove_uncommitted(created: Path | None, location: Path) -> None:
+    """After a failed first write, remove what the write created, unless it committed.
+
+    A Delta write commits atomically, so files without a commit are invisible debris; a
+    table that did not exist before the run must not be left as an empty directory.
+    """
+    if created is None or not created.exists():
+        return
+    log = location / "_delta_log"
+    if log.is_dir() and any(log.glob("*.json")):
+        return
+    shutil.rmtree(created, ignore_errors=True)
 
 
 def _ancestors(roots: set[str], nodes: dict[str, Any]) -> set[str]:

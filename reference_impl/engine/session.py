@@ -6,8 +6,13 @@ the manifest's resolver, registers the UDFs from their providers (unless the pro
 disables UDFs) and registers the views in topological order.
 
 A view that DataFusion cannot plan does not abort the build: it is recorded in
-``view_failures`` (an unknown function, a planning error, or a failed upstream view), so
-that validation can report it with a code for that view.
+``view_failures`` (an unknown function, a planning error, a failed upstream view, or a
+view whose logical planning overran ``runtime.planning_budget_ms``), so that validation
+can report it with a code for that view.
+
+View SQL reaches DataFusion only through :func:`query_only` options: DDL, DML and
+statements (``CREATE``, ``COPY ... TO``, ``SET``, ``SELECT ... INTO`` ...) are refused by
+the engine itself, whatever semantic compile let through.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +39,7 @@ class ViewFailure(msgspec.Struct, frozen=True, kw_only=True):
     """Why DataFusion could not register one view."""
 
     view: str
-    kind: Literal["unknown_function", "planning_error", "upstream_failed"]
+    kind: Literal["unknown_function", "planning_error", "upstream_failed", "budget_exceeded"]
     message: str
     function: str | None = None
     upstream: str | None = None
@@ -68,7 +74,9 @@ def build_semantic_execution_context(
             _bootstrap(manifest, runtime_profile)
         datasets = {name: register_dataset(ctx, resolver, name) for name in resolver.names()}
         udfs = _register_udfs(ctx, manifest, runtime_profile)
-        frames, failures = _register_views(ctx, manifest)
+        frames, failures = _register_views(
+            ctx, manifest, budget_ms=runtime_profile.perf.planning_budget_ms
+        )
     except ReferenceImplError as err:
         raise err.with_file(manifest.source_path) from None
     return SemanticExecutionContext(
@@ -115,7 +123,7 @@ def _bootstrap(manifest: SemanticProgramManifest, profile: DataFusionRuntimeProf
         )
     try:
         hook(Path(manifest.root))
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ReferenceImplError(
             ErrorCode.BOOTSTRAP_FAILED,
             f"{manifest.bootstrap!r} failed: {type(exc).__name__}: {exc}",
@@ -143,7 +151,7 @@ def _register_udfs(
         if not isinstance(udf, ScalarUDF) and callable(udf):
             try:
                 udf = udf()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise ReferenceImplError(
                     ErrorCode.UDF_PROVIDER_INVALID,
                     f"factory {declaration.provider!r} failed: {type(exc).__name__}: {exc}",
@@ -167,28 +175,51 @@ def _register_udfs(
     return tuple(sorted(registered))
 
 
+def query_only() -> Any:
+    """``SQLOptions`` under which DataFusion plans queries only (no DDL, DML, statements)."""
+    from datafusion import SQLOptions
+
+    return SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+
+
 def _register_views(
-    ctx: Any, manifest: SemanticProgramManifest
+    ctx: Any, manifest: SemanticProgramManifest, *, budget_ms: int | None = None
 ) -> tuple[dict[str, Any], dict[str, ViewFailure]]:
+    """Plan (logically) and register each view; ``budget_ms`` bounds each view's planning."""
+    from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
+
     frames: dict[str, Any] = {}
     failures: dict[str, ViewFailure] = {}
-    for view in manifest.views:
-        failed_upstream = next((dep for dep in view.view_dependencies if dep in failures), None)
-        if failed_upstream is not None:
-            failures[view.name] = ViewFailure(
-                view=view.name,
-                kind="upstream_failed",
-                message=f"upstream view {failed_upstream!r} could not be planned",
-                upstream=failed_upstream,
-            )
-            continue
-        try:
-            frame = ctx.sql(view.sql)
-        except Exception as exc:
-            failures[view.name] = view_failure(view.name, exc)
-            continue
-        ctx.register_view(view.name, frame)
-        frames[view.name] = frame
+    options = query_only()
+    worker = PlanningWorker()
+    try:
+        for view in manifest.views:
+            failed_upstream = next((dep for dep in view.view_dependencies if dep in failures), None)
+            if failed_upstream is not None:
+                failures[view.name] = ViewFailure(
+                    view=view.name,
+                    kind="upstream_failed",
+                    message=f"upstream view {failed_upstream!r} could not be planned",
+                    upstream=failed_upstream,
+                )
+                continue
+            plan = partial(ctx.sql, view.sql, options=options)
+            try:
+                frame = plan() if budget_ms is None else worker.run(plan, budget_ms / 1000.0)
+            except BudgetExceeded:
+                failures[view.name] = ViewFailure(
+                    view=view.name,
+                    kind="budget_exceeded",
+                    message=f"logical planning took longer than the budget of {budget_ms} ms",
+                )
+                continue
+            except Exception as exc:
+                failures[view.name] = view_failure(view.name, exc)
+                continue
+            ctx.register_view(view.name, frame)
+            frames[view.name] = frame
+    finally:
+        worker.close()
     return frames, failures
 
 

@@ -38,9 +38,11 @@ def import_trusted(
     added = local and root not in sys.path
     if added:
         sys.path.insert(0, root)
+    # validate and compile write nothing next to the manifest, not even __pycache__
+    no_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a provider must not end the process
         raise ReferenceImplError(
             ErrorCode.UDF_PROVIDER_IMPORT_ERROR,
             f"cannot import {module_name!r}: {type(exc).__name__}: {exc}",
@@ -48,6 +50,7 @@ def import_trusted(
             subjects=(target,),
         ) from None
     finally:
+        sys.dont_write_bytecode = no_bytecode
         if added:
             sys.path.remove(root)
     if local and not _within(getattr(module, "__file__", None), Path(root)):

@@ -166,7 +166,11 @@ def _plan_view(
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
     if failure is not None:
-        return ("skipped" if failure.kind == "upstream_failed" else "failed"), failure, None
+        if failure.kind == "upstream_failed":
+            return "skipped", failure, None
+        if failure.kind == "budget_exceeded":
+            return "budget_exceeded", failure, None
+        return "failed", failure, None
     blocked = next((dep for dep in view.view_dependencies if dep in unplanned), None)
     if blocked is not None:
         return (
@@ -182,8 +186,12 @@ def _plan_view(
     frame = frames[view.name]
 
     def plan() -> _Planned:
-        p1 = frame.optimized_logical_plan()
+        # Physical planning first: it releases the GIL, so the budget can stop waiting for
+        # it, and it runs the logical optimizer too.  optimized_logical_plan() holds the GIL
+        # (the deadline cannot interrupt it) but costs no more than the physical planning
+        # that just finished within the budget.
         physical = frame.execution_plan()
+        p1 = frame.optimized_logical_plan()
         stats = (
             # through the registered view, not its SQL text: the text may hold stray
             # semicolons or comments that DataFusion accepts alone but not after EXPLAIN
@@ -206,7 +214,7 @@ def _plan_view(
             "budget_exceeded",
             ViewFailure(
                 view=view.name,
-                kind="planning_error",
+                kind="budget_exceeded",
                 message=f"planning took longer than the budget of {int(timeout_s * 1000)} ms",
             ),
             None,
