@@ -14,6 +14,7 @@ Every registration, first or re-registration by a scan override, goes through
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -21,6 +22,12 @@ import msgspec
 from reference_impl.engine.delta_protocol import DeltaProtocol, delta_protocol_from_table
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.program import DatasetBindings
+
+_UNSUPPORTED_PROTOCOL = re.compile(
+    r"Unsupported: (Feature '[^']*' is not supported|Unsupported minimum (reader|writer) "
+    r"version)"
+)
+"""How deltalake (delta-kernel) says a table's protocol is newer than it can read."""
 
 
 class DataSourceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,6 +86,7 @@ def register_dataset(
             name=name, format="parquet", location=location, delta_version=None, delta_protocol=None
         )
     table = open_delta_table(name, location, version=version)
+    _require_data_files(name, table)
     ctx.register_table(name, table)
     return RegisteredDataset(
         name=name,
@@ -127,13 +135,46 @@ def open_delta_table(name: str, location: str, *, version: int | None = None) ->
             field_path=f"datasets.{name}.location",
             subjects=(name,),
         ) from None
-    except (DeltaError, OSError, ValueError) as exc:
+    except DeltaError as exc:
+        if _UNSUPPORTED_PROTOCOL.search(str(exc)):
+            raise ReferenceImplError(
+                ErrorCode.DELTA_PROTOCOL_UNSUPPORTED,
+                f"dataset {name!r} at {location!r} needs a newer Delta protocol than "
+                f"deltalake can read: {_first_line(exc)}",
+                field_path=f"datasets.{name}.location",
+                subjects=(name,),
+            ) from None
+        raise _corrupt(name, location, exc) from None
+    except (OSError, ValueError) as exc:
+        raise _corrupt(name, location, exc) from None
+
+
+def _corrupt(name: str, location: str, exc: BaseException) -> ReferenceImplError:
+    return ReferenceImplError(
+        ErrorCode.DELTA_LOG_CORRUPT,
+        f"dataset {name!r}: cannot read the Delta log at {location!r}: {_first_line(exc)}",
+        field_path=f"datasets.{name}.location",
+        subjects=(name,),
+    )
+
+
+def _require_data_files(name: str, table: Any) -> None:
+    """Fail with a code, at registration, when the log references a data file that is gone.
+
+    Planning reads only the log, so without this check a deleted file would surface as a
+    raw engine error in the middle of execution.
+    """
+    for uri in table.file_uris():
+        path = uri.removeprefix("file://")
+        if "://" in path or os.path.exists(path):
+            continue
         raise ReferenceImplError(
-            ErrorCode.DELTA_LOG_CORRUPT,
-            f"dataset {name!r}: cannot read the Delta log at {location!r}: {_first_line(exc)}",
+            ErrorCode.DATASET_UNREADABLE,
+            f"dataset {name!r}: data file {os.path.basename(path)!r} referenced by Delta "
+            f"version {table.version()} is missing",
             field_path=f"datasets.{name}.location",
             subjects=(name,),
-        ) from None
+        )
 
 
 def _not_found(name: str, location: str) -> ReferenceImplError:

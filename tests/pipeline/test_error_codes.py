@@ -160,6 +160,14 @@ def dataset_unreadable(root: Path) -> None:
     plan_only(manifest(root, "[datasets.p]\nformat = 'parquet'\nlocation = 'p.parquet'\n"))
 
 
+def delta_protocol_unsupported(root: Path) -> None:
+    log = delta(root) / "_delta_log" / "00000000000000000000.json"
+    text = log.read_text(encoding="utf-8").replace('"minReaderVersion":1', '"minReaderVersion":9')
+    assert '"minReaderVersion":9' in text
+    log.write_text(text, encoding="utf-8")
+    plan_only(manifest(root, TABLE_T))
+
+
 def delta_log_corrupt(root: Path) -> None:
     log = delta(root) / "_delta_log" / "00000000000000000000.json"
     log.write_text("this is not JSON\n", encoding="utf-8")
@@ -248,6 +256,7 @@ SCENARIOS: dict[ErrorCode, Scenario] = {
     ErrorCode.DATASET_NOT_DELTA: dataset_not_delta,
     ErrorCode.DATASET_UNREADABLE: dataset_unreadable,
     ErrorCode.DELTA_LOG_CORRUPT: delta_log_corrupt,
+    ErrorCode.DELTA_PROTOCOL_UNSUPPORTED: delta_protocol_unsupported,
     ErrorCode.BOOTSTRAP_FAILED: bootstrap_failed,
     ErrorCode.UDF_PROVIDER_UNTRUSTED: udf_provider_untrusted,
     ErrorCode.UDF_PROVIDER_IMPORT_ERROR: udf_provider_import_error,
