@@ -194,6 +194,18 @@ def test_validate_and_run_bad_input_exit_2_with_a_coded_error_line(
     assert_coded_failure(planguard(command, path), path, code, field)
 
 
+def test_a_view_deep_enough_to_crash_the_engine_is_refused_not_run(
+    write_manifest: WriteManifest,
+) -> None:
+    """DataFusion's SQL parser dies with SIGSEGV on a 10 000-term sum; validate must
+    refuse it in semantic compile (exit 2, a code) instead of handing it to the engine."""
+    sql = "SELECT " + " + ".join(["1"] * 12_000) + " AS x"
+    path = write_manifest("[views.v]\nsql = " + json.dumps(sql) + "\n")
+    done = planguard("validate", path)
+    assert done.returncode == 2, (done.returncode, done.stderr[-500:])
+    assert error_code(done) == "MANIFEST_SQL_TOO_COMPLEX"
+
+
 def test_compile_json_reports_bad_input_as_json_too(write_manifest: WriteManifest) -> None:
     path = write_manifest('[views.a]\nsql = "DROP TABLE x"\n')
     done = planguard("compile", path, "--json")

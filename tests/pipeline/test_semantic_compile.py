@@ -279,6 +279,40 @@ def test_deeply_nested_sql_is_too_complex(write_manifest: WriteManifest) -> None
     assert err.code == ErrorCode.MANIFEST_SQL_TOO_COMPLEX
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + " + ".join(["1"] * 20_000) + " AS x",
+        "SELECT o_orderkey FROM orders WHERE "
+        + " OR ".join(f"o_orderkey = {i}" for i in range(3_000)),
+        "SELECT " + "CASE WHEN true THEN " * 300 + "1" + " END" * 300 + " AS x",
+    ],
+    ids=["long-sum", "long-or-chain", "nested-case"],
+)
+def test_a_deep_expression_without_parentheses_is_too_complex(
+    write_manifest: WriteManifest, sql: str
+) -> None:
+    """Each operator nests the tree one level deeper; DataFusion's parser overflows its
+    stack (the process dies with SIGSEGV) on a 10 000-term sum."""
+    err = compile_error(write_manifest, DATASETS + "[views.v]\nsql = " + json.dumps(sql))
+    assert err.code == ErrorCode.MANIFEST_SQL_TOO_COMPLEX
+    assert err.field_path == "views.v.sql"
+
+
+def test_a_long_but_shallow_query_is_fine(write_manifest: WriteManifest) -> None:
+    """Twin: wide is not deep; a 5 000-item IN list and a 500-term sum compile."""
+    in_list = ", ".join(str(i) for i in range(5_000))
+    text = (
+        DATASETS
+        + f'[views.wide]\nsql = "SELECT * FROM orders WHERE o_orderkey IN ({in_list})"\n'
+        + '[views.sum]\nsql = "SELECT '
+        + " + ".join(["1"] * 500)
+        + ' AS x"\n'
+    )
+    manifest = compile_text(write_manifest, text)
+    assert manifest.view_names() == ("sum", "wide")
+
+
 # -- the fingerprint ---------------------------------------------------------------------
 
 FINGERPRINTED = """
