@@ -10,6 +10,9 @@ What varies, and what replaces it (``NORMALIZER_VERSION`` changes when this list
   DataFusion elides groups past the fifth (``...``), so the file list itself varies;
 * absolute paths (printed without their leading slash): a dataset's location becomes
   ``$<dataset>``, the manifest directory ``$MANIFEST``, the rootdir ``$ROOT``;
+* generated aliases: ``__common_expr_N``, ``__correlated_sq_N``, ``__scalar_sq_N`` ...
+  count up per session (every optimizer run takes the next number), so they are renumbered
+  from 1 in order of appearance within each plan;
 * UUIDs (Delta data file names, ``delta.columnMapping.physicalName`` values such as
   ``col-<uuid>``) -> ``<uuid>``;
 * Delta feature lists (writer-dependent order) -> sorted;
@@ -24,7 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 
-NORMALIZER_VERSION = 1
+NORMALIZER_VERSION = 2
 
 _PARTITIONS = [
     (re.compile(r"RoundRobinBatch\(\d+\)"), "RoundRobinBatch(<N>)"),
@@ -36,6 +39,7 @@ _FILE_GROUPS = "file_groups={"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _FEATURES = re.compile(r"(?P<key>(?:reader|writer)_?[fF]eatures\s*[=:]\s*)\[(?P<items>[^\]]*)\]")
 _MACHINE_SETTINGS = ("target_partitions", "planning_concurrency", "temp_directory")
+_GENERATED_ALIAS = re.compile(r"\b(__[a-z]+(?:_[a-z]+)*_)(\d+)\b")
 
 
 def normalize_plan_text(
@@ -51,6 +55,7 @@ def normalize_plan_text(
     for pattern, replacement in _PARTITIONS:
         out = pattern.sub(replacement, out)
     out = _UUID.sub("<uuid>", out)
+    out = _renumber_aliases(out)
     out = _FEATURES.sub(_sorted_features, out)
     return "\n".join(line.rstrip() for line in out.strip("\n").splitlines())
 
@@ -73,13 +78,13 @@ def _replace_paths(text: str, locations: Mapping[str, str], roots: Mapping[str, 
         pairs.append((root.rstrip("/"), f"${token}"))
     # Longest first, so a dataset inside the manifest directory wins over $MANIFEST.
     for path, token in sorted(pairs, key=lambda pair: len(pair[0]), reverse=True):
-        if not path or path == "/":
-            continue
-        text = text.replace(path, token)
         stripped = path.lstrip("/")  # DataFusion prints absolute paths without the slash
-        if stripped:
-            text = text.replace(stripped, token)
-    return text.replace("/$", "$")
+        if not stripped:
+            continue
+        # Whole path components only: "data" must not match inside "metadata".
+        pattern = rf"(?<![\w.\-/$])/?{re.escape(stripped)}(?![\w.\-])"
+        text = re.sub(pattern, lambda _: token, text)
+    return text
 
 
 def _closing(text: str, start: int, open_char: str, close_char: str) -> int:
@@ -130,6 +135,21 @@ def _normalize_file_groups(text: str) -> str:
         position = end + 1
     out.append(text[position:])
     return "".join(out)
+
+
+def _renumber_aliases(text: str) -> str:
+    numbers: dict[tuple[str, str], int] = {}
+    counts: dict[str, int] = {}
+
+    def renumber(match: re.Match[str]) -> str:
+        prefix, number = match.group(1), match.group(2)
+        key = (prefix, number)
+        if key not in numbers:
+            counts[prefix] = counts.get(prefix, 0) + 1
+            numbers[key] = counts[prefix]
+        return f"{prefix}{numbers[key]}"
+
+    return _GENERATED_ALIAS.sub(renumber, text)
 
 
 def _directory(entry: str) -> str:
