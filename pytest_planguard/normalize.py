@@ -83,7 +83,7 @@ def _replace_paths(text: str, locations: Mapping[str, str], roots: Mapping[str, 
             continue
         # Whole path components only: "data" must not match inside "metadata".
         pattern = rf"(?<![\w.\-/$])/?{re.escape(stripped)}(?![\w.\-])"
-        text = re.sub(pattern, lambda _: token, text)
+        text = re.sub(pattern, token.replace("\\", "\\\\"), text)
     return text
 
 
