@@ -1,0 +1,83 @@
+"""Shared checks of the hostile suite: coded error lines, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.hostile.corpus import Case
+
+ERROR_LINE = re.compile(r"^error\[(?P<code>[A-Z_]+)\] (?P<rest>.*)$", re.MULTILINE)
+TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "', "panicked at")
+
+
+def tree_state(root: Path) -> Mapping[str, tuple[str, int, int]]:
+    """Every path under ``root`` with its kind, size and modification time."""
+    state: dict[str, tuple[str, int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            info = path.lstat()
+            kind = "link" if path.is_symlink() else "dir" if path.is_dir() else "file"
+            size = 0 if kind == "dir" else info.st_size
+            state[str(path.relative_to(root))] = (kind, size, info.st_mtime_ns)
+    return state
+
+
+def assert_nothing_written(before: Mapping[str, object], after: Mapping[str, object]) -> None:
+    created = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(
+        path
+        for path in set(before) & set(after)
+        if before[path] != after[path] and not str(before[path]).startswith("('dir'")
+    )
+    assert not created, f"bad input wrote to disk: created {created}"
+    assert not removed, f"bad input removed {removed}"
+    assert not changed, f"bad input changed {changed}"
+
+
+def assert_no_traceback(*streams: str) -> None:
+    for stream in streams:
+        for marker in TRACEBACK_MARKERS:
+            assert marker not in stream, f"{marker!r} in output:\n{stream[-2000:]}"
+
+
+def assert_error_line(case: Case, stderr: str, file: Path) -> re.Match[str]:
+    """The first line of ``stderr`` is ``error[CODE] file: field.path: message``."""
+    lines = stderr.strip().splitlines()
+    assert lines, "no error line on stderr"
+    match = ERROR_LINE.match(lines[0])
+    assert match is not None, f"not an error[CODE] line: {lines[0]!r}"
+    rest = match["rest"]
+    assert rest.startswith((f"{file}: ", f"{file.resolve()}: ")), f"{rest!r} does not name {file}"
+    if case.field_path is not None:
+        where = rest.split(": ", 1)[1]
+        assert where.startswith(f"{case.field_path}: "), (
+            f"{where!r} does not name the field {case.field_path}"
+        )
+    return match
+
+
+def planguard_command() -> list[str]:
+    script = Path(sys.executable).with_name("planguard")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "pytest_planguard.cli"]
+
+
+def run_planguard(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "PLANGUARD_DEBUG"}
+    return subprocess.run(
+        [*planguard_command(), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+        timeout=300,
+    )
