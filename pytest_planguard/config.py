@@ -138,6 +138,33 @@ def default_manifest() -> Path:
     return base / "examples" / "tpch" / "manifest.toml"
 
 
+MANIFEST_FILE_NAMES = ("manifest.toml", "manifest.json")
+
+
+def manifest_file(path: Path) -> Path:
+    """The manifest file ``path`` names (a directory names the manifest inside it).
+
+    A gated manifest that does not exist is a configuration error: pytest would otherwise
+    report a bare "file not found", or collect a directory as tests and gate nothing.
+    """
+    if path.is_dir():
+        for name in MANIFEST_FILE_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"directory {str(path)!r} holds no {' or '.join(MANIFEST_FILE_NAMES)}",
+            field_path="planguard_manifests",
+        )
+    if not path.is_file():
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"no such manifest file {str(path)!r}",
+            field_path="planguard_manifests",
+        )
+    return path
+
+
 def load_config(config: pytest.Config) -> PlanguardConfig:
     """Read options and ini keys; coded ``CONFIG_ERROR`` on bad values."""
     ini_base = config.inipath.parent if config.inipath else config.rootpath
@@ -147,6 +174,8 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
     manifests = tuple(p.resolve() for p in (cli_manifests or ini_manifests)) or (
         (default_manifest(),) if config.getoption("planguard") else ()
     )
+    if config.getoption("planguard"):
+        manifests = tuple(manifest_file(path) for path in manifests)
     snapshot_opt = config.getoption("planguard_snapshot_dir")
     snapshot_ini = str(config.getini("planguard_snapshot_dir") or "")
     snapshot_dir = (
