@@ -17,6 +17,15 @@ TPCH = EXAMPLES / "tpch"
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(autouse=True)
+def _no_xdist_worker_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pytest runs that tests start are not xdist workers, even when the suite runs under
+    ``-n 2``: syrupy reads PYTEST_XDIST_WORKER from the environment and would skip its
+    summary and unused-snapshot accounting in the inner run."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def tpch_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The eight TPC-H Delta tables, generated once by the example's bootstrap hook."""
