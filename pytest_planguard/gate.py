@@ -241,14 +241,16 @@ def _manifest_label(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-def _publish(item: pytest.Item, **result: Any) -> None:
+def publish(item: pytest.Item, **result: Any) -> None:
+    """Attach this item's result to its report (xdist carries it to the controller)."""
     result.setdefault("manifest", _manifest_label(item))
     result.setdefault("nodeid", item.nodeid)
     item.user_properties.append(("planguard", json.dumps(result, sort_keys=True)))
 
 
-def _fail(item: pytest.Item, message: str, **result: Any) -> None:
-    _publish(item, message=message.splitlines()[0] if message else "", **result)
+def fail(item: pytest.Item, message: str, **result: Any) -> None:
+    """Publish the result, then fail the item with ``message`` and no traceback."""
+    publish(item, message=message.splitlines()[0] if message else "", **result)
     pytest.fail(message, pytrace=False)
 
 
@@ -267,7 +269,7 @@ class GateItem(pytest.Item):
         run = state.manifest_run(self.path)
         kind = "policy" if self.check == "policy" else "invariant"
         if run.error is not None:
-            _fail(
+            fail(
                 self,
                 render_error(run.error),
                 kind=kind,
@@ -286,7 +288,7 @@ class GateItem(pytest.Item):
             codes = [str(code)]
             if self.check == "policy" and run.validation is not None:
                 codes += sorted({f.code for f in run.validation.findings if f.severity == "error"})
-            _fail(self, message, kind=kind, check=self.check, status="failed", codes=codes)
+            fail(self, message, kind=kind, check=self.check, status="failed", codes=codes)
         findings = (
             [
                 {"code": f.code, "severity": f.severity, "subject": f.subject, "message": f.message}
@@ -295,7 +297,7 @@ class GateItem(pytest.Item):
             if self.check == "policy" and run.validation is not None
             else []
         )
-        _publish(self, kind=kind, check=self.check, status="passed", codes=[], findings=findings)
+        publish(self, kind=kind, check=self.check, status="passed", codes=[], findings=findings)
 
     def _check_single_compile(self, state: GateState, run: ManifestRun) -> str | None:
         return run.counter.failure(1)
@@ -336,14 +338,6 @@ class PlanItem(pytest.Function):
         from pytest_planguard.checks import check_plan_item
 
         check_plan_item(self, _state(self))
-
-
-def publish(item: pytest.Item, **result: Any) -> None:
-    _publish(item, **result)
-
-
-def fail(item: pytest.Item, message: str, **result: Any) -> None:
-    _fail(item, message, **result)
 
 
 def valid_snapshot_name(name: str) -> bool:

@@ -12,7 +12,6 @@ the new one, never a mix.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -138,6 +137,21 @@ def snapshot_directory(snapshot_root: Path, rootpath: Path, manifest: Path) -> P
     return snapshot_root / relative / manifest.stem
 
 
+def read_snapshot_text(path: Path) -> str | None:
+    """A snapshot file's text, or None when there is none.
+
+    A damaged file (not UTF-8) still reads, with replacement characters, so that it is
+    reported as a changed plan and rewritten by ``--snapshot-update`` instead of crashing
+    the gate (and being deleted as unused).
+    """
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    # universal newlines, as text-mode reading does (a checkout may convert to CRLF)
+    return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     try:
@@ -189,6 +203,11 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
     def get_snapshot_name(cls, *, test_location: PyTestLocation, index: Any = 0) -> str:
         return str(test_location.testname)
 
+    def read_snapshot_data_from_location(
+        self, *, snapshot_location: str, snapshot_name: str, session_id: str
+    ) -> SerializableData | None:
+        return read_snapshot_text(Path(snapshot_location))
+
     @classmethod
     def write_snapshot_collection(
         cls, *, snapshot_collection: SnapshotCollection, name_order: dict[str, int] | None = None
@@ -197,7 +216,3 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
         if not isinstance(data, str):
             raise TypeError(f"plan bundle snapshots are text, got {type(data).__name__}")
         atomic_write(Path(snapshot_collection.location), data)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
