@@ -2,10 +2,10 @@
 
 Per manifest: ``invariant[single_compile]``, ``invariant[resolver_identity]``,
 ``invariant[determinism]``, ``policy[validation]``, then one plan-bundle gate item per
-view, named after the view.  The first item of a manifest to run (per process, so once
-per pytest-xdist worker) drives the adapter through compile -> context -> plan ->
-validate -> execute (a dry run unless ``--planguard-execute``) with the compile counter
-and the resolver spy active; every item reads that run.
+view, named after the view.  Collection compiles the manifest (once per process, so once
+per pytest-xdist worker); the first item to run drives the adapter on from that compile
+through context -> plan -> validate -> execute (a dry run unless ``--planguard-execute``)
+with the compile counter and the resolver spy active; every item reads that run.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ _SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 
 @dataclass(slots=True)
 class ManifestRun:
-    """One instrumented run of a manifest, shared by its items."""
+    """One instrumented run of a manifest, shared by its items: the compile done at
+    collection, then context, plan, validation and a (dry-run) execution."""
 
     path: Path
     counter: CompileCounter
@@ -76,6 +77,7 @@ class GateState:
         self.session = session
         self.config = session.config
         self.runs: dict[Path, ManifestRun] = {}
+        self.compiles: dict[Path, tuple[Any, CompileCounter]] = {}
         self.results: list[dict[str, Any]] = []
         self.unused: list[dict[str, Any]] = []
         PlanBundleSnapshotExtension.snapshot_root = self.config.snapshot_dir
@@ -95,6 +97,16 @@ class GateState:
 
     # --------------------------------------------------------------------- the run
 
+    def compile_manifest(self, path: Path) -> Any:
+        """Compile ``path`` once per process, counting compiles (collection calls this)."""
+        from pytest_planguard.invariants import count_compiles
+
+        if path not in self.compiles:
+            with count_compiles(self.session.compile_targets()) as counter:
+                compiled = self.session.adapter.compile(path)
+            self.compiles[path] = (compiled, counter)
+        return self.compiles[path][0]
+
     def manifest_run(self, path: Path) -> ManifestRun:
         run = self.runs.get(path)
         if run is None:
@@ -102,16 +114,19 @@ class GateState:
         return run
 
     def _instrumented_run(self, path: Path) -> ManifestRun:
+        """Stages after the compile, with the counter and the spy active.  The compile
+        happened at collection (also counted); the two windows together are the run."""
         from pytest_planguard.invariants import count_compiles, spy_resolver
 
         adapter = self.session.adapter
+        compiled = self.compile_manifest(path)
         with (
             count_compiles(self.session.compile_targets()) as counter,
             spy_resolver(self.session.resolver_stages()) as spy,
         ):
-            run = ManifestRun(path=path, counter=counter, spy=spy)
+            counter.calls.extend(self.compiles[path][1].calls)
+            run = ManifestRun(path=path, counter=counter, spy=spy, compiled=compiled)
             try:
-                run.compiled = adapter.compile(path)
                 run.context = adapter.build_context(run.compiled)
                 run.plan = adapter.plan(run.context)
                 run.validation = adapter.validate(run.plan, run.context)
@@ -218,7 +233,7 @@ class ManifestFile(pytest.File):
         from pytest_planguard.plugin import SESSION_KEY
 
         session: PlanguardSession = self.config.stash[SESSION_KEY]
-        compiled = session.adapter.compile(self.path)
+        compiled = session.gate.compile_manifest(self.path)
         for check in INVARIANTS:
             yield GateItem.from_parent(self, name=f"invariant[{check}]", check=check)
         yield GateItem.from_parent(self, name="policy[validation]", check="policy")
