@@ -29,7 +29,7 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
     from syrupy.location import PyTestLocation
 
     from pytest_planguard.classify import classify
-    from pytest_planguard.snapshot import PlanBundleSnapshotExtension
+    from pytest_planguard.snapshot import PlanBundleSnapshotExtension, read_snapshot_text
 
     view = item.name
     base = {"kind": "plan", "view": view}
@@ -42,21 +42,6 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
             status="error",
             codes=[str(PlanguardCode.SNAPSHOT_NAME_INVALID)],
         )
-    run = state.manifest_run(item.path)
-    if run.error is not None:
-        fail(item, render_error(run.error), **base, status="error", codes=[_code(run.error)])
-    bundle = run.bundles.get(view)
-    if bundle is None or bundle.status != "planned":
-        reason = bundle.message if bundle is not None else "the adapter returned no bundle"
-        fail(
-            item,
-            f"error[{PlanguardCode.PLAN_UNAVAILABLE}] view {view!r} has no plan: {reason}",
-            **base,
-            status="unavailable",
-            codes=[str(PlanguardCode.PLAN_UNAVAILABLE)],
-        )
-    assert bundle is not None
-    text = render(state, run, bundle)
     update = bool(item.config.option.update_snapshots)
     assertion = SnapshotAssertion(
         session=item.config._syrupy,  # type: ignore[attr-defined]
@@ -68,7 +53,31 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
     location = Path(
         assertion.extension.get_location(test_location=assertion.test_location, index=0)
     )
-    old = location.read_text(encoding="utf-8") if location.is_file() else None
+    old = read_snapshot_text(location)
+
+    def keep_old() -> None:
+        """A view that cannot be checked now keeps its snapshot: syrupy would otherwise
+        delete it as unused under --snapshot-update."""
+        if old is not None:
+            _assert(assertion, old, item)
+
+    run = state.manifest_run(item.path)
+    if run.error is not None:
+        keep_old()
+        fail(item, render_error(run.error), **base, status="error", codes=[_code(run.error)])
+    bundle = run.bundles.get(view)
+    if bundle is None or bundle.status != "planned":
+        keep_old()
+        reason = bundle.message if bundle is not None else "the adapter returned no bundle"
+        fail(
+            item,
+            f"error[{PlanguardCode.PLAN_UNAVAILABLE}] view {view!r} has no plan: {reason}",
+            **base,
+            status="unavailable",
+            codes=[str(PlanguardCode.PLAN_UNAVAILABLE)],
+        )
+    assert bundle is not None
+    text = render(state, run, bundle)
 
     if old == text:
         _assert(assertion, text, item)
