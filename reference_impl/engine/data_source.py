@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import msgspec
 
@@ -165,9 +166,11 @@ def _require_data_files(name: str, table: Any) -> None:
     raw engine error in the middle of execution.
     """
     for uri in table.file_uris():
+        # file_uris() are percent-encoded ("donn%C3%A9es", "data%20dir"): decode them.
         path = uri.removeprefix("file://")
-        if "://" in path or os.path.exists(path):
+        if "://" in path or os.path.exists(unquote(path)):
             continue
+        path = unquote(path)
         raise ReferenceImplError(
             ErrorCode.DATASET_UNREADABLE,
             f"dataset {name!r}: data file {os.path.basename(path)!r} referenced by Delta "
