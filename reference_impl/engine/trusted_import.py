@@ -5,17 +5,24 @@ the data bootstrap hook (``[project].bootstrap``).  Such a target is imported on
 its top-level package lies in the manifest's directory, is ``reference_impl`` itself (the
 bundled examples), or is listed in ``runtime.trusted_modules``.  Anything else is refused
 with ``UDF_PROVIDER_UNTRUSTED`` before any import happens.
+
+A module next to the manifest may not shadow an installed one: a ``json.py`` there named
+as ``json:loads`` would otherwise replace the standard library's ``json`` for the rest of
+the process (a pytest session gating several manifests, for one).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 from reference_impl.errors import ErrorCode, ReferenceImplError
 
 ALWAYS_TRUSTED = ("reference_impl",)
+_LOCAL_IMPORTS: dict[str, Path] = {}
+"""Top-level names imported from a manifest's directory, and from which directory."""
 
 
 def import_trusted(
@@ -34,6 +41,7 @@ def import_trusted(
             subjects=(target,),
         )
     if local:
+        _refuse_shadowing(top, Path(root), target, field_path)
         _forget_foreign(top, Path(root))
     added = local and root not in sys.path
     if added:
@@ -53,6 +61,8 @@ def import_trusted(
         sys.dont_write_bytecode = no_bytecode
         if added:
             sys.path.remove(root)
+    if local:
+        _LOCAL_IMPORTS[top] = Path(root)
     if local and not _within(getattr(module, "__file__", None), Path(root)):
         raise ReferenceImplError(
             ErrorCode.UDF_PROVIDER_UNTRUSTED,
@@ -70,6 +80,32 @@ def import_trusted(
             field_path=field_path,
             subjects=(target,),
         ) from None
+
+
+def _refuse_shadowing(top: str, root: Path, target: str, field_path: str) -> None:
+    """Refuse a local module named like an installed (or standard library) one."""
+    if top in _LOCAL_IMPORTS:
+        return  # the name came from a manifest directory before: not an installed module
+    installed: str | None = None
+    if top in sys.stdlib_module_names:
+        installed = "the standard library"
+    else:
+        cached = sys.modules.get(top)
+        try:
+            spec = cached.__spec__ if cached is not None else importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        origin = getattr(spec, "origin", None)
+        if spec is not None and not _within(origin, root):
+            installed = str(origin or "an installed package")
+    if installed is not None:
+        raise ReferenceImplError(
+            ErrorCode.UDF_PROVIDER_UNTRUSTED,
+            f"{target!r}: {top!r} next to the manifest would shadow {top!r} from "
+            f"{installed}; rename the module",
+            field_path=field_path,
+            subjects=(target,),
+        )
 
 
 def _forget_foreign(top: str, root: Path) -> None:

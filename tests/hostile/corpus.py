@@ -644,6 +644,15 @@ CASES: tuple[Case, ...] = (
         tables=("t",),
     ),
     Case(
+        "udf-provider-shadows-stdlib",
+        "UDF_PROVIDER_UNTRUSTED",
+        "udfs.loads.provider",
+        T + '[udfs.loads]\nprovider = "json:loads"\n',
+        stage="engine",
+        tables=("t",),
+        files={"json.py": "raise SystemExit('the standard json module was shadowed')\n"},
+    ),
+    Case(
         "udf-provider-not-a-udf",
         "UDF_PROVIDER_INVALID",
         "udfs.f.provider",
