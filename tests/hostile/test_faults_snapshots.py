@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -386,16 +387,32 @@ DAMAGE = {
 }
 
 
-@pytest.mark.produces_codes("PLAN_CHANGED", "PLAN_UPDATED", "PLAN_UNAVAILABLE", "PLAN_NEW")
+@pytest.mark.produces_codes(
+    "PLAN_CHANGED",
+    "PLAN_UPDATED",
+    "PLAN_UNAVAILABLE",
+    "PLAN_NEW",
+    "PLAN_COST_REGRESSION",
+    "SNAPSHOT_UNUSED",
+)
 def test_damaged_snapshots_fail_as_changed_and_are_rewritten_never_lost(
     project: Path, codes: CodeRecorder
 ) -> None:
     """Binary garbage, an empty file and a truncated file are changed plans (not a crash);
-    --snapshot-update rewrites them; a view that cannot be planned keeps its snapshot,
-    and a deleted snapshot is new."""
+    a golden file tampered to record a lower cost is a cost regression; a stray file is
+    reported unused; --snapshot-update rewrites the damaged files; a view that cannot be
+    planned keeps its snapshot, and a deleted snapshot is new."""
     for view, data in DAMAGE.items():
         (project / SNAPSHOTS / f"{view}.plan").write_bytes(data)
+    shutil.copy(project / SNAPSHOTS / "v5.plan", project / SNAPSHOTS / "stale.plan")
     (project / SNAPSHOTS / "v5.plan").unlink()
+    tampered = project / SNAPSHOTS / f"{EDITED}.plan"
+    text = tampered.read_text(encoding="utf-8")
+    lowered = re.sub(r"(?m)^operator_total: \d+$", "operator_total: 1", text)
+    assert lowered != text
+    tampered.write_text(lowered, encoding="utf-8")
+    with (project / "pytest.ini").open("a", encoding="utf-8") as ini:
+        ini.write("planguard_cost_limits = operator_total = +0\n")
     report = project / "report.json"
     done = gate(project, "--planguard-report", str(report))
     assert done.returncode == 1
@@ -404,6 +421,10 @@ def test_damaged_snapshots_fail_as_changed_and_are_rewritten_never_lost(
         codes.expect_all(found[view], ["PLAN_CHANGED"])
         assert (project / SNAPSHOTS / f"{view}.plan").read_bytes() == data
     codes.expect_all(found["v5"], ["PLAN_NEW"])
+    codes.expect_all(found[EDITED], ["PLAN_COST_REGRESSION"])
+    codes.expect_all(found["stale"], ["SNAPSHOT_UNUSED"])
+    assert (project / SNAPSHOTS / "stale.plan").exists()  # reported, not deleted
+    (project / SNAPSHOTS / "stale.plan").unlink()
 
     # v4 now fails to plan; under --snapshot-update its snapshot must survive
     v4_before = (project / SNAPSHOTS / "v4.plan").read_bytes()
