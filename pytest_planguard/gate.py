@@ -110,10 +110,18 @@ class GateState:
     def manifest_run(self, path: Path) -> ManifestRun:
         run = self.runs.get(path)
         if run is None:
-            run = self.runs[path] = self._instrumented_run(path)
+            # Tracing allocations (where a stray resolver was created) slows the run down
+            # severalfold: a dry run is traced only when it shows a stray, by running the
+            # stages again.  A real run (--planguard-execute) writes: it is traced at once.
+            trace = self.config.execute
+            run = self.runs[path] = self._instrumented_run(path, trace_origins=trace)
+            if not trace and run.spy.stray() is not None:
+                traced = self._instrumented_run(path, trace_origins=True).spy
+                if traced.stray() is not None:
+                    run.spy = traced
         return run
 
-    def _instrumented_run(self, path: Path) -> ManifestRun:
+    def _instrumented_run(self, path: Path, *, trace_origins: bool = True) -> ManifestRun:
         """Stages after the compile, with the counter and the spy active.  The compile
         happened at collection (also counted); the two windows together are the run."""
         from pytest_planguard.invariants import count_compiles, spy_resolver
@@ -122,7 +130,7 @@ class GateState:
         compiled = self.compile_manifest(path)
         with (
             count_compiles(self.session.compile_targets()) as counter,
-            spy_resolver(self.session.resolver_stages()) as spy,
+            spy_resolver(self.session.resolver_stages(), trace_origins=trace_origins) as spy,
         ):
             counter.calls.extend(self.compiles[path][1].calls)
             run = ManifestRun(path=path, counter=counter, spy=spy, compiled=compiled)

@@ -84,12 +84,21 @@ def patched_everywhere(
                 bindings.append((namespace, name))
     for namespace, name in bindings:
         namespace[name] = wrapper
+    loaded = set(sys.modules)
     try:
         yield
     finally:
         for namespace, name in bindings:
             if namespace.get(name) is wrapper:
                 namespace[name] = original
+        # A module first imported while the patch was on bound the wrapper by name: left
+        # there, it would keep reporting to this (finished) spy and hide its calls from
+        # the next one.
+        for module_name in [n for n in sys.modules if n not in loaded]:
+            namespace = getattr(sys.modules.get(module_name), "__dict__", None) or {}
+            for name, value in list(namespace.items()):
+                if value is wrapper:
+                    namespace[name] = original
 
 
 def short_stack(skip: int = 2) -> tuple[str, ...]:
@@ -193,6 +202,8 @@ class ResolverSpy:
     """Strong references, so an id stays unique while the spy lives."""
     origins: dict[int, tuple[str, ...]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    traced: bool = True
+    """Whether allocations were traced (tracemalloc), so ``origins`` are known."""
 
     def identities(self) -> dict[str, list[int]]:
         seen: dict[str, list[int]] = {stage.name: [] for stage in self.stages}
@@ -214,7 +225,7 @@ class ResolverSpy:
                 + self._table(identities)
             )
         first = self.observations[0]
-        stray = next((o for o in self.observations if o.object_id != first.object_id), None)
+        stray = self.stray()
         if stray is None:
             return None
         lines = [
@@ -228,6 +239,13 @@ class ResolverSpy:
             *(f"      {frame}" for frame in stray.stack),
         ]
         return "\n".join(lines)
+
+    def stray(self) -> StageObservation | None:
+        """The first observation of another object than the first stage received."""
+        if not self.observations:
+            return None
+        first = self.observations[0].object_id
+        return next((o for o in self.observations if o.object_id != first), None)
 
     def _table(self, identities: Mapping[str, list[int]]) -> str:
         rows = ["", "  identities seen per stage:"]
@@ -243,13 +261,20 @@ def _hex(object_id: int) -> str:
 
 
 @contextmanager
-def spy_resolver(stages: Sequence[ResolverStage] | None = None) -> Iterator[ResolverSpy]:
-    """Record the resolver object each stage receives (default: the reference stages)."""
+def spy_resolver(
+    stages: Sequence[ResolverStage] | None = None, *, trace_origins: bool = True
+) -> Iterator[ResolverSpy]:
+    """Record the resolver object each stage receives (default: the reference stages).
+
+    ``trace_origins`` traces allocations (tracemalloc) to tell where a stray resolver was
+    created; it slows the code under the spy down severalfold, so a caller that can repeat
+    the run may spy without it first and trace only a run that shows a stray.
+    """
     from pytest_planguard.reference_adapter import REFERENCE_RESOLVER_STAGES
 
     watched = tuple(stages or REFERENCE_RESOLVER_STAGES)
-    spy = ResolverSpy(stages=watched)
-    started = not tracemalloc.is_tracing()
+    spy = ResolverSpy(stages=watched, traced=trace_origins)
+    started = trace_origins and not tracemalloc.is_tracing()
     if started:
         tracemalloc.start(12)
 
@@ -299,14 +324,14 @@ def _record(
     object_id = id(value)
     if object_id not in spy.objects:
         spy.objects[object_id] = value
-        origin = tracemalloc.get_object_traceback(value)
+        origin = tracemalloc.get_object_traceback(value) if spy.traced else None
         spy.origins[object_id] = (
             tuple(
                 f"{_shorten(frame.filename)}:{frame.lineno}"
                 for frame in list(origin)[-STACK_DEPTH:]
             )
             if origin is not None
-            else ("(allocated before the spy started)",)
+            else ("(allocated before the spy started)" if spy.traced else "(not traced)",)
         )
     spy.observations.append(
         StageObservation(
