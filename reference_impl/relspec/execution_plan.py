@@ -252,18 +252,23 @@ def _assemble(
     runtime_hash = authority.runtime_fingerprint
 
     units: dict[str, ScanUnit] = {}
+    # The views reading each unit, gathered first and set once: growing the unit's tuple
+    # for each view would be quadratic in the number of views sharing a scan.
+    unit_views: dict[str, dict[str, None]] = {}
     unit_keys_by_view: dict[str, tuple[str, ...]] = {}
+    key_of: dict[TableScanFact, str] = {}
     for view, scans in scans_by_view.items():
         keys: list[str] = []
         for scan in scans:
             registered = semantic.datasets.get(scan.dataset)
-            key = scan_unit_key(scan, registered)
+            key = key_of.get(scan)
+            if key is None:
+                key = key_of[scan] = scan_unit_key(scan, registered)
             keys.append(key)
-            existing = units.get(key)
-            if existing is not None:
-                if view not in existing.views:
-                    units[key] = msgspec.structs.replace(existing, views=(*existing.views, view))
+            if key in units:
+                unit_views[key].setdefault(view)
                 continue
+            unit_views[key] = {view: None}
             protocol = registered.delta_protocol if registered else None
             units[key] = ScanUnit(
                 key=key,
@@ -279,6 +284,9 @@ def _assemble(
                 views=(view,),
             )
         unit_keys_by_view[view] = tuple(sorted(set(keys)))
+    for key, readers in unit_views.items():
+        if len(readers) > 1:
+            units[key] = msgspec.structs.replace(units[key], views=tuple(readers))
 
     metrics: dict[str, TaskPlanMetrics] = {}
     lineage: dict[str, LineageRecord] = {}

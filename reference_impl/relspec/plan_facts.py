@@ -124,5 +124,10 @@ def schema_fields(schema: Any) -> tuple[SchemaField, ...]:
 def udf_calls(plan_text: str, candidates: Iterable[str]) -> tuple[str, ...]:
     """Which of ``candidates`` a plan's text calls."""
     return tuple(
-        sorted(name for name in set(candidates) if re.search(rf"\b{re.escape(name)}\(", plan_text))
+        sorted(
+            name
+            for name in set(candidates)
+            # the substring test is a cheap filter; the regex decides (word boundary)
+            if f"{name}(" in plan_text and re.search(rf"\b{re.escape(name)}\(", plan_text)
+        )
     )
