@@ -537,6 +537,13 @@ CASES: tuple[Case, ...] = (
         "outputs.o.location",
         view("SELECT 1 AS a") + f'[outputs.o]\nview = "v"\nlocation = "{OUTSIDE}/o"\n',
     ),
+    Case(
+        "output-symlink",
+        "MANIFEST_LOCATION_ESCAPES_ROOT",
+        "outputs.o.location",
+        view("SELECT 1 AS a") + '[outputs.o]\nview = "v"\nlocation = "out/o"\n',
+        links={"out": OUTSIDE},
+    ),
     # -- size limits and missing files -----------------------------------------------------
     Case("ten-thousand-views", "MANIFEST_LIMIT_EXCEEDED", "views", TEN_THOUSAND_VIEWS),
     Case("manifest-missing", "MANIFEST_NOT_FOUND", None, None, path="manifest.toml"),
