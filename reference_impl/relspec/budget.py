@@ -1,9 +1,16 @@
 """A planning budget: run one view's planning with a deadline.
 
-DataFusion releases the GIL while it plans, but a running plan cannot be cancelled.  So
-planning runs on a daemon worker thread; when the deadline passes the caller stops
-waiting, reports ``PLANNING_BUDGET_EXCEEDED`` for that view and carries on with a fresh
-worker, while the abandoned one finishes (or dies with the process) in the background.
+A running plan cannot be cancelled.  So planning runs on a daemon worker thread; when the
+deadline passes the caller stops waiting, reports ``PLANNING_BUDGET_EXCEEDED`` for that
+view and carries on with a fresh worker, while the abandoned one finishes (or dies with the
+process) in the background.
+
+The caller can only stop waiting while the worker does not hold the GIL.  DataFusion
+releases it in ``ctx.sql`` and ``DataFrame.execution_plan()`` (where pathological plans
+spend their time) but not in ``DataFrame.optimized_logical_plan()``: callers plan
+physically first and take the optimized logical plan afterwards, and semantic compile
+refuses the shapes whose optimization alone explodes
+(:mod:`reference_impl.semantics.complexity`).
 """
 
 from __future__ import annotations
