@@ -166,9 +166,11 @@ def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
     from pytest_planguard.snapshot import render_snapshot, snapshot_header
 
     assert run.engine is not None
+    if run.header is None:
+        run.header = snapshot_header(run.engine)
     return render_snapshot(
         bundle,
-        snapshot_header(run.engine),
+        run.header,
         locations=run.engine.locations,
         roots={"MANIFEST": str(run.path.parent), "ROOT": str(state.config.rootpath)},
     )

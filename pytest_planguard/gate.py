@@ -54,6 +54,8 @@ class ManifestRun:
     engine: EngineInfo | None = None
     fingerprints: PipelineFingerprints | None = None
     recheck: Mapping[str, BundleView] | None = None
+    header: Mapping[str, str] | None = None
+    """The snapshot header (engine versions, settings hash): computed once per run."""
 
 
 def render_error(exc: BaseException) -> str:

@@ -79,7 +79,7 @@ def _replace_paths(text: str, locations: Mapping[str, str], roots: Mapping[str, 
     # Longest first, so a dataset inside the manifest directory wins over $MANIFEST.
     for path, token in sorted(pairs, key=lambda pair: len(pair[0]), reverse=True):
         stripped = path.lstrip("/")  # DataFusion prints absolute paths without the slash
-        if not stripped:
+        if not stripped or stripped not in text:  # no occurrence: the regex cannot match
             continue
         # Whole path components only: "data" must not match inside "metadata".
         pattern = rf"(?<![\w.\-/$])/?{re.escape(stripped)}(?![\w.\-])"
