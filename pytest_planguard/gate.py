@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         PipelineFingerprints,
         ValidationOutcome,
     )
-    from pytest_planguard.invariants import CompileCounter, ResolverSpy
+    from pytest_planguard.invariants import CompileCounter, DeterminismProcesses, ResolverSpy
     from pytest_planguard.session import PlanguardSession
 
 INVARIANTS = ("single_compile", "resolver_identity", "determinism")
@@ -80,6 +80,9 @@ class GateState:
         self.config = session.config
         self.runs: dict[Path, ManifestRun] = {}
         self.compiles: dict[Path, tuple[Any, CompileCounter]] = {}
+        self.determinism_due: set[Path] = set()
+        """Manifests whose selected determinism item runs in this process."""
+        self.started: dict[Path, DeterminismProcesses] = {}
         self.results: list[dict[str, Any]] = []
         self.unused: list[dict[str, Any]] = []
         PlanBundleSnapshotExtension.snapshot_root = self.config.snapshot_dir
@@ -112,6 +115,7 @@ class GateState:
     def manifest_run(self, path: Path) -> ManifestRun:
         run = self.runs.get(path)
         if run is None:
+            self._start_determinism(path)
             # Tracing allocations (where a stray resolver was created) slows the run down
             # severalfold: a dry run is traced only when it shows a stray, by running the
             # stages again.  A real run (--planguard-execute) writes: it is traced at once.
@@ -121,7 +125,32 @@ class GateState:
                 traced = self._instrumented_run(path, trace_origins=True).spy
                 if traced.stray() is not None:
                     run.spy = traced
+            if run.error is not None and path in self.started:
+                self.started.pop(path).close()  # the determinism item fails on run.error
         return run
+
+    def expect_determinism(self, items: list[pytest.Item]) -> None:
+        """Note the manifests whose determinism item this process will run (not under
+        pytest-xdist, whose workers learn their items one batch at a time)."""
+        if hasattr(self.session.pytest_config, "workerinput"):
+            return
+        self.determinism_due = {
+            item.path
+            for item in items
+            if isinstance(item, GateItem) and item.check == "determinism"
+        }
+
+    def _start_determinism(self, path: Path) -> None:
+        """Start the determinism check's subprocesses before the run that precedes it, so
+        that they use the cores this process leaves idle.  Not for a real run: outputs
+        being written could be read by the subprocesses' plans."""
+        if path not in self.determinism_due or self.config.execute or self.config.processes < 1:
+            return
+        from pytest_planguard.invariants import start_determinism_processes
+
+        self.started[path] = start_determinism_processes(
+            self.config.adapter, path, self.config.processes
+        )
 
     def _instrumented_run(self, path: Path, *, trace_origins: bool = True) -> ManifestRun:
         """Stages after the compile, with the counter and the spy active.  The compile
@@ -180,6 +209,9 @@ class GateState:
                 self.results.append(result)
 
     def finish(self, session: pytest.Session) -> None:
+        for started in self.started.values():
+            started.close()  # started for a determinism item that did not run
+        self.started.clear()
         if hasattr(session.config, "workerinput"):
             return  # the controller reports for pytest-xdist workers
         self.unused = self._unused_snapshots(session.config)
@@ -234,6 +266,9 @@ class GateHooks:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._state.record(report)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._state.expect_determinism(session.items)
 
 
 class ManifestFile(pytest.File):
@@ -334,7 +369,8 @@ class GateItem(pytest.Item):
         return message
 
     def _check_determinism(self, state: GateState, run: ManifestRun) -> str | None:
-        report = state.session.determinism(self.path, first=run.fingerprints)
+        started = state.started.pop(self.path, None)
+        report = state.session.determinism(self.path, first=run.fingerprints, started=started)
         return report.failure()
 
     def _check_policy(self, state: GateState, run: ManifestRun) -> str | None:

@@ -438,6 +438,38 @@ def fingerprints_from_json(text: str) -> PipelineFingerprints:
     )
 
 
+@dataclass(slots=True)
+class DeterminismProcesses:
+    """The subprocesses of a determinism check, started ahead of it (so that they run
+    while this process is busy with other work) by :func:`start_determinism_processes`."""
+
+    adapter_spec: str | None
+    manifest: Path
+    children: list[tuple[str, subprocess.Popen[str]]]
+
+    def matches(self, adapter_spec: str | None, manifest: Path, processes: int) -> bool:
+        return (adapter_spec, str(manifest), processes) == (
+            self.adapter_spec,
+            str(self.manifest),
+            len(self.children),
+        )
+
+    def close(self) -> None:
+        """Stop the subprocesses (when the check will not read them)."""
+        for _, child in self.children:
+            if child.poll() is None:
+                child.kill()
+            child.communicate()
+
+
+def start_determinism_processes(
+    adapter_spec: str | None, manifest: Path, processes: int
+) -> DeterminismProcesses:
+    """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs."""
+    children = [(seed, _spawn(adapter_spec, manifest, seed)) for seed in _hash_seeds(processes)]
+    return DeterminismProcesses(adapter_spec=adapter_spec, manifest=manifest, children=children)
+
+
 def check_determinism(
     adapter: PipelineAdapter,
     adapter_spec: str | None,
@@ -446,11 +478,19 @@ def check_determinism(
     runs: int = 3,
     processes: int = 2,
     first: PipelineFingerprints | None = None,
+    started: DeterminismProcesses | None = None,
 ) -> DeterminismReport:
     """Run compile -> plan -> validate ``runs`` times here and once in each of
-    ``processes`` subprocesses (distinct PYTHONHASHSEED), then compare."""
-    seeds = _hash_seeds(processes)
-    children = [_spawn(adapter_spec, manifest, seed) for seed in seeds]
+    ``processes`` subprocesses (distinct PYTHONHASHSEED), then compare.
+
+    ``started``: the same subprocesses, already started (used when it matches)."""
+    if started is not None and not started.matches(adapter_spec, manifest, processes):
+        started.close()
+        started = None
+    if started is None:
+        started = start_determinism_processes(adapter_spec, manifest, processes)
+    seeds = [seed for seed, _ in started.children]
+    children = [child for _, child in started.children]
     results: list[tuple[str, PipelineFingerprints]] = []
     if first is not None:
         results.append(("in-process run 1", first))

@@ -122,6 +122,7 @@ class PlanguardSession:
         processes: int | None = None,
         adapter: str | None = None,
         first: Any = None,
+        started: Any = None,
     ) -> DeterminismReport:
         from pytest_planguard.adapter import load_adapter
         from pytest_planguard.invariants import check_determinism
@@ -134,6 +135,7 @@ class PlanguardSession:
             runs=runs if runs is not None else self.config.runs,
             processes=processes if processes is not None else self.config.processes,
             first=first,
+            started=started,
         )
 
     # ------------------------------------------------------------------ the plan gate

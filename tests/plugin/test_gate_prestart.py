@@ -1,0 +1,85 @@
+"""The gate starts the determinism subprocesses ahead of the run, and only when they are due."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SPAWN_LOG = """
+import pytest_planguard.gate as gate
+import pytest_planguard.invariants as invariants
+
+_spawn = invariants._spawn
+_run = gate.GateState._instrumented_run
+
+
+def _log(event):
+    with open("events.log", "a") as log:
+        log.write(event + "\\n")
+
+
+def _logged_spawn(adapter_spec, manifest, seed):
+    _log("spawn-" + seed)
+    return _spawn(adapter_spec, manifest, seed)
+
+
+def _logged_run(self, path, **kwargs):
+    _log("run")
+    return _run(self, path, **kwargs)
+
+
+invariants._spawn = _logged_spawn
+gate.GateState._instrumented_run = _logged_run
+"""
+
+
+def _events(pytester: pytest.Pytester) -> list[str]:
+    log = pytester.path / "events.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def _spawned(pytester: pytest.Pytester) -> list[str]:
+    return [event[len("spawn-") :] for event in _events(pytester) if event.startswith("spawn-")]
+
+
+VIEWS = ("big_spenders", "customer_totals", "event_counts", "order_totals")
+
+
+def _gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makeconftest(SPAWN_LOG)
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--planguard", "--planguard-runs", "1", *args
+    )
+
+
+def test_each_determinism_subprocess_starts_once(pytester: pytest.Pytester, shop: Path) -> None:
+    result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    assert _events(pytester) == ["spawn-1", "spawn-2", "run"]  # started before the run
+
+
+def test_a_real_run_starts_them_after_it(pytester: pytest.Pytester, shop: Path) -> None:
+    """Twin: with --planguard-execute the run writes outputs, so nothing runs beside it."""
+    result = _gate(
+        pytester, "--snapshot-update", "--planguard-processes", "2", "--planguard-execute"
+    )
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    assert _events(pytester) == ["run", "spawn-1", "spawn-2"]
+
+
+def test_no_subprocess_when_the_determinism_item_is_deselected(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    result = _gate(pytester, "--snapshot-update", "-k", "not determinism")
+    result.assert_outcomes(passed=3 + len(VIEWS), deselected=1)
+    assert _spawned(pytester) == []
+
+
+def test_the_determinism_item_alone_starts_its_subprocesses(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Twin of the deselection test: the same log sees the spawns when the item runs."""
+    result = _gate(pytester, "-k", "determinism", "--planguard-processes", "1")
+    result.assert_outcomes(passed=1, deselected=3 + len(VIEWS))
+    assert _spawned(pytester) == ["1"]
