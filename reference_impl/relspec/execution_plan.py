@@ -14,6 +14,7 @@ dataset (``runtime.statistics = "scan"``, the default) or per view (``"plan"``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -201,7 +202,7 @@ def _plan_view(
         )
         return _Planned(
             p1_text=p1.display_indent(),
-            p2_text=physical.display_indent(),
+            p2_text=stable_plan_text(physical.display_indent()),
             partition_count=int(physical.partition_count),
             p1_plan=p1,
             view_stats=stats,
@@ -223,6 +224,20 @@ def _plan_view(
         from reference_impl.engine.session import view_failure
 
         return "failed", view_failure(view.name, exc), None
+
+
+_FIELD_METADATA = re.compile(r', metadata: \{(?:"(?:[^"\\]|\\.)*": "(?:[^"\\]|\\.)*"(?:, )?)*\}')
+
+
+def stable_plan_text(text: str) -> str:
+    """Physical plan text without field metadata maps.
+
+    DataFusion prints a field's metadata (e.g. in ``BoundedWindowAggExec``) in hash-map
+    order, which changes from run to run, and Delta column mapping puts a random
+    ``delta.columnMapping.physicalName`` in it: either makes P2 and every fingerprint over
+    it nondeterministic.
+    """
+    return _FIELD_METADATA.sub("", text)
 
 
 def _dataset_statistics(ctx: Any, datasets: set[str]) -> dict[str, ExplainStatistics]:
