@@ -1,13 +1,9 @@
 """Hypothesis settings profiles registered by planguard: ``ci``, ``dev`` and ``nightly``.
 
-=========  ==================================================================
-profile    settings
-=========  ==================================================================
-``ci``     derandomized, 20 examples, 5 s deadline, no example database,
-           ``print_blob`` on (a failure prints the blob that reproduces it)
-``dev``    random, 50 examples, 2 s deadline, the local example database
-``nightly``  random, 1000 examples, no deadline, the local example database
-=========  ==================================================================
+* ``ci``: derandomized, 20 examples, 5 s deadline, no example database, ``print_blob``
+  on (a failure prints the blob that reproduces it);
+* ``dev``: random, 50 examples, 2 s deadline, the local example database;
+* ``nightly``: random, 1000 examples, no deadline, the local example database.
 
 Choose one with Hypothesis' own ``--hypothesis-profile=NAME``, or with the
 ``PLANGUARD_HYPOTHESIS_PROFILE`` environment variable.  Which one is active:

@@ -238,7 +238,9 @@ class ManifestCase:
 
     ``document`` is the manifest as a read-only nested mapping, in declaration order;
     ``manifest_format`` and ``toml_style`` decide how it is written.  A correct compiler
-    accepts it, and a correct engine plans every view.
+    accepts it and finds each view's ``depends_on``; DataFusion plans every view, except
+    for engine defects (datafusion 55 rejects a rare UNION ALL + ORDER BY shape with
+    ``SanityCheckPlan``: see ``tests/property/test_engine_properties.py``).
     """
 
     document: Mapping[str, Any]
