@@ -1,0 +1,661 @@
+"""planguard against bare DataFusion in one run: ``python benchmarks/run.py [--quick] [--json P]``.
+
+Workloads (each measured in its own child process, so peak memory is its own):
+
+* ``tpch``: the bundled TPC-H example (22 queries + 4 derived views over 8 Delta tables);
+* ``dag_100`` ... ``dag_2000``: synthetic layered DAGs (see ``benchmarks/dag.py``);
+* ``pytest_gate_tpch``: ``pytest --planguard --planguard-only`` on a copy of the example
+  against a plain syrupy test that snapshots the same raw plan texts; and the same gate
+  with ``-n 2`` (pytest-xdist) against the gate without it;
+* ``collect_2000_inactive``: ``pytest --collect-only`` of a generated 2,000-test suite with
+  the plugin installed but inactive against ``-p no:planguard``.
+
+Per pipeline workload, one child process times, with the same warm caches:
+
+* bare DataFusion: a ``SessionContext`` with the manifest's pinned settings, the same
+  tables (``DeltaTable`` / ``register_parquet``), UDFs and views registered in order and,
+  for each view, ``ctx.sql`` + optimized logical plan + physical plan + their display;
+* planguard: load -> semantic compile -> context -> authority -> execution plan (P0/P1/P2
+  bundles, statistics, lineage, fingerprints) -> policy validation.
+
+Bare and planguard runs alternate (ABBA); each reports the minimum over its repetitions.
+``--quick`` runs fewer repetitions (see ``REPS``); every workload still runs in full.
+Timings are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(REPO))
+
+import dag  # noqa: E402  (benchmarks/ is not a package)
+
+EXAMPLE = REPO / "reference_impl" / "examples" / "tpch"
+DAG_SIZES = (100, 500, 1000, 2000)
+COLLECT_TESTS = 2000
+REPS = {
+    # workload: (full, quick) repetitions of each side
+    "tpch": (15, 9),
+    "dag_100": (5, 3),
+    "dag_500": (3, 1),
+    "dag_1000": (2, 1),
+    "dag_2000": (2, 1),
+    "pytest": (3, 1),
+    "collect": (9, 5),
+}
+TARGETS = {"ratio": 1.3, "scaling_2000_500": 4.4, "inactive_overhead_pct": 3.0}
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _status_kb(key: str) -> int:
+    match = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    return int(match.group(1)) if match else 0
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (VmHWM); False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------- pipeline child
+
+
+def _bare_spec(manifest: Path) -> dict[str, Any]:
+    """What bare DataFusion needs to plan the manifest (prepared before any timing)."""
+    from reference_impl.engine.runtime import build_runtime_profile
+    from reference_impl.semantics.compile import compile_semantic_program
+    from reference_impl.semantics.load import load_manifest
+
+    program = compile_semantic_program(load_manifest(manifest))
+    profile = build_runtime_profile(program)
+    return {
+        "session": dict(profile.session_settings),
+        "runtime": dict(profile.runtime_settings),
+        "datasets": [
+            (b.name, b.format, b.location) for b in program.dataset_bindings.bindings.values()
+        ],
+        "udfs": [u.provider for u in program.udfs],
+        "views": [(v.name, v.sql) for v in program.views],
+    }
+
+
+def _bare(spec: dict[str, Any]) -> dict[str, str]:
+    """Bare DataFusion: register everything, then plan and display every view."""
+    import importlib
+
+    from datafusion import ScalarUDF, SessionConfig, SessionContext
+    from deltalake import DeltaTable
+
+    ctx = SessionContext(SessionConfig(spec["session"]))
+    for key, value in sorted(spec["runtime"].items()):
+        ctx.sql(f"SET {key} = '{value}'").collect()
+    for name, fmt, location in spec["datasets"]:
+        if fmt == "delta":
+            ctx.register_table(name, DeltaTable(location))
+        else:
+            ctx.register_parquet(name, location)
+    for provider in spec["udfs"]:
+        module, _, attribute = provider.partition(":")
+        udf = getattr(importlib.import_module(module), attribute)
+        ctx.register_udf(udf if isinstance(udf, ScalarUDF) else udf())
+    texts: dict[str, str] = {}
+    for name, sql in spec["views"]:
+        frame = ctx.sql(sql)
+        ctx.register_view(name, frame)
+        p0 = frame.logical_plan().display_indent_schema()
+        # physical first, as planguard does: the optimizer numbers generated aliases
+        # (__common_expr_N ...) per run, so the same order gives the same texts
+        p2 = frame.execution_plan().display_indent()
+        p1 = frame.optimized_logical_plan().display_indent()
+        texts[name] = p0 + p1 + p2
+    return texts
+
+
+def _planguard(manifest: Path) -> dict[str, str]:
+    """planguard: compile -> context -> authority -> plan bundles -> validate."""
+    from reference_impl.engine.runtime import build_runtime_profile
+    from reference_impl.engine.session import build_semantic_execution_context
+    from reference_impl.relspec.authority import build_execution_authority
+    from reference_impl.relspec.execution_plan import compile_execution_plan
+    from reference_impl.relspec.policy_validation import validate_policy_bundle
+    from reference_impl.semantics.compile import compile_semantic_program
+    from reference_impl.semantics.load import load_manifest
+
+    program = compile_semantic_program(load_manifest(manifest))
+    profile = build_runtime_profile(program)
+    authority = build_execution_authority(build_semantic_execution_context(program, profile))
+    plan = compile_execution_plan(authority)
+    validation = validate_policy_bundle(
+        plan, runtime_profile=profile, udf_snapshot=authority.capabilities.udf_snapshot
+    )
+    if not validation.ok:
+        raise SystemExit(f"policy validation failed: {validation.codes()}")
+    return {
+        name: bundle.p0 + bundle.p1 + bundle.p2
+        for name, bundle in plan.plan_bundles_by_view.items()
+    }
+
+
+def _forget_caches() -> None:
+    """Start each planguard repetition cold, as a fresh process would."""
+    from reference_impl.semantics import compile as semantic_compile
+
+    clear = getattr(semantic_compile, "clear_analysis_cache", None)
+    if callable(clear):
+        clear()
+
+
+def _child_pipeline(args: argparse.Namespace) -> int:
+    # Import everything both sides use before timing anything.
+    import datafusion  # noqa: F401
+    import deltalake  # noqa: F401
+    import sqlglot  # noqa: F401
+
+    import reference_impl.pipeline  # noqa: F401
+
+    manifest = Path(args.manifest)
+    if args.warmup:
+        warm = Path(args.warmup)
+        _bare(_bare_spec(warm))
+        _forget_caches()
+        _planguard(warm)
+    spec = _bare_spec(manifest)
+    _forget_caches()
+    gc.collect()
+    bare_times: list[float] = []
+    planguard_times: list[float] = []
+    bare_cpu: list[float] = []
+    planguard_cpu: list[float] = []
+    peak_kb = 0
+    baseline_kb = _status_kb("VmRSS")
+    peak_reset = True
+    bare_texts: dict[str, str] = {}
+    planguard_texts: dict[str, str] = {}
+
+    def run_bare() -> None:
+        nonlocal bare_texts
+        bare_texts = {}
+        gc.collect()
+        start, cpu = time.perf_counter(), time.process_time()
+        bare_texts = _bare(spec)
+        bare_times.append(time.perf_counter() - start)
+        bare_cpu.append(time.process_time() - cpu)
+
+    def run_planguard() -> None:
+        nonlocal peak_kb, peak_reset, planguard_texts
+        planguard_texts = {}
+        _forget_caches()
+        gc.collect()
+        peak_reset = _reset_peak() and peak_reset
+        start, cpu = time.perf_counter(), time.process_time()
+        planguard_texts = _planguard(manifest)
+        planguard_times.append(time.perf_counter() - start)
+        planguard_cpu.append(time.process_time() - cpu)
+        peak_kb = max(peak_kb, _status_kb("VmHWM"))
+
+    for rep in range(args.reps):
+        first, second = (run_bare, run_planguard) if rep % 2 == 0 else (run_planguard, run_bare)
+        first()
+        second()
+    same = sum(1 for name, text in bare_texts.items() if planguard_texts.get(name) == text)
+    result = {
+        "name": args.name,
+        "views": len(spec["views"]),
+        "bare_s": min(bare_times),
+        "planguard_s": min(planguard_times),
+        "ratio": min(planguard_times) / min(bare_times),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "bare_samples_s": bare_times,
+        "planguard_samples_s": planguard_times,
+        "bare_cpu_s": min(bare_cpu),
+        "planguard_cpu_s": min(planguard_cpu),
+        "cpu_ratio": min(planguard_cpu) / min(bare_cpu),
+        "rss_before_mb": round(baseline_kb / 1024, 1),
+        "peak_rss_scope": "planguard run" if peak_reset else "whole child process",
+        "identical_plan_texts": same,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+# -------------------------------------------------------------------- orchestration
+
+
+def _run_child(argv: Sequence[str], *, cwd: Path | None = None) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), *argv]
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child {argv} failed:\n{done.stdout}\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _timed(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time, CPU time and peak RSS (largest process of the tree) of one command."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed in {cwd}:\n{text[-4000:]}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "output": text,
+    }
+
+
+def _copy_example(target: Path) -> Path:
+    """A copy of the bundled TPC-H example, data included (generated when missing)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(EXAMPLE / "manifest.toml", target / "manifest.toml")
+    shutil.copytree(EXAMPLE / "views", target / "views", dirs_exist_ok=True)
+    data = EXAMPLE / "data"
+    if all((data / table / "_delta_log").is_dir() for table in _tpch_tables()):
+        shutil.copytree(
+            data,
+            target / "data",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(".lock", ".tmp-*"),
+        )
+    else:
+        from reference_impl.examples.tpch.data import bootstrap
+
+        bootstrap(target)
+    return target / "manifest.toml"
+
+
+def _tpch_tables() -> tuple[str, ...]:
+    from reference_impl.examples.tpch.data import TABLES
+
+    return TABLES
+
+
+def pipeline_workloads(work: Path, quick: bool, only: set[str] | None) -> list[dict[str, Any]]:
+    tpch = _copy_example(work / "tpch")
+    dag_dir = work / "dag"
+    dag.write_datasets(dag_dir / "data")
+    manifests = {"tpch": tpch}
+    for size in DAG_SIZES:
+        manifests[f"dag_{size}"] = dag.write_manifest(dag_dir / f"dag_{size}.toml", size)
+    warm_dag = dag.write_manifest(dag_dir / "dag_warmup.toml", 20)
+    results = []
+    for name, manifest in manifests.items():
+        if only and name not in only:
+            continue
+        reps = REPS[name][1 if quick else 0]
+        warmup = manifest if name == "tpch" else warm_dag
+        _log(f"{name}: {reps} repetition(s) of bare and planguard ...")
+        argv = ["--child", "pipeline", "--name", name, "--manifest", str(manifest)]
+        argv += ["--reps", str(reps), "--warmup", str(warmup)]
+        result = _run_child(argv)
+        if name.startswith("dag_"):
+            result["mean_expanded_scans"] = dag.mean_scans(int(name[4:]))
+        results.append(result)
+        _log(_row(result))
+    return results
+
+
+PLAIN_TEST = '''\
+"""A plain syrupy test: the raw P0/P1/P2 texts of every view of the example."""
+
+import importlib
+
+import pytest
+from datafusion import ScalarUDF, SessionConfig, SessionContext
+from deltalake import DeltaTable
+
+SPEC = {spec!r}
+
+
+@pytest.fixture(scope="module")
+def frames():
+    ctx = SessionContext(SessionConfig(SPEC["session"]))
+    for key, value in sorted(SPEC["runtime"].items()):
+        ctx.sql(f"SET {{key}} = '{{value}}'").collect()
+    for name, fmt, location in SPEC["datasets"]:
+        ctx.register_table(name, DeltaTable(location))
+    for provider in SPEC["udfs"]:
+        module, _, attribute = provider.partition(":")
+        udf = getattr(importlib.import_module(module), attribute)
+        ctx.register_udf(udf if isinstance(udf, ScalarUDF) else udf())
+    out = {{}}
+    for name, sql in SPEC["views"]:
+        out[name] = ctx.sql(sql)
+        ctx.register_view(name, out[name])
+    return ctx, out  # the session must outlive its frames (Delta providers need it)
+
+
+@pytest.mark.parametrize("view", [name for name, _ in SPEC["views"]])
+def test_plan(view, frames, snapshot):
+    frame = frames[1][view]
+    text = "\\n".join(
+        [
+            frame.logical_plan().display_indent_schema(),
+            frame.optimized_logical_plan().display_indent(),
+            frame.execution_plan().display_indent(),
+        ]
+    )
+    assert text == snapshot
+'''
+
+
+def pytest_workloads(work: Path, quick: bool) -> list[dict[str, Any]]:
+    """The gate against a plain syrupy test, and the gate with and without xdist."""
+    gate_dir = work / "pytest_gate"
+    manifest = _copy_example(gate_dir / "tpch")
+    (gate_dir / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:cacheprovider\n"
+        "planguard_manifests = tpch/manifest.toml\nplanguard_snapshot_dir = snapshots\n"
+    )
+    plain_dir = work / "pytest_plain"
+    plain_dir.mkdir(parents=True, exist_ok=True)
+    spec = _child_spec(manifest)
+    (plain_dir / "test_plain.py").write_text(PLAIN_TEST.format(spec=spec))
+    (plain_dir / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    pytest = [sys.executable, "-m", "pytest"]
+    gate = [*pytest, "-q", "--planguard", "--planguard-only", "tpch/manifest.toml"]
+    plain = [*pytest, "-q", "-p", "no:planguard", "test_plain.py"]
+    # -v (not -q) so that the output names the worker of each item
+    gate_n2 = [*pytest, "-v", "--planguard", "--planguard-only", "tpch/manifest.toml", "-n", "2"]
+    _log("pytest: accepting the snapshots of the gate and of the plain syrupy test ...")
+    _timed([*gate, "--snapshot-update"], gate_dir)
+    _timed([*plain, "--snapshot-update"], plain_dir)
+    reps = REPS["pytest"][1 if quick else 0]
+    # the gate without the determinism check's extra runs: what the rest of the gate costs
+    gate_single = [*gate, "--planguard-runs", "1", "--planguard-processes", "0"]
+    commands = {
+        "plain": (plain, plain_dir),
+        "gate": (gate, gate_dir),
+        "gate_single_run": (gate_single, gate_dir),
+        "gate_n2": (gate_n2, gate_dir),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {which: [] for which in commands}
+    for rep in range(reps):
+        order = list(commands) if rep % 2 == 0 else list(reversed(commands))
+        for which in order:
+            command, cwd = commands[which]
+            runs[which].append(_timed(command, cwd))
+            _log(f"  {which}: {runs[which][-1]['wall_s']:.2f} s")
+    best = {which: min(runs[which], key=lambda r: r["wall_s"]) for which in runs}
+    views = len(spec["views"])
+    gate_result = {
+        "name": "pytest_gate_tpch",
+        "views": views,
+        "bare_s": best["plain"]["wall_s"],
+        "planguard_s": best["gate"]["wall_s"],
+        "ratio": best["gate"]["wall_s"] / best["plain"]["wall_s"],
+        "peak_rss_mb": best["gate"]["peak_rss_mb"],
+        "bare_label": "pytest -p no:planguard test_plain.py (syrupy, raw plan texts)",
+        "planguard_label": "pytest --planguard --planguard-only tpch/manifest.toml",
+        "bare_samples_s": [r["wall_s"] for r in runs["plain"]],
+        "planguard_samples_s": [r["wall_s"] for r in runs["gate"]],
+        "bare_peak_rss_mb": best["plain"]["peak_rss_mb"],
+        "planguard_single_run_s": best["gate_single_run"]["wall_s"],
+        "planguard_single_run_label": "the same gate with --planguard-runs 1 "
+        "--planguard-processes 0 (determinism check reduced to the shared run)",
+    }
+    xdist_result = {
+        "name": "pytest_gate_tpch_xdist",
+        "views": views,
+        "bare_s": best["gate"]["wall_s"],
+        "planguard_s": best["gate_n2"]["wall_s"],
+        "ratio": best["gate_n2"]["wall_s"] / best["gate"]["wall_s"],
+        "peak_rss_mb": best["gate_n2"]["peak_rss_mb"],
+        "speedup": best["gate"]["wall_s"] / best["gate_n2"]["wall_s"],
+        "bare_label": "pytest --planguard --planguard-only (no xdist)",
+        "planguard_label": "pytest --planguard --planguard-only -n 2",
+        "bare_samples_s": [r["wall_s"] for r in runs["gate"]],
+        "planguard_samples_s": [r["wall_s"] for r in runs["gate_n2"]],
+        "items_per_worker": _xdist_spread(best["gate_n2"]["output"]),
+    }
+    return [gate_result, xdist_result]
+
+
+def _child_spec(manifest: Path) -> dict[str, Any]:
+    return _run_child(["--child", "spec", "--manifest", str(manifest)])
+
+
+def _xdist_spread(output: str) -> dict[str, int]:
+    """Items run per worker, from ``-v`` output lines ``[gw0] [ 3%] PASSED ...``."""
+    counts: dict[str, int] = {}
+    for worker in re.findall(r"^\[(gw\d+)\] .*(?:PASSED|FAILED|ERROR|SKIPPED)", output, re.M):
+        counts[worker] = counts.get(worker, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def collect_workload(work: Path, quick: bool) -> dict[str, Any]:
+    """Collecting a 2,000-test suite: plugin inactive vs not loaded at all."""
+    suite = work / "collect"
+    suite.mkdir(parents=True, exist_ok=True)
+    (suite / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    per_file = 50
+    for index in range(COLLECT_TESTS // per_file):
+        body = "\n\n".join(
+            f"def test_{index}_{n}():\n    assert {n} + 1 > {n}" for n in range(per_file)
+        )
+        (suite / f"test_generated_{index:03d}.py").write_text(body + "\n")
+    base = [sys.executable, "-m", "pytest", "--collect-only", "-q"]
+    reps = REPS["collect"][1 if quick else 0]
+    without: list[dict[str, Any]] = []
+    inactive: list[dict[str, Any]] = []
+    _log(f"collect: {reps} x 2 collections of {COLLECT_TESTS} tests ...")
+    _timed([*base, "-p", "no:planguard"], suite)  # warm the file cache and the bytecode
+    for rep in range(reps):
+        pair = [("without", [*base, "-p", "no:planguard"]), ("inactive", base)]
+        for which, command in pair if rep % 2 == 0 else reversed(pair):
+            (without if which == "without" else inactive).append(_timed(command, suite))
+    wall_without = statistics.median(r["wall_s"] for r in without)
+    wall_inactive = statistics.median(r["wall_s"] for r in inactive)
+    cpu_without = statistics.median(r["cpu_s"] for r in without)
+    cpu_inactive = statistics.median(r["cpu_s"] for r in inactive)
+    # each pair ran back to back, under about the same load: the median of the pairs'
+    # ratios is steadier on a shared machine than the ratio of the medians
+    pairs = list(zip(without, inactive, strict=True))
+    paired_wall = statistics.median(b["wall_s"] / a["wall_s"] for a, b in pairs)
+    paired_cpu = statistics.median(b["cpu_s"] / a["cpu_s"] for a, b in pairs)
+    return {
+        "name": "collect_2000_inactive",
+        "views": 0,
+        "tests": COLLECT_TESTS,
+        "bare_s": wall_without,
+        "planguard_s": wall_inactive,
+        "ratio": wall_inactive / wall_without,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in inactive),
+        "bare_label": "pytest --collect-only -q -p no:planguard (median)",
+        "planguard_label": "pytest --collect-only -q, plugin inactive (median)",
+        "overhead_pct": (wall_inactive / wall_without - 1) * 100,
+        "cpu_overhead_pct": (cpu_inactive / cpu_without - 1) * 100,
+        "paired_overhead_pct": (paired_wall - 1) * 100,
+        "paired_cpu_overhead_pct": (paired_cpu - 1) * 100,
+        "paired_note": "median over back-to-back pairs of (inactive / without)",
+        "plugin_import_ms": _plugin_import_ms(),
+        "bare_samples_s": [r["wall_s"] for r in without],
+        "planguard_samples_s": [r["wall_s"] for r in inactive],
+    }
+
+
+def _plugin_import_ms(tries: int = 5) -> float:
+    """Cumulative import time of the plugin's entry module once pytest is imported (the
+    least of a few ``-X importtime`` runs): the fixed cost of installing the plugin."""
+    probe = "import pytest; import pytest_planguard.plugin"
+    best = float("inf")
+    for _ in range(tries):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for line in done.stderr.splitlines():
+            parts = [part.strip() for part in line.removeprefix("import time:").split("|")]
+            if len(parts) == 3 and parts[2] == "pytest_planguard.plugin":
+                best = min(best, int(parts[1]) / 1000)
+    return best
+
+
+def _targets(workloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_name = {w["name"]: w for w in workloads}
+    out: list[dict[str, Any]] = []
+
+    def target(name: str, measured: float | None, limit: float | None, unit: str = "") -> None:
+        met = None if measured is None or limit is None else measured <= limit
+        out.append({"target": name, "measured": measured, "limit": limit, "unit": unit, "met": met})
+
+    for name in ("tpch", "dag_1000"):
+        if name in by_name:
+            target(f"planguard / bare, {name}", by_name[name]["ratio"], TARGETS["ratio"])
+    if "dag_2000" in by_name and "dag_500" in by_name:
+        scaling = by_name["dag_2000"]["planguard_s"] / by_name["dag_500"]["planguard_s"]
+        target("time(2000 views) / time(500 views)", scaling, TARGETS["scaling_2000_500"])
+        bare = by_name["dag_2000"]["bare_s"] / by_name["dag_500"]["bare_s"]
+        target("bare DataFusion: time(2000) / time(500) (reference)", bare, None)
+    if "collect_2000_inactive" in by_name:
+        collect = by_name["collect_2000_inactive"]
+        target(
+            "inactive plugin: extra collection time, 2000 tests",
+            collect["overhead_pct"],
+            TARGETS["inactive_overhead_pct"],
+            "%",
+        )
+    if "dag_2000" in by_name:
+        target("peak RSS, 2000-view manifest", by_name["dag_2000"]["peak_rss_mb"], None, "MB")
+    if "pytest_gate_tpch_xdist" in by_name:
+        xdist = by_name["pytest_gate_tpch_xdist"]
+        target("xdist -n 2 speed-up of the gate", xdist["speedup"], None)
+    return out
+
+
+def _row(w: dict[str, Any]) -> str:
+    return (
+        f"{w['name']:<24} {w['views']:>6} {w['bare_s']:>9.3f} {w['planguard_s']:>12.3f} "
+        f"{w['ratio']:>7.2f} {w['peak_rss_mb']:>9.1f}"
+    )
+
+
+def _table(workloads: list[dict[str, Any]], targets: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'workload':<24} {'views':>6} {'bare s':>9} {'planguard s':>12} {'ratio':>7} "
+        f"{'peak MB':>9}",
+        "-" * 72,
+    ]
+    lines += [_row(w) for w in workloads]
+    lines += ["", "targets:"]
+    for t in targets:
+        verdict = {True: "met", False: "NOT met", None: "reported"}[t["met"]]
+        limit = f" (limit {t['limit']}{t['unit']})" if t["limit"] is not None else ""
+        measured = t["measured"]
+        shown = f"{measured:.2f}{t['unit']}" if isinstance(measured, float) else str(measured)
+        lines.append(f"  {t['target']}: {shown}{limit} -> {verdict}")
+    return "\n".join(lines)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    versions = {}
+    for package in ("datafusion", "deltalake", "pyarrow", "sqlglot", "syrupy", "xdist"):
+        try:
+            from importlib.metadata import version
+
+            versions[package] = version("pytest-xdist" if package == "xdist" else package)
+        except Exception:
+            versions[package] = "?"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": load,
+        "versions": versions,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (see REPS)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write results")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="run only these workloads (tpch, dag_100, ..., pytest, collect); repeatable",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep generated files here (default: temp)"
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--name", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--manifest", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--reps", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child == "pipeline":
+        return _child_pipeline(args)
+    if args.child == "spec":
+        print(json.dumps(_bare_spec(Path(args.manifest))))
+        return 0
+
+    only = set(args.only) if args.only else None
+    started = time.perf_counter()
+    machine = _machine()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="planguard-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        workloads = pipeline_workloads(work, args.quick, only)
+        if only is None or "pytest" in only:
+            workloads += pytest_workloads(work, args.quick)
+        if only is None or "collect" in only:
+            workloads.append(collect_workload(work, args.quick))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    targets = _targets(workloads)
+    print(_table(workloads, targets))
+    result = {
+        "workloads": workloads,
+        "targets": targets,
+        "quick": args.quick,
+        "machine": {**machine, "loadavg_at_end": os.getloadavg()},
+        "elapsed_s": time.perf_counter() - started,
+    }
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    _log(f"done in {result['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
