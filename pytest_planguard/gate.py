@@ -214,6 +214,12 @@ class GateState:
         self.started.clear()
         if hasattr(session.config, "workerinput"):
             return  # the controller reports for pytest-xdist workers
+        if session.exitstatus == pytest.ExitCode.TESTS_FAILED and any(
+            result.get("status") == "error" for result in self.results
+        ):
+            # Bad input (a manifest the adapter could not compile, register or plan, a view
+            # that cannot name a snapshot, an unwritable snapshot) exits 2, as everywhere.
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
         self.unused = self._unused_snapshots(session.config)
         if self.config.report is not None:
             from pytest_planguard.report import write_report

@@ -309,7 +309,7 @@ def test_permission_denied_on_the_snapshot_directory(project: Path, codes: CodeR
         done = gate(root, "--snapshot-update", "--planguard-report", str(report), **unprivileged())
     finally:
         (root / SNAPSHOTS).chmod(0o755)
-    assert done.returncode == 1, done.stdout[-3000:]
+    assert done.returncode == 2, done.stdout[-3000:]  # an unwritable snapshot: not a finding
     assert f"error[SNAPSHOT_WRITE_FAILED] cannot write '{root / SNAPSHOTS / EDITED}.plan': " in (
         done.stdout
     )
@@ -337,7 +337,7 @@ def test_an_injected_eacces_on_the_snapshot_write(project: Path, codes: CodeReco
     )
     env = clean_env(PYTHONPATH=str(project))
     done = gate(project, "-p", "eacces", "--snapshot-update", env=env)
-    assert done.returncode == 1, done.stdout[-3000:]
+    assert done.returncode == 2, done.stdout[-3000:]
     line = next(line for line in done.stdout.splitlines() if "SNAPSHOT_WRITE_FAILED" in line)
     codes.expect(line.split("]", 1)[0].split("[", 1)[1], "SNAPSHOT_WRITE_FAILED", line)
     assert "Permission denied" in line
