@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -152,6 +153,13 @@ def read_snapshot_text(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
+@lru_cache(maxsize=256)
+def _snapshot_dirname(snapshot_root: Path, rootpath: Path, manifest: str) -> str:
+    """:func:`snapshot_directory` as syrupy asks for it: several times per item and once
+    per snapshot file found (each a ``resolve()``, so a few syscalls); memoized."""
+    return str(snapshot_directory(snapshot_root, rootpath, Path(manifest)))
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     try:
@@ -191,9 +199,7 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(
-            snapshot_directory(cls.snapshot_root, cls.rootpath, Path(test_location.filepath))
-        )
+        return _snapshot_dirname(cls.snapshot_root, cls.rootpath, str(test_location.filepath))
 
     @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
