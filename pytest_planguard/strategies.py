@@ -932,10 +932,13 @@ def manifests(
 # ---------------------------------------------------------------- hostile cases
 
 
-def _rename(document: dict[str, Any], section: str, old: str, new: str) -> None:
+def _rename(
+    document: dict[str, Any], section: str, old: str, new: str, *, outputs: bool = False
+) -> None:
+    """Rename one entry; with ``outputs``, outputs writing a renamed view follow it."""
     entries = document[section]
     document[section] = {(new if key == old else key): value for key, value in entries.items()}
-    if section == "views":
+    if outputs and section == "views":
         for output in document.get("outputs", {}).values():
             if isinstance(output, dict) and output.get("view") == old:
                 output["view"] = new
@@ -1038,7 +1041,7 @@ def _m_wrong_type(m: _Mutator) -> HostileCase:
         (("datasets", dataset, "format"), 1, (type_error,)),
         (("datasets", dataset, "format"), "csv", (invalid,)),
         (("datasets", dataset, "location"), 5, (type_error,)),
-        (("datasets", dataset, "location"), "", (type_error, invalid)),
+        (("datasets", dataset, "location"), "", (invalid,)),
         (("views", view, "sql"), 42, (type_error,)),
         (("views", view, "udfs"), "fz_x", (type_error,)),
         (("views", view, "udfs"), [1], (type_error,)),
@@ -1182,7 +1185,7 @@ def _m_duplicate(m: _Mutator) -> HostileCase:
     variant = m.pick(range(3))
     if variant == 0:
         view, dataset = m.pick(m.views), m.pick(m.datasets)
-        _rename(m.doc, "views", view, dataset)
+        _rename(m.doc, "views", view, dataset, outputs=True)
         return m.case(
             "duplicate", f"{dataset!r} is a dataset and a view", "MANIFEST_DUPLICATE_NAME"
         )

@@ -258,7 +258,13 @@ def _validation_error(text: str, prefix: str) -> ReferenceImplError:
         path = f"{path}.{missing.group('f')}"
         message = f"missing required key {missing.group('f')!r}"
     elif message.startswith(
-        ("Invalid enum value", "Expected `int` >=", "Expected `int` <=", "Expected `str` matching")
+        (
+            "Invalid enum value",
+            "Expected `int` >=",
+            "Expected `int` <=",
+            "Expected `str` matching",
+            "Expected `str` of length",  # e.g. an empty location: the right type, a bad value
+        )
     ):
         code = ErrorCode.MANIFEST_INVALID_VALUE
     return ReferenceImplError(code, message, field_path=path)

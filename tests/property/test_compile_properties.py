@@ -121,6 +121,19 @@ SELECT_INTO_IN_CTE = HostileCase(
 )
 
 
+EMPTY_NAMES = HostileCase(
+    mutation="unicode",
+    description="a view named '' and an output writing it",
+    expected_codes=frozenset({"MANIFEST_INVALID_VALUE"}),
+    manifest_name="manifest.toml",
+    manifest=b'[datasets.t_0]\nformat = "parquet"\nlocation = ""\n\n'
+    b'[views.""]\nsql = "SELECT * FROM t_0"\n\n[outputs.t_0]\nview = ""\nlocation = "out/t_0"\n',
+    files=MappingProxyType({}),
+)
+"""Fuzzing found it: an empty string where a non-empty one is required (a location, an
+output's view) was reported as MANIFEST_TYPE_ERROR although its type is right."""
+
+
 # ----------------------------------------------------------------------- properties
 
 
@@ -136,6 +149,7 @@ def test_valid_manifest_compiles(case: ManifestCase, case_dir: Callable[[], Path
 @given(case=hostile_manifests())
 @example(case=SELECT_INTO)
 @example(case=SELECT_INTO_IN_CTE)
+@example(case=EMPTY_NAMES)
 def test_hostile_manifest_fails_only_with_its_code(
     case: HostileCase, case_dir: Callable[[], Path]
 ) -> None:
