@@ -103,11 +103,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for spec in MARKERS:
         config.addinivalue_line("markers", spec.help)
-    _register_hypothesis_profiles(config)
     from pytest_planguard.errors import PlanguardError
     from pytest_planguard.session import PlanguardSession
 
     try:
+        _register_hypothesis_profiles(config)
         session = PlanguardSession(config)
     except PlanguardError as err:
         raise pytest.UsageError(err.render()) from None
@@ -125,6 +125,7 @@ def _register_hypothesis_profiles(config: pytest.Config) -> None:
     if (
         wanted in _HYPOTHESIS_PROFILES
         or os.environ.get("PLANGUARD_HYPOTHESIS_PROFILE")
+        or os.environ.get("CI")  # our `ci` profile replaces Hypothesis' own on CI machines
         or "hypothesis" in sys.modules
     ):
         from pytest_planguard.hypothesis_profiles import register_profiles
