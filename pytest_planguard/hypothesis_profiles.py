@@ -1,7 +1,8 @@
 """Hypothesis settings profiles registered by planguard: ``ci``, ``dev`` and ``nightly``.
 
 * ``ci``: derandomized, 20 examples, 5 s deadline, no example database, ``print_blob``
-  on (a failure prints the blob that reproduces it);
+  on (a failure prints the blob that reproduces it), no ``too_slow`` health check (CI
+  machines are shared and slow; the example count already bounds the run);
 * ``dev``: random, 50 examples, 2 s deadline, the local example database;
 * ``nightly``: random, 1000 examples, no deadline, the local example database.
 
@@ -39,6 +40,7 @@ _PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "deadline": timedelta(seconds=5),
         "database": None,
         "print_blob": True,
+        "suppress_health_check": ("too_slow",),
     },
     "dev": {"max_examples": 50, "deadline": timedelta(seconds=2), "print_blob": True},
     "nightly": {"max_examples": 1000, "deadline": None, "print_blob": True},
@@ -53,14 +55,19 @@ def register_profiles() -> None:
     :class:`~pytest_planguard.errors.PlanguardError` (``CONFIG_ERROR``) when
     ``$PLANGUARD_HYPOTHESIS_PROFILE`` names no registered profile.
     """
-    from hypothesis import settings
+    from hypothesis import HealthCheck, settings
 
     builtin_ci = _builtin_ci()
     base = settings.get_profile("default")
     for name, values in _PROFILE_SETTINGS.items():
         existing = _profile(name)
         if existing is None or (builtin_ci is not None and existing is builtin_ci):
-            settings.register_profile(name, parent=base, **values)
+            options = dict(values)
+            if "suppress_health_check" in options:
+                options["suppress_health_check"] = [
+                    getattr(HealthCheck, check) for check in options["suppress_health_check"]
+                ]
+            settings.register_profile(name, parent=base, **options)
     wanted = os.environ.get(PROFILE_ENV, "").strip()
     if wanted:
         if _profile(wanted) is None:

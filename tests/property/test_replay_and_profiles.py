@@ -97,7 +97,9 @@ def test_a_passing_property_writes_nothing(pytester: pytest.Pytester) -> None:
             phases="tuple(Phase)",
         )
     )
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--hypothesis-profile=ci"
+    ).assert_outcomes(passed=1)
     assert not (pytester.path / ".planguard-failures").exists()
 
 
