@@ -2,8 +2,8 @@
 
 * ``__all__`` lists exactly the public names the module defines, each documented;
 * a written manifest decodes (TOML or JSON) to exactly the case's document;
-* within a bounded, derandomized run every grammar production and every mutation occurs
-  (so a generator change that silently drops one fails here);
+* every grammar production is generated: a bounded sweep, then a search for any the sweep
+  missed (so a generator change that silently drops one fails here);
 * the real ``planguard`` console script rejects hostile cases with exit code 2, a code
   and no traceback.
 """
