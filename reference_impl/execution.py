@@ -89,35 +89,27 @@ def execute_plan(
 
     written: list[OutputWrite] = []
     for output in manifest.outputs:
-        if dry_run:
-            written.append(
-                OutputWrite(
-                    name=output.name,
-                    view=output.view,
-                    location=output.location,
-                    mode=output.mode,
-                    delta_version=None,
-                    rows=None,
-                )
-            )
-            continue
-        created = _first_missing(Path(output.location))
-        try:
-            write_deltalake(output.location, ctx.table(output.view), mode=output.mode)
-            table = DeltaTable(output.location)
-            rows = _row_count(table)
-        except Exception as exc:
-            _remove_uncommitted(created, Path(output.location))
-            raise _failed(
-                ErrorCode.OUTPUT_WRITE_FAILED, output.name, exc, manifest.source_path
-            ) from None
+        version: int | None = None
+        rows: int | None = None
+        if not dry_run:
+            created = _first_missing(Path(output.location))
+            try:
+                write_deltalake(output.location, ctx.table(output.view), mode=output.mode)
+                table = DeltaTable(output.location)
+                rows = _row_count(table)
+                version = int(table.version())
+            except Exception as exc:
+                _remove_uncommitted(created, Path(output.location))
+                raise _failed(
+                    ErrorCode.OUTPUT_WRITE_FAILED, output.name, exc, manifest.source_path
+                ) from None
         written.append(
             OutputWrite(
                 name=output.name,
                 view=output.view,
                 location=output.location,
                 mode=output.mode,
-                delta_version=int(table.version()),
+                delta_version=version,
                 rows=rows,
             )
         )

@@ -41,11 +41,10 @@ class DataSourceConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.mode == "semantic-authority" or self.resolver.has_location(name):
             return self.resolver.require_location(name)
         if self.fallback_root is None:
-            raise ReferenceImplError(
+            raise _location_error(
                 ErrorCode.DATASET_LOCATION_UNRESOLVED,
+                name,
                 f"dataset {name!r} has no location and runtime-bootstrap has no fallback root",
-                field_path=f"datasets.{name}.location",
-                subjects=(name,),
             )
         return os.path.join(self.fallback_root, name)
 
@@ -105,11 +104,10 @@ def _register_parquet(ctx: Any, name: str, location: str) -> None:
     except Exception as exc:
         if "No files found" in str(exc):
             raise _not_found(name, location) from None
-        raise ReferenceImplError(
+        raise _location_error(
             ErrorCode.DATASET_UNREADABLE,
+            name,
             f"dataset {name!r}: cannot read Parquet at {location!r}: {_first_line(exc)}",
-            field_path=f"datasets.{name}.location",
-            subjects=(name,),
         ) from None
 
 
@@ -121,29 +119,26 @@ def open_delta_table(name: str, location: str, *, version: int | None = None) ->
     if not os.path.exists(location):
         raise _not_found(name, location)
     if not os.path.isdir(location):
-        raise ReferenceImplError(
+        raise _location_error(
             ErrorCode.DATASET_NOT_DELTA,
+            name,
             f"dataset {name!r} at {location!r} is a file, not a Delta table directory",
-            field_path=f"datasets.{name}.location",
-            subjects=(name,),
         )
     try:
         return DeltaTable(location, version=version)
     except TableNotFoundError as exc:
-        raise ReferenceImplError(
+        raise _location_error(
             ErrorCode.DATASET_NOT_DELTA,
+            name,
             f"dataset {name!r} at {location!r} is not a Delta table ({_first_line(exc)})",
-            field_path=f"datasets.{name}.location",
-            subjects=(name,),
         ) from None
     except DeltaError as exc:
         if _UNSUPPORTED_PROTOCOL.search(str(exc)):
-            raise ReferenceImplError(
+            raise _location_error(
                 ErrorCode.DELTA_PROTOCOL_UNSUPPORTED,
+                name,
                 f"dataset {name!r} at {location!r} needs a newer Delta protocol than "
                 f"deltalake can read: {_first_line(exc)}",
-                field_path=f"datasets.{name}.location",
-                subjects=(name,),
             ) from None
         raise _corrupt(name, location, exc) from None
     except (OSError, ValueError) as exc:
@@ -151,11 +146,10 @@ def open_delta_table(name: str, location: str, *, version: int | None = None) ->
 
 
 def _corrupt(name: str, location: str, exc: BaseException) -> ReferenceImplError:
-    return ReferenceImplError(
+    return _location_error(
         ErrorCode.DELTA_LOG_CORRUPT,
+        name,
         f"dataset {name!r}: cannot read the Delta log at {location!r}: {_first_line(exc)}",
-        field_path=f"datasets.{name}.location",
-        subjects=(name,),
     )
 
 
@@ -168,24 +162,31 @@ def _require_data_files(name: str, table: Any) -> None:
     for uri in table.file_uris():
         # file_uris() are percent-encoded ("donn%C3%A9es", "data%20dir"): decode them.
         path = uri.removeprefix("file://")
-        if "://" in path or os.path.exists(unquote(path)):
-            continue
+        if "://" in path:
+            continue  # object stores: left to the engine
         path = unquote(path)
-        raise ReferenceImplError(
+        if os.path.exists(path):
+            continue
+        raise _location_error(
             ErrorCode.DATASET_UNREADABLE,
+            name,
             f"dataset {name!r}: data file {os.path.basename(path)!r} referenced by Delta "
             f"version {table.version()} is missing",
-            field_path=f"datasets.{name}.location",
-            subjects=(name,),
         )
 
 
-def _not_found(name: str, location: str) -> ReferenceImplError:
+def _location_error(code: ErrorCode, name: str, message: str) -> ReferenceImplError:
+    """A coded error about dataset ``name``'s location (its field path and subject)."""
     return ReferenceImplError(
+        code, message, field_path=f"datasets.{name}.location", subjects=(name,)
+    )
+
+
+def _not_found(name: str, location: str) -> ReferenceImplError:
+    return _location_error(
         ErrorCode.DATASET_NOT_FOUND,
+        name,
         f"dataset {name!r}: nothing at {location!r}",
-        field_path=f"datasets.{name}.location",
-        subjects=(name,),
     )
 
 

@@ -213,19 +213,19 @@ def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int
             ErrorCode.MANIFEST_SQL_SYNTAX, "the SQL holds no statement", field_path=path
         )
     if len(statements) > 1:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_NOT_A_QUERY,
+            name,
+            path,
             f"view {name!r} holds {len(statements)} statements; a view is exactly one query",
-            field_path=path,
-            subjects=(name,),
         )
     first = statements[0][0]
     if first.text.upper() in _NOT_A_QUERY_KEYWORDS:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_NOT_A_QUERY,
+            name,
+            path,
             f"view {name!r} is a {first.text.upper()} statement; only queries are allowed",
-            field_path=path,
-            subjects=(name,),
         )
     _check_nesting(name, statements[0], path)
     try:
@@ -241,25 +241,25 @@ def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int
             raise ParseError(f"expected one query, parsed {len(parsed)}")
         tree = parsed[0]
     except (ParseError, TokenError) as exc:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_SQL_SYNTAX,
+            name,
+            path,
             f"view {name!r}: {_first_line(str(exc))}",
-            field_path=path,
-            subjects=(name,),
         ) from None
     except RecursionError:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+            name,
+            path,
             f"view {name!r} is nested too deeply to analyse",
-            field_path=path,
-            subjects=(name,),
         ) from None
     if not isinstance(tree, _QUERY_TYPES):
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_NOT_A_QUERY,
+            name,
+            path,
             f"view {name!r} is a {tree.key.upper()} statement; only queries are allowed",
-            field_path=path,
-            subjects=(name,),
         )
     depth, has_statement = _depth_and_statement(tree)
     nested = (
@@ -269,18 +269,18 @@ def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int
     )
     if nested is not None:
         kind = "SELECT ... INTO" if isinstance(nested, exp.Into) else nested.key.upper()
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_NOT_A_QUERY,
+            name,
+            path,
             f"view {name!r} contains a {kind} statement; only queries are allowed",
-            field_path=path,
-            subjects=(name,),
         )
     if depth > MAX_SQL_DEPTH:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+            name,
+            path,
             f"view {name!r} nests expressions {depth} deep; the limit is {MAX_SQL_DEPTH}",
-            field_path=path,
-            subjects=(name,),
         )
     multiplicity = MappingProxyType(dict(scan_multiplicity(tree)))
     return tuple(sorted(set(_table_references(name, tree, path)))), multiplicity
@@ -304,15 +304,20 @@ def _depth_and_statement(tree: exp.Expression) -> tuple[int, bool]:
     return deepest, statement
 
 
+def _view_error(code: ErrorCode, name: str, path: str, message: str) -> ReferenceImplError:
+    """A coded error about view ``name``'s SQL at field ``path``."""
+    return ReferenceImplError(code, message, field_path=path, subjects=(name,))
+
+
 def _tokenize(name: str, sql: str, path: str) -> list[Token]:
     try:
         return sqlglot.tokenize(sql)
     except (TokenError, ParseError) as exc:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_SQL_SYNTAX,
+            name,
+            path,
             f"view {name!r}: {_first_line(str(exc))}",
-            field_path=path,
-            subjects=(name,),
         ) from None
 
 
@@ -335,11 +340,11 @@ def _check_nesting(name: str, tokens: list[Token], path: str) -> None:
         elif token.token_type == TokenType.R_PAREN:
             depth -= 1
     if deepest > MAX_SQL_NESTING:
-        raise ReferenceImplError(
+        raise _view_error(
             ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+            name,
+            path,
             f"view {name!r} nests parentheses {deepest} deep; the limit is {MAX_SQL_NESTING}",
-            field_path=path,
-            subjects=(name,),
         )
 
 
