@@ -10,7 +10,7 @@ and per-view plan bundles.  The reference pipeline is the default adapter
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -139,24 +139,42 @@ class PipelineAdapter(Protocol):
         """Engine versions and the session's settings."""
 
 
-def load_adapter(spec: str | None) -> PipelineAdapter:
-    """Instantiate ``package.module:factory`` (the default adapter when ``spec`` is None)."""
-    target = spec or DEFAULT_ADAPTER
+def import_target(
+    target: str, *, code: PlanguardCode, field_path: str | None, kind: str
+) -> tuple[Any, str, Callable[..., Any]]:
+    """``package.module:attribute`` -> (module, attribute, the callable it names).
+
+    Fails with ``code`` at ``field_path`` when ``target`` is malformed, does not import or
+    names something that is not callable (``kind`` says what it should be).
+    """
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
         raise PlanguardError(
-            PlanguardCode.ADAPTER_ERROR,
-            f"planguard_adapter {target!r} must look like 'package.module:factory'",
-            field_path="planguard_adapter",
+            code, f"{target!r} must look like 'package.module:{kind}'", field_path=field_path
         )
     try:
-        factory = getattr(importlib.import_module(module_name), attribute)
+        module = importlib.import_module(module_name)
+        found = getattr(module, attribute)
     except (ImportError, AttributeError) as exc:
         raise PlanguardError(
-            PlanguardCode.ADAPTER_ERROR,
-            f"cannot load adapter {target!r}: {type(exc).__name__}: {exc}",
-            field_path="planguard_adapter",
+            code,
+            f"cannot load {kind} {target!r}: {type(exc).__name__}: {exc}",
+            field_path=field_path,
         ) from None
+    if not callable(found):
+        raise PlanguardError(code, f"{target!r} is not callable", field_path=field_path)
+    return module, attribute, found
+
+
+def load_adapter(spec: str | None) -> PipelineAdapter:
+    """Instantiate ``package.module:factory`` (the default adapter when ``spec`` is None)."""
+    target = spec or DEFAULT_ADAPTER
+    _, _, factory = import_target(
+        target,
+        code=PlanguardCode.ADAPTER_ERROR,
+        field_path="planguard_adapter",
+        kind="factory",
+    )
     adapter = factory()
     if not isinstance(adapter, PipelineAdapter):
         missing = [

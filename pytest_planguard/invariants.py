@@ -16,7 +16,6 @@ object has a ``failure()`` method returning the message to show, or ``None``.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 import os
@@ -34,6 +33,7 @@ from pytest_planguard.adapter import (
     PipelineAdapter,
     PipelineFingerprints,
     ResolverStage,
+    import_target,
 )
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 
@@ -48,31 +48,14 @@ _INTERNAL = (
 # --------------------------------------------------------------------------- patching
 
 
-def resolve_target(target: str) -> tuple[Any, str, Callable[..., Any]]:
-    """``module:attr`` -> (module, attr, function); coded error when it does not exist."""
-    module_name, sep, attribute = target.partition(":")
-    if not sep:
-        raise PlanguardError(
-            PlanguardCode.CONFIG_ERROR, f"{target!r} must look like 'package.module:function'"
-        )
-    try:
-        module = importlib.import_module(module_name)
-        function = getattr(module, attribute)
-    except (ImportError, AttributeError) as exc:
-        raise PlanguardError(
-            PlanguardCode.CONFIG_ERROR, f"cannot resolve {target!r}: {exc}"
-        ) from None
-    if not callable(function):
-        raise PlanguardError(PlanguardCode.CONFIG_ERROR, f"{target!r} is not callable")
-    return module, attribute, function
-
-
 @contextmanager
 def patched_everywhere(
     target: str, make_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]
 ) -> Iterator[None]:
     """Replace ``target`` on its module and on every module that imported it by name."""
-    module, attribute, original = resolve_target(target)
+    module, attribute, original = import_target(
+        target, code=PlanguardCode.CONFIG_ERROR, field_path=None, kind="function"
+    )
     wrapper = make_wrapper(original)
     bindings = [(module.__dict__, attribute)]
     for other in list(sys.modules.values()):

@@ -197,7 +197,8 @@ def test_a_hostile_adapter_gets_a_code_for_each_misbehaviour(
 
 @pytest.mark.produces_codes("ADAPTER_ERROR")
 @pytest.mark.parametrize(
-    "spec", ["planguard_no_such_module:Adapter", "hostile_adapter:Missing", "not a spec"]
+    "spec",
+    ["planguard_no_such_module:Adapter", "hostile_adapter:Missing", "not a spec", "os:sep"],
 )
 def test_an_adapter_that_does_not_load_is_a_coded_collection_error(
     pytester: pytest.Pytester, spec: str, codes: CodeRecorder
