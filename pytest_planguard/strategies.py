@@ -268,10 +268,6 @@ class ManifestCase:
     def file_name(self) -> str:
         return f"manifest.{self.manifest_format}"
 
-    @property
-    def dataset_formats(self) -> frozenset[str]:
-        return frozenset(table.format for table in self.tables)
-
     def manifest_bytes(self) -> bytes:
         """The manifest file's content."""
         plain = _thaw(self.document)

@@ -205,8 +205,3 @@ class SemanticModel(msgspec.Struct, frozen=True, kw_only=True):
     document: ManifestDocument
     view_sql: dict[str, str]
     manifest_version: int = MANIFEST_VERSION
-
-
-def ttl_seconds(value: str) -> int:
-    """Seconds in a ``list_files_cache_ttl`` value such as ``'1m30s'``."""
-    return _ttl_seconds(value)
