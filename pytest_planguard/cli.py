@@ -131,11 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except Exception as exc:
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        # Exception, and also what is not one: an engine panic (pyo3's PanicException)
+        # or a provider's own BaseException subclass; none is shown as a traceback.
         return _report_exception(exc, getattr(args, "json", False))
 
 
-def _report_exception(exc: Exception, as_json: bool) -> int:
+def _report_exception(exc: BaseException, as_json: bool) -> int:
     from pytest_planguard.errors import PlanguardError
     from reference_impl.errors import ReferenceImplError
 

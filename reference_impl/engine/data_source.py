@@ -9,14 +9,33 @@
 
 Every registration, first or re-registration by a scan override, goes through
 :func:`register_dataset` with the run's one resolver object.
+
+Before anything is registered, the location must agree with its declaration and the files
+it resolves to must stay inside the manifest's directory:
+
+* format truth (``DATASET_FORMAT_MISMATCH``, field ``datasets.<name>.format``): the
+  ``_delta_log`` directory decides. A ``parquet`` dataset may hold no ``_delta_log``, at
+  its location, above it or below it (reading a Delta table's files as plain Parquet reads
+  tombstoned files too: a silent wrong result), and must hold ``*.parquet`` files when it
+  holds any file at all; a ``delta`` dataset must have a ``_delta_log``;
+* data files (``MANIFEST_LOCATION_ESCAPES_ROOT`` unless ``policy.allow_external_locations``):
+  every file a Delta log's add actions name and every ``*.parquet`` file or directory a
+  Parquet location reaches through a symlink resolves inside the manifest's directory;
+* only regular files are data files (``DATASET_UNREADABLE``): a FIFO or a device would
+  block or never end.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal
-from urllib.parse import unquote
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 
@@ -29,6 +48,12 @@ _UNSUPPORTED_PROTOCOL = re.compile(
     r"version)"
 )
 """How deltalake (delta-kernel) says a table's protocol is newer than it can read."""
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+"""A URI scheme at the start of a Delta add-action path (``file:``, ``s3:`` ...)."""
+DELTA_LOG = "_delta_log"
+PARQUET_SUFFIX = ".parquet"
+
+_T = TypeVar("_T")
 
 
 class DataSourceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +74,17 @@ class DataSourceConfig(msgspec.Struct, frozen=True, kw_only=True):
         return os.path.join(self.fallback_root, name)
 
 
+class DataFileScope(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a dataset's data files may be: under ``root`` unless ``allow_external``.
+
+    The manifest's location rule (``policy.allow_external_locations``) applied to the
+    files a table resolves to, not only to its location string.
+    """
+
+    root: str
+    allow_external: bool = False
+
+
 class RegisteredDataset(msgspec.Struct, frozen=True, kw_only=True):
     """What registering one dataset found: its location, Delta version and protocol."""
 
@@ -67,27 +103,33 @@ def register_dataset(
     version: int | None = None,
     mode: Literal["semantic-authority", "runtime-bootstrap"] = "semantic-authority",
     fallback_root: str | None = None,
+    scope: DataFileScope | None = None,
 ) -> RegisteredDataset:
     """(Re-)register dataset ``name`` on ``ctx`` from the location ``resolver`` gives.
 
     ``version`` pins a Delta table to one version (scan overrides use it so that execution
-    reads exactly the version that was planned).
+    reads exactly the version that was planned).  ``scope`` confines the data files
+    (see module docs); without it only format truth and file kinds are checked.  Every
+    check runs before the previous registration of ``name`` is dropped.
     """
     config = DataSourceConfig(mode=mode, resolver=resolver, fallback_root=fallback_root)
     location = config.resolve(name)
     binding = resolver.binding(name)
-    if ctx.table_exist(name):
-        ctx.deregister_table(name)
+    info = _stat_location(name, location)
     if binding.format == "parquet":
-        if not os.path.exists(location):
-            raise _not_found(name, location)
+        _check_parquet_location(name, location, info, scope)
+        if ctx.table_exist(name):
+            ctx.deregister_table(name)
         _register_parquet(ctx, name, location)
         return RegisteredDataset(
             name=name, format="parquet", location=location, delta_version=None, delta_protocol=None
         )
+    _check_delta_location(name, location, info)
     table = open_delta_table(name, location, version=version)
-    _require_data_files(name, table)
-    ctx.register_table(name, table)
+    _check_delta_files(name, table, location, scope)
+    if ctx.table_exist(name):
+        ctx.deregister_table(name)
+    _engine_call(name, location, lambda: ctx.register_table(name, table))
     return RegisteredDataset(
         name=name,
         format="delta",
@@ -97,18 +139,206 @@ def register_dataset(
     )
 
 
-def _register_parquet(ctx: Any, name: str, location: str) -> None:
-    """``ctx.register_parquet`` with its failures (no files, not Parquet) turned into codes."""
+# -- the location and its declaration --------------------------------------------------
+
+
+def _stat_location(name: str, location: str) -> os.stat_result:
+    """``os.stat(location)``: missing is ``DATASET_NOT_FOUND``; only a directory or a
+    regular file is a dataset (``/dev/zero`` or a FIFO would never end)."""
     try:
-        ctx.register_parquet(name, location)
-    except Exception as exc:
-        if "No files found" in str(exc):
-            raise _not_found(name, location) from None
+        info = os.stat(location)
+    except FileNotFoundError:
+        raise _not_found(name, location) from None
+    except OSError as exc:  # ELOOP (a symlink loop), EACCES, ENOTDIR ...
         raise _location_error(
             ErrorCode.DATASET_UNREADABLE,
             name,
-            f"dataset {name!r}: cannot read Parquet at {location!r}: {_first_line(exc)}",
+            f"dataset {name!r}: cannot read {location!r}: {exc.strerror}",
         ) from None
+    if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+        raise _location_error(
+            ErrorCode.DATASET_UNREADABLE,
+            name,
+            f"dataset {name!r}: {location!r} is {_kind(info.st_mode)}, not a regular file "
+            "or a directory",
+        )
+    return info
+
+
+def _check_delta_location(name: str, location: str, info: os.stat_result) -> None:
+    """A ``delta`` dataset is a directory with a ``_delta_log``; anything else is a
+    format mismatch, with a hint at what the location really holds."""
+    if stat.S_ISDIR(info.st_mode) and os.path.lexists(os.path.join(location, DELTA_LOG)):
+        return
+    if stat.S_ISREG(info.st_mode):
+        found = "a Parquet file" if _is_parquet_name(location) else "a file"
+        hint = (
+            'declare format = "parquet"'
+            if found == "a Parquet file"
+            else "point location at a Delta table directory"
+        )
+        raise _format_mismatch(
+            name, f"format is 'delta', but {location!r} is {found}, not a Delta table: {hint}"
+        )
+    nested, parquet_files = _survey_directory(location)
+    if nested:
+        hint = f"a Delta table is one level down at {nested[0]!r}: point location at it"
+    elif parquet_files:
+        hint = (
+            f'it holds {parquet_files} Parquet file(s): declare format = "parquet" if it is a '
+            "plain Parquet directory"
+        )
+    else:
+        hint = "it holds no Delta table and no Parquet files"
+    raise _format_mismatch(
+        name, f"format is 'delta', but {location!r} has no {DELTA_LOG} directory: {hint}"
+    )
+
+
+def _survey_directory(location: str) -> tuple[list[str], int]:
+    """Subdirectories of ``location`` holding a ``_delta_log``, and its Parquet files."""
+    nested: list[str] = []
+    parquet_files = 0
+    try:
+        with os.scandir(location) as entries:
+            for entry in entries:
+                if entry.is_dir() and os.path.isdir(os.path.join(entry.path, DELTA_LOG)):
+                    nested.append(os.path.join(location, entry.name))
+                elif _is_parquet_name(entry.name):
+                    parquet_files += 1
+    except OSError:
+        pass  # the mismatch is reported all the same, without the hint
+    return sorted(nested), parquet_files
+
+
+def _check_parquet_location(
+    name: str, location: str, info: os.stat_result, scope: DataFileScope | None
+) -> None:
+    """A ``parquet`` dataset holds no Delta table and reaches no file outside ``scope``."""
+    ancestor = _delta_ancestor(location)
+    if ancestor is not None:
+        where = (
+            "is a Delta table"
+            if ancestor == location
+            else f"is inside the Delta table at {ancestor!r}"
+        )
+        raise _format_mismatch(
+            name,
+            f"format is 'parquet', but {location!r} {where} (it has a {DELTA_LOG}); reading "
+            'it as Parquet would also read removed files: declare format = "delta" and '
+            f"location = the table's directory",
+        )
+    if stat.S_ISREG(info.st_mode):
+        return
+    walk = _ParquetWalk(name, location, scope)
+    walk.run()
+    if walk.delta_tables:
+        raise _format_mismatch(
+            name,
+            f"format is 'parquet', but {location!r} holds a Delta table at "
+            f'{walk.delta_tables[0]!r}: declare it as its own dataset with format = "delta"',
+        )
+    if walk.parquet_files == 0 and walk.other_files:
+        raise _format_mismatch(
+            name,
+            f"format is 'parquet', but {location!r} holds {walk.other_files} file(s) and none "
+            f"named *{PARQUET_SUFFIX} (e.g. {walk.other_example!r})",
+        )
+
+
+def _delta_ancestor(location: str) -> str | None:
+    """``location`` or its nearest ancestor that holds a ``_delta_log``."""
+    current = os.path.abspath(location)
+    while True:
+        if os.path.isdir(os.path.join(current, DELTA_LOG)):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+class _ParquetWalk:
+    """One pass over a Parquet directory: Delta tables inside, data file kinds, symlinks.
+
+    Directories reached through a symlink are walked too (once each), since a listing may
+    descend into them; a symlink is checked against the scope before it is followed.
+    """
+
+    def __init__(self, name: str, location: str, scope: DataFileScope | None) -> None:
+        self.name = name
+        self.location = location
+        self.scope = scope
+        self.delta_tables: list[str] = []
+        self.parquet_files = 0
+        self.other_files = 0
+        self.other_example = ""
+
+    def run(self) -> None:
+        seen = {os.path.realpath(self.location)}
+        stack = [self.location]
+        while stack:
+            directory = stack.pop()
+            try:
+                with os.scandir(directory) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+            except OSError as exc:
+                raise self._unreadable(directory, exc.strerror or "cannot list it") from None
+            for entry in entries:
+                target = self._follow(entry)
+                if target is None:
+                    continue
+                path, mode = target
+                if stat.S_ISDIR(mode):
+                    if entry.name == DELTA_LOG:
+                        self.delta_tables.append(directory)
+                        continue
+                    real = os.path.realpath(path)
+                    if real not in seen:
+                        seen.add(real)
+                        stack.append(entry.path)
+                elif _is_parquet_name(entry.name):
+                    if not stat.S_ISREG(mode):
+                        raise self._unreadable(entry.path, f"is {_kind(mode)}, not a regular file")
+                    self.parquet_files += 1
+                else:
+                    self.other_files += 1
+                    self.other_example = self.other_example or self._relative(entry.path)
+
+    def _follow(self, entry: os.DirEntry[str]) -> tuple[str, int] | None:
+        """The entry's path and mode (through a symlink, checked); None: not data."""
+        if not entry.is_symlink():
+            if entry.is_dir(follow_symlinks=False):
+                return entry.path, stat.S_IFDIR
+            if entry.is_file(follow_symlinks=False):
+                return entry.path, stat.S_IFREG
+            return entry.path, entry.stat(follow_symlinks=False).st_mode
+        try:
+            mode = os.stat(entry.path).st_mode
+        except FileNotFoundError:
+            return None  # a dangling link is not listed as data
+        except OSError as exc:  # ELOOP: the engine's listing fails on it too
+            raise self._unreadable(
+                entry.path, f"is a symlink that cannot be followed ({exc.strerror})"
+            ) from None
+        if not (stat.S_ISDIR(mode) or _is_parquet_name(entry.name)):
+            return None  # a link to something the listing never reads as data
+        real = os.path.realpath(entry.path)
+        _check_scope(self.name, self.scope, real, self._relative(entry.path), "a symlink")
+        return entry.path, mode
+
+    def _relative(self, path: str) -> str:
+        return os.path.relpath(path, self.location)
+
+    def _unreadable(self, path: str, why: str) -> ReferenceImplError:
+        return _location_error(
+            ErrorCode.DATASET_UNREADABLE,
+            self.name,
+            f"dataset {self.name!r}: {self._relative(path)!r} {why}",
+        )
+
+
+# -- Delta tables ----------------------------------------------------------------------
 
 
 def open_delta_table(name: str, location: str, *, version: int | None = None) -> Any:
@@ -118,19 +348,14 @@ def open_delta_table(name: str, location: str, *, version: int | None = None) ->
 
     if not os.path.exists(location):
         raise _not_found(name, location)
-    if not os.path.isdir(location):
-        raise _location_error(
-            ErrorCode.DATASET_NOT_DELTA,
-            name,
-            f"dataset {name!r} at {location!r} is a file, not a Delta table directory",
-        )
     try:
         return DeltaTable(location, version=version)
     except TableNotFoundError as exc:
         raise _location_error(
             ErrorCode.DATASET_NOT_DELTA,
             name,
-            f"dataset {name!r} at {location!r} is not a Delta table ({_first_line(exc)})",
+            f"dataset {name!r} at {location!r} has a {DELTA_LOG} but no readable table "
+            f"version ({_first_line(exc)})",
         ) from None
     except DeltaError as exc:
         if _UNSUPPORTED_PROTOCOL.search(str(exc)):
@@ -153,26 +378,194 @@ def _corrupt(name: str, location: str, exc: BaseException) -> ReferenceImplError
     )
 
 
-def _require_data_files(name: str, table: Any) -> None:
-    """Fail with a code, at registration, when the log references a data file that is gone.
+def _check_delta_files(name: str, table: Any, location: str, scope: DataFileScope | None) -> None:
+    """One pass over the log's add actions: each data file exists, is a regular file and
+    (under ``scope``) resolves inside the manifest's directory.
 
-    Planning reads only the log, so without this check a deleted file would surface as a
-    raw engine error in the middle of execution.
+    Planning reads only the log, so without this a deleted file would surface as a raw
+    engine error in the middle of execution, and a path such as ``../../x.parquet``, an
+    absolute path or a ``file://`` URL would be read wherever it points.  Paths come from
+    the add actions, not ``file_uris()``, which joins even absolute paths to the table root.
     """
-    for uri in table.file_uris():
-        # file_uris() are percent-encoded ("donn%C3%A9es", "data%20dir"): decode them.
-        path = uri.removeprefix("file://")
-        if "://" in path:
-            continue  # object stores: left to the engine
-        path = unquote(path)
-        if os.path.exists(path):
+    import pyarrow as pa
+
+    paths = pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist()
+    base = os.path.abspath(location)
+    real_dirs: dict[str, str] = {}
+    for raw in paths:
+        local = _local_path(str(raw), base)
+        if local is None:  # an object-store URL: outside any local root
+            _check_scope(name, scope, None, str(raw), "a Delta log add action")
             continue
+        directory, file_name = os.path.split(local)
+        real_dir = real_dirs.get(directory)
+        if real_dir is None:
+            real_dir = real_dirs[directory] = os.path.realpath(directory)
+        real = os.path.join(real_dir, file_name)
+        shown = os.path.relpath(local, base)
+        _check_scope(name, scope, real, shown, "a Delta log add action")
+        try:
+            mode = os.lstat(real).st_mode
+            if stat.S_ISLNK(mode):
+                real = os.path.realpath(real)
+                _check_scope(name, scope, real, shown, "a symlink in the table")
+                mode = os.stat(real).st_mode
+        except OSError as exc:
+            reason = (
+                "is missing"
+                if isinstance(exc, FileNotFoundError)
+                else f"cannot be read ({exc.strerror})"
+            )
+            raise _location_error(
+                ErrorCode.DATASET_UNREADABLE,
+                name,
+                f"dataset {name!r}: data file {shown!r} referenced by Delta version "
+                f"{table.version()} {reason}",
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise _location_error(
+                ErrorCode.DATASET_UNREADABLE,
+                name,
+                f"dataset {name!r}: data file {shown!r} is {_kind(mode)}, not a regular file",
+            )
+
+
+def _local_path(raw: str, base: str) -> str | None:
+    """The local path an add action's (percent-encoded) path names; None: not local."""
+    if _SCHEME.match(raw):
+        parts = urlsplit(raw)
+        if parts.scheme.lower() != "file":
+            return None
+        return os.path.normpath(unquote(parts.path))
+    path = unquote(raw)
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
+
+
+def _check_scope(
+    name: str, scope: DataFileScope | None, real: str | None, shown: str, how: str
+) -> None:
+    """``MANIFEST_LOCATION_ESCAPES_ROOT`` when ``real`` (None: not local) is outside."""
+    if scope is None or scope.allow_external:
+        return
+    if real is not None and (
+        real == scope.root or real.startswith(scope.root.rstrip(os.sep) + os.sep)
+    ):
+        return
+    raise _location_error(
+        ErrorCode.MANIFEST_LOCATION_ESCAPES_ROOT,
+        name,
+        f"dataset {name!r}: data file {shown!r} ({how}) resolves outside the manifest "
+        "directory; set policy.allow_external_locations = true to allow it",
+    )
+
+
+# -- the engine ------------------------------------------------------------------------
+
+
+def _register_parquet(ctx: Any, name: str, location: str) -> None:
+    """``ctx.register_parquet`` with its failures (no files, not Parquet) turned into codes."""
+    try:
+        _engine_call(name, location, lambda: ctx.register_parquet(name, location))
+    except ReferenceImplError:
+        raise
+    except Exception as exc:
+        if "No files found" in str(exc):
+            raise _not_found(name, location) from None
         raise _location_error(
             ErrorCode.DATASET_UNREADABLE,
             name,
-            f"dataset {name!r}: data file {os.path.basename(path)!r} referenced by Delta "
-            f"version {table.version()} is missing",
-        )
+            f"dataset {name!r}: cannot read Parquet at {location!r}: {_first_line(exc)}",
+        ) from None
+
+
+def is_engine_panic(exc: BaseException) -> bool:
+    """A Rust panic raised through pyo3: a ``BaseException`` that is no ``Exception``."""
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+def _engine_call(name: str, location: str, call: Callable[[], _T]) -> _T:
+    """Run ``call``; an engine panic (a corrupt Parquet footer ...) is ``DATASET_UNREADABLE``.
+
+    Rust's panic hook writes its own message to file descriptor 2 before pyo3 raises;
+    that output is held back and dropped when the call panicked (the coded error carries
+    the message), and passed through otherwise.
+    """
+    try:
+        with _held_stderr() as held:
+            try:
+                return call()
+            except BaseException as exc:
+                if is_engine_panic(exc):
+                    held.drop()
+                raise
+    except BaseException as exc:
+        if not is_engine_panic(exc):
+            raise
+        raise _location_error(
+            ErrorCode.DATASET_UNREADABLE,
+            name,
+            f"dataset {name!r}: the engine failed reading {location!r}: {_first_line(exc)}",
+        ) from None
+
+
+class _Held:
+    def __init__(self) -> None:
+        self.keep = True
+
+    def drop(self) -> None:
+        self.keep = False
+
+
+@contextmanager
+def _held_stderr() -> Iterator[_Held]:
+    """Redirect file descriptor 2 to a temporary file; replay it unless dropped."""
+    held = _Held()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield held  # no usable descriptor 2: nothing to hold back
+        return
+    with tempfile.TemporaryFile() as spool:
+        os.dup2(spool.fileno(), 2)
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if held.keep and spool.tell() > 0:
+                spool.seek(0)
+                os.write(2, spool.read())
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def _is_parquet_name(path: str) -> bool:
+    return path.lower().endswith(PARQUET_SUFFIX)
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _format_mismatch(name: str, message: str) -> ReferenceImplError:
+    return ReferenceImplError(
+        ErrorCode.DATASET_FORMAT_MISMATCH,
+        f"dataset {name!r}: {message}",
+        field_path=f"datasets.{name}.format",
+        subjects=(name,),
+    )
 
 
 def _location_error(code: ErrorCode, name: str, message: str) -> ReferenceImplError:

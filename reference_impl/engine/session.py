@@ -26,7 +26,12 @@ from typing import Any, Literal
 
 import msgspec
 
-from reference_impl.engine.data_source import RegisteredDataset, register_dataset
+from reference_impl.engine.data_source import (
+    DataFileScope,
+    RegisteredDataset,
+    is_engine_panic,
+    register_dataset,
+)
 from reference_impl.engine.runtime import DataFusionRuntimeProfile
 from reference_impl.engine.trusted_import import import_trusted
 from reference_impl.errors import ErrorCode, ReferenceImplError
@@ -72,7 +77,12 @@ def build_semantic_execution_context(
         ctx = new_session(runtime_profile)
         if manifest.bootstrap is not None:
             _bootstrap(manifest, runtime_profile)
-        datasets = {name: register_dataset(ctx, resolver, name) for name in resolver.names()}
+        scope = DataFileScope(
+            root=manifest.root, allow_external=manifest.policy.allow_external_locations
+        )
+        datasets = {
+            name: register_dataset(ctx, resolver, name, scope=scope) for name in resolver.names()
+        }
         udfs = _register_udfs(ctx, manifest, runtime_profile)
         frames, failures = _register_views(
             ctx, manifest, budget_ms=runtime_profile.perf.planning_budget_ms
@@ -213,7 +223,10 @@ def _register_views(
                     message=f"logical planning took longer than the budget of {budget_ms} ms",
                 )
                 continue
-            except Exception as exc:
+            except BaseException as exc:
+                if not (isinstance(exc, Exception) or is_engine_panic(exc)):
+                    raise
+                # a panic (a BaseException) planning a view is that view's failure
                 failures[view.name] = view_failure(view.name, exc)
                 continue
             ctx.register_view(view.name, frame)

@@ -8,9 +8,11 @@ Reads a TOML (or JSON) manifest, decodes it into the frozen structs of
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,13 +97,12 @@ def _locate(path: Path) -> Path:
 
 def _parse(path: Path) -> Any:
     try:
-        size = path.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
+        data = read_regular_file(path, MAX_MANIFEST_BYTES)
+        if len(data) > MAX_MANIFEST_BYTES:
             raise ReferenceImplError(
                 ErrorCode.MANIFEST_LIMIT_EXCEEDED,
-                f"manifest is {size} bytes; the limit is {MAX_MANIFEST_BYTES}",
+                f"manifest is larger than the limit of {MAX_MANIFEST_BYTES} bytes",
             )
-        data = path.read_bytes()
     except OSError as exc:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_NOT_FOUND, f"cannot read manifest: {exc.strerror}"
@@ -330,7 +331,18 @@ def resolve_location(location: str, root: Path, *, allow_external: bool, field_p
             ErrorCode.MANIFEST_INVALID_VALUE, "location contains a NUL byte", field_path=field_path
         )
     candidate = Path(location)
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    joined = candidate if candidate.is_absolute() else root / candidate
+    try:
+        resolved = joined.resolve()
+        looping = not os.path.exists(resolved) and _loops(resolved)  # 3.13 resolves loops
+    except RuntimeError:  # Python 3.11: "Symlink loop from ..."
+        looping = True
+    if looping:
+        raise ReferenceImplError(
+            _UNRESOLVABLE.get(field_path.split(".", 1)[0], ErrorCode.MANIFEST_INVALID_VALUE),
+            f"{location!r} cannot be resolved: it runs into a symlink loop",
+            field_path=field_path,
+        )
     if not allow_external and not resolved.is_relative_to(root):
         raise ReferenceImplError(
             ErrorCode.MANIFEST_LOCATION_ESCAPES_ROOT,
@@ -376,13 +388,14 @@ def _resolve_view_sql(document: ManifestDocument, root: Path) -> dict[str, str]:
 
 def _read_sql_file(file: Path, field_path: str) -> str:
     try:
-        if file.stat().st_size > MAX_SQL_BYTES:
+        data = read_regular_file(file, MAX_SQL_BYTES)
+        if len(data) > MAX_SQL_BYTES:
             raise ReferenceImplError(
                 ErrorCode.MANIFEST_LIMIT_EXCEEDED,
                 f"{file.name} is longer than {MAX_SQL_BYTES} bytes",
                 field_path=field_path,
             )
-        text = file.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ReferenceImplError(
@@ -395,3 +408,61 @@ def _read_sql_file(file: Path, field_path: str) -> str:
             ErrorCode.MANIFEST_SQL_FILE_UNREADABLE, f"{file.name} is empty", field_path=field_path
         )
     return text
+
+
+_UNRESOLVABLE: Mapping[str, ErrorCode] = {
+    "views": ErrorCode.MANIFEST_SQL_FILE_UNREADABLE,
+    "datasets": ErrorCode.DATASET_LOCATION_UNRESOLVED,
+    "outputs": ErrorCode.OUTPUT_WRITE_FAILED,
+}
+"""The code of a location that cannot be resolved to a path (a symlink loop), by section:
+nothing can be read from or written to it."""
+
+
+def _loops(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | os.O_CLOEXEC
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path`` (more than ``limit``: too big).
+
+    Anything but a regular file is an ``OSError`` before a byte is read: opening with
+    ``O_NONBLOCK`` keeps a FIFO from blocking, and ``st_size`` is never trusted, so a
+    device such as ``/dev/zero`` cannot make the read unbounded.
+    """
+    _require_regular(os.stat(path).st_mode)
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        _require_regular(os.fstat(fd).st_mode)  # the file opened is the file checked
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _require_regular(mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    raise OSError(errno.EINVAL, f"it is {kind}, not a regular file")

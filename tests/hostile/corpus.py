@@ -163,6 +163,40 @@ def parquet_without_statistics(root: Path) -> None:
     pq.write_table(pa.table({"a": [1, 2, 3]}), root / "p" / "part-0.parquet")
 
 
+def add_path_outside(root: Path) -> None:
+    """Point the add action of ``t``'s log at the outside table's data file (``../..``)."""
+    outside_file = next((root.parent / "outside" / "t").glob("*.parquet"))
+    log = _first_log(root)
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        if "add" in line:
+            line["add"]["path"] = f"../../outside/t/{outside_file.name}"
+            line["add"]["size"] = outside_file.stat().st_size
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+
+
+def parquet_linking_outside(root: Path) -> None:
+    parquet_without_statistics(root)
+    outside_file = next((root.parent / "outside" / "t").glob("*.parquet"))
+    (root / "p" / "part-1.parquet").symlink_to(outside_file)
+
+
+def corrupt_parquet_footer(root: Path) -> None:
+    """A footer whose metadata length is 2**31: the engine panics reading it."""
+    parquet_without_statistics(root)
+    data = (root / "p" / "part-0.parquet").read_bytes()
+    (root / "p" / "part-0.parquet").write_bytes(data[:-8] + (2**31).to_bytes(4, "little") + b"PAR1")
+
+
+def symlink_loop(link: str) -> Callable[[Path], None]:
+    def setup(root: Path) -> None:
+        (root / link).parent.mkdir(parents=True, exist_ok=True)
+        (root / link).symlink_to(root / f"{link}.loop")
+        (root / f"{link}.loop").symlink_to(root / link)
+
+    return setup
+
+
 # -- the corpus ----------------------------------------------------------------------------
 
 NESTED_PARENS = "SELECT " + "(" * 100 + "1" + ")" * 100 + " AS x"
@@ -558,19 +592,116 @@ CASES: tuple[Case, ...] = (
     # -- the engine: datasets, Delta logs, UDF providers, bootstrap ------------------------
     Case(
         "not-a-delta-table",
-        "DATASET_NOT_DELTA",
-        "datasets.t.location",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.t.format",
         T + view("SELECT a FROM t"),
         stage="engine",
         files={"t/part-0.csv": "a\n1\n"},
     ),
     Case(
         "location-is-a-file",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.t.format",
+        T + view("SELECT a FROM t"),
+        stage="engine",
+        files={"t": "not a table"},
+    ),
+    # -- format truth: the _delta_log decides (issue 19.1) ----------------------------------
+    Case(
+        "delta-table-declared-parquet",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.t.format",
+        '[datasets.t]\nformat = "parquet"\nlocation = "t"\n' + view("SELECT a FROM t"),
+        stage="engine",
+        tables=("t",),
+    ),
+    Case(
+        "parquet-inside-a-delta-table",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.p.format",
+        '[datasets.p]\nformat = "parquet"\nlocation = "t/sub"\n' + view("SELECT * FROM p"),
+        stage="engine",
+        tables=("t",),
+        files={"t/sub/part-0.parquet": b"PAR1"},
+    ),
+    Case(
+        "delta-log-one-level-down",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.t.format",
+        '[datasets.t]\nformat = "delta"\nlocation = "d"\n' + view("SELECT a FROM t"),
+        stage="engine",
+        tables=("d/t",),
+    ),
+    Case(
+        "parquet-directory-declared-delta",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.p.format",
+        '[datasets.p]\nformat = "delta"\nlocation = "p"\n' + view("SELECT * FROM p"),
+        stage="engine",
+        setup=parquet_without_statistics,
+    ),
+    Case(
+        "parquet-without-parquet-files",
+        "DATASET_FORMAT_MISMATCH",
+        "datasets.p.format",
+        '[datasets.p]\nformat = "parquet"\nlocation = "p"\n' + view("SELECT * FROM p"),
+        stage="engine",
+        files={"p/part-0.csv": "a\n1\n"},
+    ),
+    Case(
+        "empty-delta-log",
         "DATASET_NOT_DELTA",
         "datasets.t.location",
         T + view("SELECT a FROM t"),
         stage="engine",
-        files={"t": "not a table"},
+        files={"t/_delta_log/README": "no commits"},
+    ),
+    # -- data files outside the root, loops, engine panics (issue 11.5) ---------------------
+    Case(
+        "delta-add-action-outside",
+        "MANIFEST_LOCATION_ESCAPES_ROOT",
+        "datasets.t.location",
+        T + view("SELECT a FROM t"),
+        stage="engine",
+        tables=("t",),
+        setup=add_path_outside,
+    ),
+    Case(
+        "parquet-symlink-outside",
+        "MANIFEST_LOCATION_ESCAPES_ROOT",
+        "datasets.p.location",
+        '[datasets.p]\nformat = "parquet"\nlocation = "p"\n' + view("SELECT * FROM p"),
+        stage="engine",
+        setup=parquet_linking_outside,
+    ),
+    Case(
+        "parquet-corrupt-footer",
+        "DATASET_UNREADABLE",
+        "datasets.p.location",
+        '[datasets.p]\nformat = "parquet"\nlocation = "p"\n' + view("SELECT * FROM p"),
+        stage="engine",
+        setup=corrupt_parquet_footer,
+    ),
+    Case(
+        "sql-file-symlink-loop",
+        "MANIFEST_SQL_FILE_UNREADABLE",
+        "views.v.sql_file",
+        '[views.v]\nsql_file = "views/v.sql"\n',
+        setup=symlink_loop("views/v.sql"),
+    ),
+    Case(
+        "dataset-symlink-loop",
+        "DATASET_LOCATION_UNRESOLVED",
+        "datasets.t.location",
+        T + view("SELECT a FROM t"),
+        setup=symlink_loop("t"),
+    ),
+    Case(
+        "output-symlink-loop",
+        "OUTPUT_WRITE_FAILED",
+        "outputs.o.location",
+        view("SELECT 1 AS a") + '[outputs.o]\nview = "v"\nlocation = "out"\n',
+        setup=symlink_loop("out"),
     ),
     Case(
         "missing-delta-table",

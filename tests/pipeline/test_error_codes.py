@@ -150,7 +150,12 @@ def dataset_not_found(root: Path) -> None:
 
 
 def dataset_not_delta(root: Path) -> None:
-    (root / "t").mkdir(parents=True)
+    (root / "t" / "_delta_log").mkdir(parents=True)  # the marker, but no table version
+    plan_only(manifest(root, TABLE_T))
+
+
+def dataset_format_mismatch(root: Path) -> None:
+    (root / "t").mkdir(parents=True)  # declared delta, no _delta_log
     plan_only(manifest(root, TABLE_T))
 
 
@@ -254,6 +259,7 @@ SCENARIOS: dict[ErrorCode, Scenario] = {
     ErrorCode.DATASET_LOCATION_UNRESOLVED: dataset_location_unresolved,
     ErrorCode.DATASET_NOT_FOUND: dataset_not_found,
     ErrorCode.DATASET_NOT_DELTA: dataset_not_delta,
+    ErrorCode.DATASET_FORMAT_MISMATCH: dataset_format_mismatch,
     ErrorCode.DATASET_UNREADABLE: dataset_unreadable,
     ErrorCode.DELTA_LOG_CORRUPT: delta_log_corrupt,
     ErrorCode.DELTA_PROTOCOL_UNSUPPORTED: delta_protocol_unsupported,
@@ -286,14 +292,14 @@ def test_the_scenario_raises_its_code(tmp_path: Path, code: ErrorCode) -> None:
     assert "\n" not in rendered
 
 
-def test_a_dataset_located_at_a_plain_file_is_not_delta(tmp_path: Path) -> None:
+def test_a_delta_dataset_located_at_a_plain_file_is_a_format_mismatch(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
     (root / "t").write_text("not a table", encoding="utf-8")
     with pytest.raises(ReferenceImplError) as info:
         plan_only(manifest(root, TABLE_T))
-    assert info.value.code == ErrorCode.DATASET_NOT_DELTA
-    assert info.value.field_path == "datasets.t.location"
+    assert info.value.code == ErrorCode.DATASET_FORMAT_MISMATCH
+    assert info.value.field_path == "datasets.t.format"
 
 
 def test_an_empty_parquet_directory_is_not_found(tmp_path: Path) -> None:
