@@ -244,13 +244,19 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _print_validation(
-    result: PolicyValidationResult, as_json: bool, manifest: str, extra: Any = None
+    result: PolicyValidationResult,
+    as_json: bool,
+    manifest: str,
+    extra: Any = None,
+    *,
+    executed_ok: bool = True,
 ) -> int:
     import msgspec
 
-    code = EXIT_OK if result.ok else EXIT_FINDINGS
+    ok = result.ok and executed_ok  # a run that skipped outputs has findings too
+    code = EXIT_OK if ok else EXIT_FINDINGS
     if as_json:
-        payload = {"ok": result.ok, "validation": msgspec.to_builtins(result.artifact())}
+        payload = {"ok": ok, "validation": msgspec.to_builtins(result.artifact())}
         if extra is not None:
             payload["execution"] = extra
         _emit(payload)
@@ -274,11 +280,16 @@ def _run(args: argparse.Namespace) -> int:
 
     run = run_pipeline(args.manifest, execute=True, mode=args.mode)
     execution = msgspec.to_builtins(run.execution) if run.execution is not None else None
-    code = _print_validation(run.validation, args.json, args.manifest, extra=execution)
+    executed_ok = run.execution is None or run.execution.ok
+    code = _print_validation(
+        run.validation, args.json, args.manifest, extra=execution, executed_ok=executed_ok
+    )
     if not args.json:
         if run.execution is None:
             print("nothing executed: validation failed")
         else:
+            for issue in run.execution.findings:  # outputs not written, whatever the mode
+                print(f"error[{issue.code}] output {issue.subject}: {issue.message}")
             for out in run.execution.outputs:
                 print(
                     f"wrote {out.name} ({out.rows} rows, {out.mode}) -> {out.location} "

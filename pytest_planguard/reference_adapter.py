@@ -47,6 +47,11 @@ class ReferenceAdapter:
     compile_entrypoints: Sequence[str] = REFERENCE_COMPILE_ENTRYPOINTS
     resolver_stages: Sequence[ResolverStage] = REFERENCE_RESOLVER_STAGES
 
+    def __init__(self, *, executors: Mapping[str, Any] | None = None) -> None:
+        self.executors = executors
+        """The executors that exist (name -> callable or ``module:callable``), as for
+        ``run_pipeline(executors=...)``; None: ``datafusion`` plus ``[executors.*]``."""
+
     def compile(self, manifest: Path) -> Any:
         from reference_impl.semantics.compile import compile_semantic_program
         from reference_impl.semantics.load import load_manifest
@@ -62,7 +67,9 @@ class ReferenceAdapter:
         from reference_impl.relspec.authority import build_execution_authority
 
         semantic = build_semantic_execution_context(compiled, build_runtime_profile(compiled))
-        return ReferenceContext(authority=build_execution_authority(semantic))
+        return ReferenceContext(
+            authority=build_execution_authority(semantic, executors=self.executors)
+        )
 
     def plan(self, context: ReferenceContext) -> Any:
         from reference_impl.relspec.execution_plan import compile_execution_plan
@@ -100,7 +107,17 @@ class ReferenceAdapter:
         apply_scan_unit_overrides(
             semantic.session, semantic.dataset_resolver, plan.scan_policy_overrides_by_key
         )
-        return execute_plan(plan, context.authority, dry_run=dry_run)
+        report = execute_plan(plan, context.authority, dry_run=dry_run)
+        if not dry_run and not report.ok:  # outputs skipped: a failure in every mode
+            from pytest_planguard.errors import PlanguardCode, PlanguardError
+
+            raise PlanguardError(
+                PlanguardCode.POLICY_FAILED,
+                "outputs not written: "
+                + "; ".join(f"{f.code} {f.subject}: {f.message}" for f in report.findings),
+                file=semantic.manifest.source_path,
+            )
+        return report
 
     def fingerprints(
         self, compiled: Any, context: ReferenceContext, plan: Any, validation: ValidationOutcome

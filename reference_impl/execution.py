@@ -3,26 +3,50 @@
 Runs the views the declared outputs need, in topological order, from fresh DataFrames (the
 planned ones are never executed, so their plan texts stay free of runtime values), caches
 views read by at least ``runtime.cache_min_consumers`` others with ``DataFrame.cache()``,
-and writes each output to Delta with deltalake.  A Delta write commits atomically: when a
-run fails midway, every output keeps its earlier versions, intact and readable.
+and writes each output to Delta with deltalake.
+
+Executors are enforced: a view runs on the executor it declares, DataFusion or a Python
+executor of the authority (``[executors.*]``, ``run_pipeline(executors=...)``), and on
+no other.  An output whose view, or any view upstream of it, names an executor this run
+does not have is not written (finding ``EXECUTOR_UNAVAILABLE``, in every policy mode);
+the other outputs are.
+
+Outputs are written in two phases.  *Preflight*: every output's view is executed and
+collected (in memory, as Arrow), and its schema compared, under the output's
+``schema_mode``, with the Delta table at its location as it is now; when one output would
+fail (``OUTPUT_SCHEMA_MISMATCH``) or a view fails, nothing is committed.  *Commit*: one
+Delta commit per output, in manifest order.  Delta has no multi-table transaction: if the
+process dies, or a write fails for a reason preflight cannot see (disk full, a concurrent
+writer), between two commits, the outputs committed before keep their new version and
+the rest keep their old one; each table on its own is intact (a Delta commit is atomic).
 
 ``dry_run=True`` goes through every step (fresh frames planned and registered, input
-locations required through the resolver) but executes nothing: no ``cache()``, no write.
+locations required through the resolver, output schemas compared) but executes nothing:
+no ``cache()``, no executor call, no collection, no write.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
 from reference_impl.engine.session import query_only
 from reference_impl.errors import ErrorCode, ReferenceImplError
-from reference_impl.relspec.authority import ExecutionAuthorityContext
-from reference_impl.relspec.contracts import ExecutionPlan
+from reference_impl.relspec.authority import DATAFUSION_EXECUTOR, ExecutionAuthorityContext
+from reference_impl.relspec.contracts import ExecutionPlan, PolicyCode, PolicyValidationIssue
+from reference_impl.relspec.output_targets import (
+    SCHEMA_MODE_HINT,
+    delta_columns,
+    read_table_columns,
+    schema_problems,
+)
+from reference_impl.semantics.program import OutputBinding, SemanticView
 
 _PY_TRACEBACK = re.compile(r', traceback: Some\("(?:[^"\\]|\\.)*"\)')
 """The Python traceback DataFusion embeds (``PyErr { ..., traceback: Some("...") }``) when
@@ -39,12 +63,25 @@ class OutputWrite(msgspec.Struct, frozen=True, kw_only=True):
     """The table version this run committed (None in a dry run)."""
     rows: int | None
     """Rows in the table after the write (None in a dry run)."""
+    schema_mode: str = "strict"
 
 
 class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
     outputs: tuple[OutputWrite, ...]
+    """The outputs written (in a dry run: the outputs that would be written)."""
     cached_views: tuple[str, ...]
     dry_run: bool = False
+    skipped_outputs: tuple[str, ...] = ()
+    """Declared outputs this run did not write (see ``findings``)."""
+    findings: tuple[PolicyValidationIssue, ...] = ()
+    """Why outputs were skipped (``EXECUTOR_UNAVAILABLE``, ``OUTPUT_SCHEMA_MISMATCH``):
+    always errors, whatever the policy mode, since the outputs were not written."""
+    executors_by_view: Mapping[str, str] = {}
+    """The executor that ran each executed view."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
 
 
 def execute_plan(
@@ -58,7 +95,22 @@ def execute_plan(
     resolver = semantic.dataset_resolver
     ctx = semantic.session
     nodes = {node.name: node for node in plan.view_nodes}
-    needed = _ancestors({out.view for out in manifest.outputs}, nodes)
+    functions = authority.executor_functions
+    unavailable = {
+        node.name
+        for node in plan.view_nodes
+        if not node.executor_available
+        or (node.executor != DATAFUSION_EXECUTOR and node.executor not in functions)
+    }
+    findings: list[PolicyValidationIssue] = []
+    runnable: list[OutputBinding] = []
+    for output in manifest.outputs:
+        blockers = sorted(_ancestors({output.view}, nodes) & unavailable)
+        if blockers:
+            findings.append(_executor_finding(output, blockers, nodes))
+        else:
+            runnable.append(output)
+    needed = _ancestors({out.view for out in runnable}, nodes)
     not_runnable = sorted(name for name in needed if nodes[name].status != "planned")
     if not_runnable:
         raise ReferenceImplError(
@@ -72,36 +124,90 @@ def execute_plan(
             resolver.require_location(unit.dataset_name)  # fail closed before any write
 
     cached: list[str] = []
+    ran: dict[str, str] = {}
     for view in manifest.views:
         if view.name not in needed:
             continue
+        executor = nodes[view.name].executor
         try:
-            frame = ctx.sql(view.sql, options=query_only())
-            if nodes[view.name].cache and not dry_run:
-                frame = frame.cache()
-                cached.append(view.name)
+            if executor == DATAFUSION_EXECUTOR or dry_run:
+                frame = ctx.sql(view.sql, options=query_only())
+                if nodes[view.name].cache and not dry_run:
+                    frame = frame.cache()
+                    cached.append(view.name)
+            else:
+                frame = ctx.from_arrow(_run_executor(view, executor, plan, authority))
+        except ReferenceImplError:
+            raise
         except Exception as exc:
             raise _failed(
                 ErrorCode.EXECUTION_FAILED, view.name, exc, manifest.source_path
             ) from None
         ctx.deregister_table(view.name)
         ctx.register_view(view.name, frame)
+        if not dry_run:
+            ran[view.name] = executor
+
+    # Preflight: every output collected and checked before the first commit.
+    data_by_view: dict[str, Any] = {}
+    for output in runnable:
+        if dry_run:
+            schema = ctx.table(output.view).schema()
+            nulls: list[str] = []
+        else:
+            if output.view not in data_by_view:
+                try:
+                    data_by_view[output.view] = ctx.table(output.view).to_arrow_table()
+                except Exception as exc:
+                    raise _failed(
+                        ErrorCode.EXECUTION_FAILED, output.view, exc, manifest.source_path
+                    ) from None
+            data = data_by_view[output.view]
+            schema = data.schema
+            nulls = [name for name in data.column_names if data.column(name).null_count]
+        exists, version, table_cols, error = read_table_columns(output.location)
+        problems: tuple[str, ...] = (error,) if error else ()
+        if exists and not error:
+            problems = schema_problems(
+                delta_columns(schema), table_cols, output.schema_mode, null_columns=nulls
+            )
+        if problems:
+            findings.append(_schema_finding(output, version, problems))
+    if any(f.code == PolicyCode.OUTPUT_SCHEMA_MISMATCH for f in findings):
+        return ExecutionReport(
+            outputs=(),
+            cached_views=tuple(cached),
+            dry_run=dry_run,
+            skipped_outputs=tuple(output.name for output in manifest.outputs),
+            findings=tuple(findings),
+            executors_by_view=ran,
+        )
 
     written: list[OutputWrite] = []
-    for output in manifest.outputs:
-        version: int | None = None
+    for output in runnable:
+        version = None
         rows: int | None = None
         if not dry_run:
             created = _first_missing(Path(output.location))
             try:
-                write_deltalake(output.location, ctx.table(output.view), mode=output.mode)
+                write_deltalake(
+                    output.location,
+                    data_by_view[output.view],
+                    mode=output.mode,
+                    schema_mode=None if output.schema_mode == "strict" else output.schema_mode,
+                )
                 table = DeltaTable(output.location)
                 rows = _row_count(table)
                 version = int(table.version())
             except Exception as exc:
                 _remove_uncommitted(created, Path(output.location))
+                committed = ", ".join(f"{w.name} (version {w.delta_version})" for w in written)
                 raise _failed(
-                    ErrorCode.OUTPUT_WRITE_FAILED, output.name, exc, manifest.source_path
+                    ErrorCode.OUTPUT_WRITE_FAILED,
+                    output.name,
+                    exc,
+                    manifest.source_path,
+                    note=f"already committed by this run: {committed}" if committed else "",
                 ) from None
         written.append(
             OutputWrite(
@@ -111,9 +217,88 @@ def execute_plan(
                 mode=output.mode,
                 delta_version=version,
                 rows=rows,
+                schema_mode=output.schema_mode,
             )
         )
-    return ExecutionReport(outputs=tuple(written), cached_views=tuple(cached), dry_run=dry_run)
+    return ExecutionReport(
+        outputs=tuple(written),
+        cached_views=tuple(cached),
+        dry_run=dry_run,
+        skipped_outputs=tuple(output.name for output in manifest.outputs if output not in runnable),
+        findings=tuple(findings),
+        executors_by_view=ran,
+    )
+
+
+def _run_executor(
+    view: SemanticView, executor: str, plan: ExecutionPlan, authority: ExecutionAuthorityContext
+) -> Any:
+    """Run ``view`` on the Python executor ``executor``: its inputs in, an Arrow table out."""
+    import pyarrow as pa
+
+    ctx = authority.semantic_context.session
+    source = authority.semantic_context.manifest.source_path
+    inputs = MappingProxyType({name: ctx.table(name).to_arrow_table() for name in view.depends_on})
+    try:
+        result = authority.executor_functions[executor](inputs)
+    except (Exception, SystemExit) as exc:
+        raise _failed(
+            ErrorCode.EXECUTION_FAILED,
+            view.name,
+            exc,
+            source,
+            note=f"executor {executor!r} raised {type(exc).__name__}",
+        ) from None
+    if not isinstance(result, pa.Table):
+        try:
+            result = pa.table(result)
+        except Exception:
+            raise _coded(
+                ErrorCode.EXECUTION_FAILED,
+                view.name,
+                f"executor {executor!r} returned a {type(result).__name__}, not a pyarrow.Table",
+                source,
+            ) from None
+    declared = [field.name for field in plan.plan_bundles_by_view[view.name].schema]
+    if sorted(result.column_names) != sorted(declared):
+        raise _coded(
+            ErrorCode.EXECUTION_FAILED,
+            view.name,
+            f"executor {executor!r} returned columns {result.column_names}, but the view's "
+            f"SQL declares {declared}",
+            source,
+        )
+    return result.select(declared)
+
+
+def _executor_finding(
+    output: OutputBinding, blockers: list[str], nodes: Mapping[str, Any]
+) -> PolicyValidationIssue:
+    named = ", ".join(f"{name!r} (executor {nodes[name].executor!r})" for name in blockers)
+    return PolicyValidationIssue(
+        code=PolicyCode.EXECUTOR_UNAVAILABLE,
+        severity="error",
+        subject=output.name,
+        subject_kind="output",
+        message=f"not written: view {output.view!r} needs {named}, and this run has no such "
+        "executor; no other engine runs a view in its place",
+        field_path=f"views.{blockers[0]}.executor",
+    )
+
+
+def _schema_finding(
+    output: OutputBinding, version: int | None, problems: tuple[str, ...]
+) -> PolicyValidationIssue:
+    return PolicyValidationIssue(
+        code=PolicyCode.OUTPUT_SCHEMA_MISMATCH,
+        severity="error",
+        subject=output.name,
+        subject_kind="output",
+        message=f"writing view {output.view!r} to the Delta table at {output.location} "
+        f"(version {version}) with schema_mode = {output.schema_mode!r} would fail: "
+        f"{'; '.join(problems)}; no output was written ({SCHEMA_MODE_HINT})",
+        field_path=f"outputs.{output.name}.schema_mode",
+    )
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -157,13 +342,19 @@ def _row_count(table: Any) -> int:
     return int(sum(actions.column("num_records").to_pylist() or [0]))
 
 
-def _failed(code: ErrorCode, subject: str, exc: BaseException, file: str) -> ReferenceImplError:
+def _failed(
+    code: ErrorCode, subject: str, exc: BaseException, file: str, *, note: str = ""
+) -> ReferenceImplError:
     text = _PY_TRACEBACK.sub("", str(exc)).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     first = first.split(", traceback: ", 1)[0]  # an embedded traceback left unparsed
+    return _coded(code, subject, f"{first} ({note})" if note else first, file)
+
+
+def _coded(code: ErrorCode, subject: str, message: str, file: str) -> ReferenceImplError:
     return ReferenceImplError(
         code,
-        f"{subject!r}: {first}",
+        f"{subject!r}: {message}",
         file=file,
         field_path=f"{_FIELD_SECTION[code]}.{subject}",
         subjects=(subject,),

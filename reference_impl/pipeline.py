@@ -15,7 +15,11 @@ from typing import Literal
 from reference_impl.engine.runtime import build_runtime_profile
 from reference_impl.engine.session import build_semantic_execution_context
 from reference_impl.execution import ExecutionReport, execute_plan
-from reference_impl.relspec.authority import ExecutionAuthorityContext, build_execution_authority
+from reference_impl.relspec.authority import (
+    ExecutionAuthorityContext,
+    ExecutorFunction,
+    build_execution_authority,
+)
 from reference_impl.relspec.contracts import ExecutionPlan, PolicyValidationResult
 from reference_impl.relspec.execution_plan import compile_execution_plan
 from reference_impl.relspec.policy_validation import validate_policy_bundle
@@ -38,9 +42,13 @@ def run_pipeline(
     *,
     execute: bool = True,
     mode: Literal["error", "warn", "ignore"] | None = None,
-    executors: Mapping[str, str] | None = None,
+    executors: Mapping[str, str | ExecutorFunction] | None = None,
 ) -> PipelineRun:
-    """Compile once, plan, validate, and (unless told not to, or policy fails) execute."""
+    """Compile once, plan, validate, and (unless told not to, or policy fails) execute.
+
+    ``executors`` replaces the built-in set (``datafusion`` alone); the manifest's
+    ``[executors.*]`` are added to it (see ``build_execution_authority``).  A run whose
+    execution skipped outputs says so in ``execution.findings`` (``execution.ok``)."""
     manifest = compile_semantic_program(load_manifest(manifest_path))
     profile = build_runtime_profile(manifest)
     if mode is not None:

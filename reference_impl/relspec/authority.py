@@ -10,14 +10,16 @@ function registry) and the session runtime fingerprint.  It is versioned by
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
 from reference_impl.engine.session import SemanticExecutionContext
+from reference_impl.engine.trusted_import import import_trusted
+from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.relspec.contracts import (
     AUTHORITY_CONTRACT_VERSION,
     CapabilitySnapshot,
@@ -25,8 +27,15 @@ from reference_impl.relspec.contracts import (
     UdfSignature,
 )
 
-DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType({"datafusion": "datafusion-python"})
-"""Executor kind -> what runs it.  The reference pipeline executes with DataFusion only."""
+DATAFUSION_EXECUTOR = "datafusion"
+DEFAULT_EXECUTORS: Mapping[str, str] = MappingProxyType({DATAFUSION_EXECUTOR: "datafusion-python"})
+"""Executor kind -> what runs it.  ``datafusion`` is built in; ``[executors.*]`` in the
+manifest and ``run_pipeline(executors=...)`` add Python executors."""
+
+ExecutorFunction = Callable[[Mapping[str, Any]], Any]
+"""A non-DataFusion executor: called with the view's inputs (every dataset and view its
+SQL reads, by name, as ``pyarrow.Table``); returns the view's result as a
+``pyarrow.Table`` (or anything ``pyarrow.table()`` accepts)."""
 
 _EXCLUDED_SETTINGS = frozenset({"datafusion.execution.session_id"})
 
@@ -38,15 +47,27 @@ class ExecutionAuthorityContext:
     executor_map: Mapping[str, str]
     capabilities: CapabilitySnapshot
     runtime_fingerprint: str
+    executor_functions: Mapping[str, ExecutorFunction] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """The callables of the executors other than ``datafusion`` (same keys as
+    ``executor_map`` minus ``datafusion``)."""
     contract_version: str = AUTHORITY_CONTRACT_VERSION
 
 
 def build_execution_authority(
     semantic_context: SemanticExecutionContext,
     *,
-    executors: Mapping[str, str] | None = None,
+    executors: Mapping[str, str | ExecutorFunction] | None = None,
 ) -> ExecutionAuthorityContext:
-    """Wrap ``semantic_context`` with the evidence plan, executors and capabilities."""
+    """Wrap ``semantic_context`` with the evidence plan, executors and capabilities.
+
+    The executors that exist are ``executors`` (default: ``datafusion`` alone) plus the
+    manifest's ``[executors.*]``; an ``executors`` entry wins over a manifest one of the
+    same name.  A value is a callable or a ``module:callable`` provider, imported under
+    the trusted-module rule of UDF providers; the ``datafusion`` entry is the built-in
+    engine whatever its value.
+    """
     profile = semantic_context.runtime_profile
     manifest = semantic_context.manifest
     ctx = semantic_context.session
@@ -57,13 +78,63 @@ def build_execution_authority(
         retain_plans=profile.perf.retain_plans,
         planning_budget_ms=profile.perf.planning_budget_ms,
     )
+    declared: dict[str, str | ExecutorFunction] = {
+        executor.name: executor.provider for executor in manifest.executors
+    }
+    given = DEFAULT_EXECUTORS if executors is None else executors
+    try:
+        names, functions = _resolve_executors(
+            {**declared, **given},
+            root=manifest.root,
+            trusted_modules=profile.trusted_modules,
+            from_manifest=set(declared) - set(given),
+        )
+    except ReferenceImplError as err:
+        raise err.with_file(manifest.source_path) from None
     return ExecutionAuthorityContext(
         semantic_context=semantic_context,
         evidence_plan=evidence,
-        executor_map=MappingProxyType(dict(DEFAULT_EXECUTORS if executors is None else executors)),
+        executor_map=MappingProxyType(names),
         capabilities=capability_snapshot(ctx, profile.policy.delta_support, semantic_context),
         runtime_fingerprint=runtime_fingerprint(ctx, profile),
+        executor_functions=MappingProxyType(functions),
     )
+
+
+def _resolve_executors(
+    entries: Mapping[str, str | ExecutorFunction],
+    *,
+    root: str,
+    trusted_modules: tuple[str, ...],
+    from_manifest: set[str],
+) -> tuple[dict[str, str], dict[str, ExecutorFunction]]:
+    """(name -> what runs it, name -> callable) for every executor but ``datafusion``."""
+    names: dict[str, str] = {}
+    functions: dict[str, ExecutorFunction] = {}
+    for name, value in sorted(entries.items()):
+        if name == DATAFUSION_EXECUTOR:
+            names[name] = DEFAULT_EXECUTORS[DATAFUSION_EXECUTOR]
+            continue
+        field_path = f"executors.{name}.provider" if name in from_manifest else None
+        if isinstance(value, str):
+            provided = import_trusted(
+                value, root=root, trusted_modules=trusted_modules, field_path=field_path or ""
+            )
+            described = value
+        else:
+            provided = value
+            described = f"python:{getattr(value, '__qualname__', type(value).__name__)}"
+        if not callable(provided):
+            raise ReferenceImplError(
+                ErrorCode.UDF_PROVIDER_INVALID,
+                f"executor {name!r}: {described!r} is a {type(provided).__name__}, not a "
+                "callable taking the view's input tables",
+                field_path=field_path,
+                subjects=(name,),
+            )
+        names[name] = described
+        functions[name] = provided
+    return names, functions
 
 
 def capability_snapshot(

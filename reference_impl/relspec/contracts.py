@@ -37,6 +37,7 @@ class PolicyCode(StrEnum):
     PLANNING_BUDGET_EXCEEDED = "PLANNING_BUDGET_EXCEEDED"
     VIEW_PLANNING_FAILED = "VIEW_PLANNING_FAILED"
     VIEW_UPSTREAM_FAILED = "VIEW_UPSTREAM_FAILED"
+    OUTPUT_SCHEMA_MISMATCH = "OUTPUT_SCHEMA_MISMATCH"
 
 
 Severity = Literal["error", "warning", "info"]
@@ -177,6 +178,36 @@ class PlanBundle(_Contract, frozen=True, kw_only=True):
     fingerprint: str
 
 
+class OutputColumn(_Contract, frozen=True, kw_only=True):
+    """One column of an output, as a Delta type (``long``, ``string``, or the JSON of a
+    nested type)."""
+
+    name: str
+    type: str
+    nullable: bool
+
+
+class OutputTarget(_Contract, frozen=True, kw_only=True):
+    """A declared output and the Delta table at its location, compared before any write.
+
+    ``schema_problems`` lists, in words, why writing the view with the output's
+    ``schema_mode`` would fail or change data silently (empty: the write can go ahead).
+    Not part of the plan fingerprint: the table at an output location changes with every
+    run, the plan does not.
+    """
+
+    name: str
+    view: str
+    location: str
+    mode: Literal["overwrite", "append"]
+    schema_mode: Literal["strict", "overwrite", "merge"]
+    table_exists: bool
+    table_version: int | None
+    view_columns: tuple[OutputColumn, ...]
+    table_columns: tuple[OutputColumn, ...]
+    schema_problems: tuple[str, ...]
+
+
 class ScanPolicyOverride(_Contract, frozen=True, kw_only=True):
     scan_unit_key: str
     dataset_name: str
@@ -197,14 +228,17 @@ class ExecutionPlan(_Contract, frozen=True, kw_only=True):
     plan_signals_by_view: Mapping[str, PlanSignals]
     plan_bundles_by_view: Mapping[str, PlanBundle]
     scan_policy_overrides_by_key: Mapping[str, ScanPolicyOverride]
+    output_targets: tuple[OutputTarget, ...] = ()
 
 
-class PolicyValidationIssue(_Contract, frozen=True, kw_only=True):
+class PolicyValidationIssue(_Contract, frozen=True, kw_only=True, omit_defaults=True):
     code: PolicyCode
     severity: Severity
     subject: str
-    subject_kind: Literal["view", "dataset", "scan_unit"]
+    subject_kind: Literal["view", "dataset", "scan_unit", "output"]
     message: str
+    field_path: str | None = None
+    """The manifest field to change (``outputs.x.schema_mode``), when one is known."""
 
 
 class PolicyValidationArtifact(_Contract, frozen=True, kw_only=True):

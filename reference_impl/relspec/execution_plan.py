@@ -39,6 +39,7 @@ from reference_impl.relspec.contracts import (
     TaskPlanMetrics,
     ViewNode,
 )
+from reference_impl.relspec.output_targets import output_targets
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
@@ -367,6 +368,10 @@ def _assemble(
         plan_signals_by_view=dict(sorted(signals.items())),
         plan_bundles_by_view=dict(sorted(bundles.items())),
         scan_policy_overrides_by_key=dict(sorted(overrides.items())),
+        output_targets=output_targets(
+            semantic.manifest.outputs,
+            {view: semantic.view_frames[view].schema() for view in planned},
+        ),
     )
 
 

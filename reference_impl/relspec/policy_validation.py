@@ -20,6 +20,7 @@ from reference_impl.relspec.contracts import (
     PolicyValidationResult,
     Severity,
 )
+from reference_impl.relspec.output_targets import SCHEMA_MODE_HINT
 
 _DOWNGRADE: Mapping[str, Mapping[Severity, Severity]] = {
     "error": {"error": "error", "warning": "warning", "info": "info"},
@@ -39,7 +40,15 @@ def validate_policy_bundle(
     issues: list[PolicyValidationIssue] = []
     mode = runtime_profile.policy.mode
 
-    def add(code: PolicyCode, severity: Severity, subject: str, kind: str, message: str) -> None:
+    def add(
+        code: PolicyCode,
+        severity: Severity,
+        subject: str,
+        kind: str,
+        message: str,
+        *,
+        field_path: str | None = None,
+    ) -> None:
         issues.append(
             PolicyValidationIssue(
                 code=code,
@@ -47,6 +56,7 @@ def validate_policy_bundle(
                 subject=subject,
                 subject_kind=kind,  # type: ignore[arg-type]
                 message=message,
+                field_path=field_path,
             )
         )
 
@@ -114,6 +124,19 @@ def validate_policy_bundle(
                 unit.key,
                 "scan_unit",
                 f"{unit.dataset_name}: {compat.reason}",
+            )
+
+    for target in execution_plan.output_targets:
+        if target.schema_problems:
+            add(
+                PolicyCode.OUTPUT_SCHEMA_MISMATCH,
+                "error",
+                target.name,
+                "output",
+                f"writing view {target.view!r} to the Delta table at {target.location} "
+                f"(version {target.table_version}) with schema_mode = {target.schema_mode!r} "
+                f"would fail: {'; '.join(target.schema_problems)} ({SCHEMA_MODE_HINT})",
+                field_path=f"outputs.{target.name}.schema_mode",
             )
 
     small = runtime_profile.policy.small_input_rows

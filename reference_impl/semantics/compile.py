@@ -40,6 +40,7 @@ from reference_impl.semantics.program import (
     SEMANTIC_CONTRACT_VERSION,
     DatasetBinding,
     DatasetBindings,
+    ExecutorDeclaration,
     OutputBinding,
     SemanticProgramManifest,
     SemanticView,
@@ -146,6 +147,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 ),
                 format=spec.format,
                 mode=spec.mode,
+                schema_mode=spec.schema_mode,
             )
             for name, spec in sorted(document.outputs.items())
         )
@@ -168,6 +170,10 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
         runtime=document.runtime,
         policy=document.policy,
         fingerprint=semantic_fingerprint(model),
+        executors=tuple(
+            ExecutorDeclaration(name=name, provider=spec.provider)
+            for name, spec in sorted(document.executors.items())
+        ),
     )
 
 

@@ -23,6 +23,7 @@ import msgspec
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.model import (
     DatasetSpec,
+    ExecutorSpec,
     ManifestDocument,
     OutputSpec,
     PolicySpec,
@@ -46,6 +47,7 @@ _SECTIONS: Mapping[str, type[msgspec.Struct]] = {
     "views": ViewSpec,
     "outputs": OutputSpec,
     "udfs": UdfSpec,
+    "executors": ExecutorSpec,
 }
 _SINGLE_SECTIONS: Mapping[str, type[msgspec.Struct]] = {
     "project": ProjectSpec,

@@ -115,6 +115,23 @@ class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     location: Identifier
     format: Literal["delta"] = "delta"
     mode: Literal["overwrite", "append"] = "overwrite"
+    schema_mode: Literal["strict", "overwrite", "merge"] = "strict"
+    """What a view schema differing from the existing table does (deltalake's
+    ``write_deltalake(schema_mode=...)``).  ``strict``: the schemas must match (same column
+    names; types equal or losslessly widened), else ``OUTPUT_SCHEMA_MISMATCH`` and nothing
+    is written.  ``merge``: new columns are added to the table, columns the view lacks are
+    written as null; existing column types must still match.  ``overwrite`` (only with
+    ``mode = "overwrite"``): the table's schema is replaced by the view's."""
+
+    def __post_init__(self) -> None:
+        if self.schema_mode == "overwrite" and self.mode != "overwrite":
+            raise ManifestValueError(
+                "MANIFEST_CONFLICTING_FIELDS",
+                f"schema_mode = 'overwrite' replaces the table's schema and needs "
+                f"mode = 'overwrite', not {self.mode!r} (use schema_mode = 'merge' to add "
+                "columns while appending)",
+                field="schema_mode",
+            )
 
 
 class UdfSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -123,6 +140,19 @@ class UdfSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
     """``package.module:attribute``: a ``datafusion.ScalarUDF`` or a zero-argument factory
     returning one."""
+
+
+class ExecutorSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[executors.<name>]``: an engine other than DataFusion that views may name in
+    ``executor``.  ``datafusion`` is built in; a view naming an executor that is not
+    declared (nor passed to ``run_pipeline(executors=...)``) is never run by another
+    engine: its outputs are skipped with ``EXECUTOR_UNAVAILABLE``."""
+
+    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+    """``package.module:attribute``: a callable taking a mapping of the view's inputs
+    (every dataset and view its SQL reads, by name, as ``pyarrow.Table``) and returning
+    the view's result as a ``pyarrow.Table`` with the columns the view's SQL declares.
+    Imported under the same trusted-module rule as UDF providers."""
 
 
 class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -189,6 +219,7 @@ class ManifestDocument(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=T
     views: dict[str, ViewSpec] = {}
     outputs: dict[str, OutputSpec] = {}
     udfs: dict[str, UdfSpec] = {}
+    executors: dict[str, ExecutorSpec] = {}
     runtime: RuntimeSpec = RuntimeSpec()
     policy: PolicySpec = PolicySpec()
 

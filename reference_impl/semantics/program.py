@@ -91,9 +91,17 @@ class OutputBinding(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     format: Literal["delta"]
     mode: Literal["overwrite", "append"]
+    schema_mode: Literal["strict", "overwrite", "merge"] = "strict"
 
 
 class UdfDeclaration(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    provider: str
+
+
+class ExecutorDeclaration(msgspec.Struct, frozen=True, kw_only=True):
+    """``[executors.<name>]``: a non-DataFusion executor and its ``module:callable``."""
+
     name: str
     provider: str
 
@@ -114,6 +122,9 @@ class SemanticProgramManifest(msgspec.Struct, frozen=True, kw_only=True):
     runtime: RuntimeSpec
     policy: PolicySpec
     fingerprint: str
+    executors: tuple[ExecutorDeclaration, ...] = ()
+    """Declared executors besides the built-in ``datafusion`` (availability is checked
+    by execution planning, never here)."""
 
     def view(self, name: str) -> SemanticView:
         for view in self.views:

@@ -349,9 +349,11 @@ def test_a_failing_run_exits_2_without_a_traceback(
     (path.parent / "cli_failing_udfs.py").write_text(textwrap.dedent(FAILING_UDF), "utf-8")
     done = planguard("run", path)  # asserts no "Traceback" anywhere
     assert done.returncode == 2
-    assert error_code(done) == "OUTPUT_WRITE_FAILED"
-    assert f"{path}: outputs.o: 'o': " in done.stderr
+    # the view fails while outputs are collected, before any commit (preflight)
+    assert error_code(done) == "EXECUTION_FAILED"
+    assert f"{path}: views.v: 'v': " in done.stderr
     assert "injected failure" in done.stderr
+    assert not (path.parent / "out").exists()
 
 
 def test_run_append_twice_reports_the_new_version(

@@ -365,6 +365,19 @@ CASES: tuple[Case, ...] = (
         '[datasets.datafusion]\nformat = "delta"\nlocation = "t"\n',
     ),
     Case(
+        "builtin-executor-redeclared",
+        "MANIFEST_RESERVED_NAME",
+        "executors.datafusion",
+        '[executors.datafusion]\nprovider = "m:f"\n',
+    ),
+    Case(
+        "schema-overwrite-while-appending",
+        "MANIFEST_CONFLICTING_FIELDS",
+        "outputs.o.schema_mode",
+        view("SELECT 1 AS x")
+        + '[outputs.o]\nview = "v"\nlocation = "o"\nmode = "append"\nschema_mode = "overwrite"\n',
+    ),
+    Case(
         "dataset-and-view-share-a-name",
         "MANIFEST_DUPLICATE_NAME",
         "views.t",

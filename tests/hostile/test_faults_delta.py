@@ -287,7 +287,7 @@ def test_an_input_vanishing_after_planning_fails_before_any_write(
     assert_outputs_intact(project.parent, before, plain=0)  # nothing was written
 
 
-@pytest.mark.produces_codes("OUTPUT_WRITE_FAILED")
+@pytest.mark.produces_codes("EXECUTION_FAILED")
 def test_an_exception_in_the_middle_of_execute_plan_keeps_earlier_versions(
     project: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -301,11 +301,12 @@ def test_an_exception_in_the_middle_of_execute_plan_keeps_earlier_versions(
     assert_no_traceback(out, err)
     match = ERROR_LINE.match(err.strip())
     assert match is not None, err
-    codes.expect(match["code"], "OUTPUT_WRITE_FAILED", err)
-    assert f"{project}: outputs.o2_guarded: " in err
+    codes.expect(match["code"], "EXECUTION_FAILED", err)
+    assert f"{project}: views.guarded: " in err
     assert "injected fault in the middle of the stream" in err
-    # the first output committed its new version; the second still reads as before
-    assert_outputs_intact(project.parent, before, plain=1)
+    # the view failed while the outputs were collected, before the first commit: both
+    # outputs still read as before (issue 19.3)
+    assert_outputs_intact(project.parent, before, plain=0)
 
     monkeypatch.delenv("PLANGUARD_FAULT")  # twin: without the fault the run commits
     assert main(["run", str(project)]) == 0
@@ -316,10 +317,21 @@ def test_an_exception_in_the_middle_of_execute_plan_keeps_earlier_versions(
 def test_a_failed_first_write_leaves_no_directory_behind(
     project: Path, monkeypatch: pytest.MonkeyPatch, codes: CodeRecorder
 ) -> None:
-    monkeypatch.setenv("PLANGUARD_FAULT", "raise")
+    real = deltalake.write_deltalake
+
+    def failing(location: str, data: Any, **kwargs: Any) -> None:
+        if not location.endswith("guarded"):
+            return real(location, data, **kwargs)
+        # a write that gets as far as a data file, then fails before its commit
+        Path(location).mkdir(parents=True)
+        (Path(location) / "part-00000.parquet").write_bytes(b"PAR1")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(deltalake, "write_deltalake", failing)
     with pytest.raises(ReferenceImplError) as info:
         run_pipeline(project)
     codes.expect(info.value.code, "OUTPUT_WRITE_FAILED")
+    assert "already committed by this run: o1_plain (version 0)" in info.value.message
     out = project.parent / "out"
     assert deltalake.DeltaTable(str(out / "plain")).version() == 0
     assert not (out / "guarded").exists(), sorted(p.name for p in (out / "guarded").iterdir())
@@ -328,8 +340,9 @@ def test_a_failed_first_write_leaves_no_directory_behind(
 def test_the_process_killed_in_the_middle_of_execute_plan_keeps_earlier_versions(
     project: Path,
 ) -> None:
-    """SIGKILL while ``out/guarded`` streams: no handler runs, nothing is cleaned up, and
-    still every output reads as a committed version."""
+    """SIGKILL while the outputs are collected: no handler runs, nothing is cleaned up,
+    and still every output reads as its previous committed version (nothing is committed
+    before every output was collected and checked)."""
     before = first_run_then_new_input(project)
     env = {**os.environ, "PLANGUARD_FAULT": "kill"}
     env.pop("PLANGUARD_DEBUG", None)
@@ -342,7 +355,7 @@ def test_the_process_killed_in_the_middle_of_execute_plan_keeps_earlier_versions
         timeout=300,
     )
     assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-2000:])
-    assert_outputs_intact(project.parent, before, plain=1)
+    assert_outputs_intact(project.parent, before, plain=0)
     env["PLANGUARD_FAULT"] = ""  # twin: the next run commits normally
     again = subprocess.run(
         [*planguard_command(), "run", str(project)],

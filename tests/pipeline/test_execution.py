@@ -242,10 +242,13 @@ def flaky_manifest(write_manifest: WriteManifest, delta_table: DeltaTableFactory
 def test_an_interrupted_run_leaves_the_previous_output_version_readable(
     flaky_manifest: Path,
 ) -> None:
+    """A view failing while the outputs are collected (preflight) commits no output: the
+    output whose own view ran fine keeps its previous version too (issue 19.3)."""
     root = flaky_manifest.parent
     first = run_pipeline(flaky_manifest)
     assert first.execution is not None
     before = read(root / "out" / "second")
+    before_first = read(root / "out" / "first")
     assert len(before["n"]) == 5000
 
     deltalake.write_deltalake(
@@ -255,27 +258,28 @@ def test_an_interrupted_run_leaves_the_previous_output_version_readable(
     with pytest.raises(ReferenceImplError) as info:
         run_pipeline(flaky_manifest)
     err = info.value
-    assert err.code == ErrorCode.OUTPUT_WRITE_FAILED
+    assert err.code == ErrorCode.EXECUTION_FAILED
     assert err.subjects == ("second",)
-    assert err.field_path == "outputs.second"
+    assert err.field_path == "views.second"
     assert "injected failure" in err.message
     assert "Traceback" not in err.render()
 
     # the failed output still reads as before, at its previous version
     assert deltalake.DeltaTable(str(root / "out" / "second")).version() == 0
     assert read(root / "out" / "second") == before
-    # the output written before the failure committed its new version
-    assert deltalake.DeltaTable(str(root / "out" / "first")).version() == 1
-    assert len(read(root / "out" / "first")["n"]) == 6000
+    # and so does the output before it: nothing is committed before every view ran
+    assert deltalake.DeltaTable(str(root / "out" / "first")).version() == 0
+    assert read(root / "out" / "first") == before_first
 
     # and the next run, once the failure is gone, commits normally
     (root / "FAIL").unlink()
     again = run_pipeline(flaky_manifest)
     assert again.execution is not None
     assert {out.name: out.delta_version for out in again.execution.outputs} == {
-        "first": 2,
+        "first": 1,
         "second": 1,
     }
+    assert len(read(root / "out" / "first")["n"]) == 6000
 
 
 def test_the_injected_failure_is_really_injected(flaky_manifest: Path) -> None:

@@ -192,6 +192,18 @@ def executor_unavailable(project: Project) -> PolicyValidationResult:
     )
 
 
+def output_schema_mismatch(project: Project) -> PolicyValidationResult:
+    project.table()
+    # the output table holds one column; the view now gives two
+    deltalake.write_deltalake(str(project.root / "out"), pa.table({"a": [1]}))
+    return project.validate(
+        TABLE
+        + CLEAN_POLICY
+        + '[views.v]\nsql = "SELECT a, b FROM t"\n'
+        + '[outputs.o]\nview = "v"\nlocation = "out"\n'
+    )
+
+
 def stats_unavailable(project: Project) -> PolicyValidationResult:
     project.parquet("p")
     return project.validate(
@@ -242,6 +254,7 @@ SCENARIOS: dict[PolicyCode, tuple[Callable[[Project], PolicyValidationResult], s
     ),
     PolicyCode.EXECUTOR_UNAVAILABLE: (executor_unavailable, {"EXECUTOR_UNAVAILABLE"}),
     PolicyCode.STATS_UNAVAILABLE: (stats_unavailable, {"STATS_UNAVAILABLE"}),
+    PolicyCode.OUTPUT_SCHEMA_MISMATCH: (output_schema_mismatch, {"OUTPUT_SCHEMA_MISMATCH"}),
     PolicyCode.VIEW_PLANNING_FAILED: (view_planning_failed, {"VIEW_PLANNING_FAILED"}),
     PolicyCode.VIEW_UPSTREAM_FAILED: (
         view_upstream_failed,
@@ -421,7 +434,9 @@ def test_an_executor_missing_from_the_map_is_found_at_plan_time(project: Project
     project.table()
     text = TABLE + CLEAN_POLICY + '[views.v]\nsql = "SELECT a FROM t"\n'
     assert project.validate(text).issues == ()
-    run = run_pipeline(project.manifest(text), execute=False, executors={"spark": "spark"})
+    run = run_pipeline(
+        project.manifest(text), execute=False, executors={"spark": lambda inputs: inputs}
+    )
     issue = only(run.validation, PolicyCode.EXECUTOR_UNAVAILABLE)
     assert (issue.subject, issue.severity) == ("v", "error")
     (node,) = run.plan.view_nodes
