@@ -323,8 +323,8 @@ class _ParquetWalk:
             ) from None
         if not (stat.S_ISDIR(mode) or _is_parquet_name(entry.name)):
             return None  # a link to something the listing never reads as data
-        real = os.path.realpath(entry.path)
-        _check_scope(self.name, self.scope, real, self._relative(entry.path), "a symlink")
+        if not _inside(self.scope, os.path.realpath(entry.path)):
+            raise _escapes(self.name, self._relative(entry.path), "a symlink")
         return entry.path, mode
 
     def _relative(self, path: str) -> str:
@@ -395,22 +395,25 @@ def _check_delta_files(name: str, table: Any, location: str, scope: DataFileScop
     for raw in paths:
         local = _local_path(str(raw), base)
         if local is None:  # an object-store URL: outside any local root
-            _check_scope(name, scope, None, str(raw), "a Delta log add action")
+            if not _inside(scope, None):
+                raise _escapes(name, str(raw), "a Delta log add action")
             continue
         directory, file_name = os.path.split(local)
         real_dir = real_dirs.get(directory)
         if real_dir is None:
             real_dir = real_dirs[directory] = os.path.realpath(directory)
         real = os.path.join(real_dir, file_name)
-        shown = os.path.relpath(local, base)
-        _check_scope(name, scope, real, shown, "a Delta log add action")
+        if not _inside(scope, real):
+            raise _escapes(name, os.path.relpath(local, base), "a Delta log add action")
         try:
             mode = os.lstat(real).st_mode
             if stat.S_ISLNK(mode):
                 real = os.path.realpath(real)
-                _check_scope(name, scope, real, shown, "a symlink in the table")
+                if not _inside(scope, real):
+                    raise _escapes(name, os.path.relpath(local, base), "a symlink in the table")
                 mode = os.stat(real).st_mode
         except OSError as exc:
+            shown = os.path.relpath(local, base)
             reason = (
                 "is missing"
                 if isinstance(exc, FileNotFoundError)
@@ -423,6 +426,7 @@ def _check_delta_files(name: str, table: Any, location: str, scope: DataFileScop
                 f"{table.version()} {reason}",
             ) from None
         if not stat.S_ISREG(mode):
+            shown = os.path.relpath(local, base)
             raise _location_error(
                 ErrorCode.DATASET_UNREADABLE,
                 name,
@@ -441,17 +445,16 @@ def _local_path(raw: str, base: str) -> str | None:
     return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
 
 
-def _check_scope(
-    name: str, scope: DataFileScope | None, real: str | None, shown: str, how: str
-) -> None:
-    """``MANIFEST_LOCATION_ESCAPES_ROOT`` when ``real`` (None: not local) is outside."""
+def _inside(scope: DataFileScope | None, real: str | None) -> bool:
+    """May a data file at ``real`` (None: not a local path) be read under ``scope``?"""
     if scope is None or scope.allow_external:
-        return
-    if real is not None and (
-        real == scope.root or real.startswith(scope.root.rstrip(os.sep) + os.sep)
-    ):
-        return
-    raise _location_error(
+        return True
+    root = scope.root.rstrip(os.sep)
+    return real is not None and (real == root or real.startswith(root + os.sep))
+
+
+def _escapes(name: str, shown: str, how: str) -> ReferenceImplError:
+    return _location_error(
         ErrorCode.MANIFEST_LOCATION_ESCAPES_ROOT,
         name,
         f"dataset {name!r}: data file {shown!r} ({how}) resolves outside the manifest "
