@@ -550,3 +550,46 @@ def test_the_interpreters_control_exceptions_still_propagate(
     monkeypatch.setattr(cli, "_schema", stop)
     with pytest.raises(kind):
         cli.main(["schema"])
+
+
+def real_panic_type(tmp_path: Path) -> type[BaseException]:
+    """``pyo3_runtime.PanicException``, taken from a real engine panic."""
+    from datafusion import SessionContext
+
+    corrupt_footer(write_parquet(tmp_path / "panic" / "part-0.parquet"))
+    with pytest.raises(BaseException, match="range start must not be greater") as info:
+        SessionContext().register_parquet("p", str(tmp_path / "panic"))
+    assert not isinstance(info.value, Exception), info.value  # a panic, not an error
+    return info.type
+
+
+class _PanickingSession:
+    """A session whose planning panics, as the engine does on some inputs."""
+
+    def __init__(self, panic: type[BaseException]) -> None:
+        self.panic = panic
+
+    def sql(self, query: str, options: object = None) -> object:
+        raise self.panic(f"engine panic planning {query!r}")
+
+    def register_view(self, name: str, frame: object) -> None:
+        raise AssertionError("a view that panicked is not registered")
+
+
+@pytest.mark.parametrize("budget_ms", [None, 5000])
+def test_a_panic_planning_a_view_is_that_views_failure(
+    budget_ms: int | None, tmp_path: Path
+) -> None:
+    """Not a traceback: the view is recorded as failed (validation reports it with a code),
+    with or without the planning worker thread of ``runtime.planning_budget_ms``."""
+    from reference_impl.engine.session import _register_views
+    from reference_impl.semantics.compile import compile_semantic_program
+    from reference_impl.semantics.load import load_manifest
+
+    panic = real_panic_type(tmp_path)
+    path = project(tmp_path / "project", '[views.v]\nsql = "SELECT 1 AS x"\n')
+    program = compile_semantic_program(load_manifest(path))
+    frames, failures = _register_views(_PanickingSession(panic), program, budget_ms=budget_ms)
+    assert frames == {}
+    assert failures["v"].kind == "planning_error"
+    assert "engine panic planning" in failures["v"].message
