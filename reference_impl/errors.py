@@ -68,7 +68,12 @@ class ReferenceImplError(Exception):
 
     def render(self) -> str:
         """``error[CODE] file: field.path: message`` (the CLI's one-line form)."""
-        where = ": ".join(part for part in (self.file, self.field_path) if part)
+        # one line whatever a name holds: a view named "a\n" is shown as views.a\n
+        where = ": ".join(
+            "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in part)
+            for part in (self.file, self.field_path)
+            if part
+        )
         prefix = f"error[{self.code}]"
         return f"{prefix} {where}: {self.message}" if where else f"{prefix} {self.message}"
 

@@ -60,6 +60,24 @@ class DataFusionRuntimeProfile(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, policy=msgspec.structs.replace(self.policy, mode=mode))
 
 
+SETTING_FIELDS: Mapping[str, str] = {
+    "datafusion.execution.target_partitions": "runtime.target_partitions",
+    "datafusion.execution.planning_concurrency": "runtime.planning_concurrency",
+    "datafusion.execution.batch_size": "runtime.batch_size",
+    "datafusion.execution.collect_statistics": "runtime.collect_statistics",
+    "datafusion.execution.meta_fetch_concurrency": "runtime.meta_fetch_concurrency",
+    "datafusion.runtime.list_files_cache_limit": "runtime.list_files_cache_limit",
+    "datafusion.runtime.list_files_cache_ttl": "runtime.list_files_cache_ttl",
+    "datafusion.runtime.metadata_cache_limit": "runtime.metadata_cache_limit",
+}
+"""The manifest field each engine setting comes from (errors name the field)."""
+
+
+def setting_field(key: str) -> str:
+    """The manifest field behind engine setting ``key`` (``runtime`` when none is)."""
+    return SETTING_FIELDS.get(key, "runtime")
+
+
 def build_runtime_profile(manifest: SemanticProgramManifest) -> DataFusionRuntimeProfile:
     """The runtime profile a manifest declares (defaults documented in the model)."""
     return runtime_profile_from_specs(manifest.runtime, manifest.policy)

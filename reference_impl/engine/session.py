@@ -32,7 +32,7 @@ from reference_impl.engine.data_source import (
     is_engine_panic,
     register_dataset,
 )
-from reference_impl.engine.runtime import DataFusionRuntimeProfile
+from reference_impl.engine.runtime import DataFusionRuntimeProfile, setting_field
 from reference_impl.engine.trusted_import import import_trusted
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.program import DatasetBindings, SemanticProgramManifest
@@ -105,11 +105,41 @@ def new_session(profile: DataFusionRuntimeProfile) -> Any:
     """A ``SessionContext`` with every pinned setting of ``profile`` applied."""
     from datafusion import SessionConfig, SessionContext
 
-    config = SessionConfig(dict(profile.session_settings))
-    ctx = SessionContext(config)
+    try:
+        ctx = SessionContext(SessionConfig(dict(profile.session_settings)))
+    except Exception as exc:
+        # each value is checked at load; this names the setting if the engine disagrees
+        key = next((k for k in sorted(profile.session_settings) if _rejects(k, profile)), "")
+        raise _setting_error(key, profile.session_settings.get(key, ""), exc) from None
     for key, value in sorted(profile.runtime_settings.items()):
-        ctx.sql(f"SET {key} = '{value}'").collect()
+        quoted = value.replace("'", "''")
+        try:
+            ctx.sql(f"SET {key} = '{quoted}'").collect()
+        except Exception as exc:
+            raise _setting_error(key, value, exc) from None
     return ctx
+
+
+def _rejects(key: str, profile: DataFusionRuntimeProfile) -> bool:
+    """Does the engine refuse ``key`` of the profile's session settings on its own?"""
+    from datafusion import SessionConfig, SessionContext
+
+    try:
+        SessionContext(SessionConfig({key: profile.session_settings[key]}))
+    except Exception:
+        return True
+    return False
+
+
+def _setting_error(key: str, value: str, exc: Exception) -> ReferenceImplError:
+    """The engine refused a setting: a coded error naming the manifest field."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return ReferenceImplError(
+        ErrorCode.MANIFEST_INVALID_VALUE,
+        f"the engine refused {key or 'a session setting'} = {value!r}: {reason}",
+        field_path=setting_field(key) if key else "runtime",
+    )
 
 
 def _bootstrap(manifest: SemanticProgramManifest, profile: DataFusionRuntimeProfile) -> None:

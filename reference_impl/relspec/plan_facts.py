@@ -63,16 +63,21 @@ def table_scans(plan: Any) -> list[TableScanFact]:
 
     Filters are those pushed into the scan plus a ``Filter`` directly above it (Delta
     providers keep filters above the scan).  Scans of table functions, which DataFusion
-    names ``fn()``, read no dataset and are left out.
+    names ``fn()``, read no dataset and are left out, and so are the scans of a recursive
+    CTE's own work table (``TableScan: r`` under ``RecursiveQuery`` ``r``).
     """
     found: list[TableScanFact] = []
-    stack: list[tuple[Any, tuple[str, ...]]] = [(plan, ())]
+    stack: list[tuple[Any, tuple[str, ...], frozenset[str]]] = [(plan, (), frozenset())]
     while stack:
-        node, parent_filters = stack.pop()
+        node, parent_filters, recursive = stack.pop()
         variant = node.to_variant()
         kind = type(variant).__name__
         if kind == "TableScan" and str(variant.table_name()).endswith("()"):
             continue  # a table function (range(), generate_series(), a UDTF): no dataset
+        if kind == "TableScan" and str(variant.table_name()) in recursive:
+            continue  # the recursive CTE reading its own previous iteration: no dataset
+        if kind == "RecursiveQuery":
+            recursive = recursive | {str(variant.name())}
         if kind == "TableScan":
             projection = variant.projection()
             columns = (
@@ -88,7 +93,7 @@ def table_scans(plan: Any) -> list[TableScanFact]:
             )
             continue
         here = (variant.predicate().canonical_name(),) if kind == "Filter" else ()
-        stack.extend((child, here) for child in reversed(node.inputs()))
+        stack.extend((child, here, recursive) for child in reversed(node.inputs()))
     return found
 
 

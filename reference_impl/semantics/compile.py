@@ -30,9 +30,12 @@ from sqlglot.tokens import Token, TokenType
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.complexity import (
     MAX_EXPANDED_SCANS,
+    MAX_INLINED_DEPTH,
+    MAX_INLINED_RELATIONS,
     MAX_SQL_DEPTH,
     expanded_scans,
-    scan_multiplicity,
+    inlined_plan_sizes,
+    scan_profile,
 )
 from reference_impl.semantics.load import resolve_location
 from reference_impl.semantics.model import SemanticModel
@@ -88,8 +91,9 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
             )
         known = datasets | set(document.views)
         reads: dict[str, Mapping[str, int]] = {}
+        depths: dict[str, int] = {}
         analysed = {
-            name: _analyse_view(name, model.view_sql[name], known, reads)
+            name: _analyse_view(name, model.view_sql[name], known, reads, depths)
             for name in sorted(document.views)
         }
         order = _topological_order(
@@ -98,7 +102,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 for name, refs in analysed.items()
             }
         )
-        _check_expansion(order, reads)
+        _check_expansion(order, reads, depths)
         root = Path(model.root)
         allow = document.policy.allow_external_locations
         bindings = DatasetBindings(
@@ -178,16 +182,23 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
 
 
 def _analyse_view(
-    name: str, sql: str, known: set[str], reads: dict[str, Mapping[str, int]] | None = None
+    name: str,
+    sql: str,
+    known: set[str],
+    reads: dict[str, Mapping[str, int]] | None = None,
+    depths: dict[str, int] | None = None,
 ) -> tuple[str, ...]:
     """Check that ``sql`` is one query and return the names it reads.
 
-    ``reads`` receives how many times the view reads each name, CTEs inlined.
+    ``reads`` receives how many times the view reads each name, CTEs inlined; ``depths``
+    its longest chain of CTEs.
     """
     analyse = _analyse_sql if len(sql) > _CACHED_SQL_CHARS else _analyse_sql_cached
-    refs, multiplicity = analyse(name, sql)
+    refs, multiplicity, depth = analyse(name, sql)
     if reads is not None:
         reads[name] = multiplicity
+    if depths is not None:
+        depths[name] = depth
     for ref in refs:
         if ref not in known:
             raise ReferenceImplError(
@@ -204,7 +215,7 @@ def clear_analysis_cache() -> None:
     _analyse_sql_cached.cache_clear()
 
 
-def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int]]:
+def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int], int]:
     """The sqlglot analysis of one view: the names it reads (sorted) and how many times
     it reads each, CTEs inlined; a coded error when it is not exactly one query.
 
@@ -288,8 +299,9 @@ def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int
             path,
             f"view {name!r} nests expressions {depth} deep; the limit is {MAX_SQL_DEPTH}",
         )
-    multiplicity = MappingProxyType(dict(scan_multiplicity(tree)))
-    return tuple(sorted(set(_table_references(name, tree, path)))), multiplicity
+    counts, depth = scan_profile(tree)
+    multiplicity = MappingProxyType(dict(counts))
+    return tuple(sorted(set(_table_references(name, tree, path)))), multiplicity, depth
 
 
 _analyse_sql_cached = lru_cache(maxsize=ANALYSIS_CACHE_SIZE)(_analyse_sql)
@@ -383,9 +395,13 @@ def _table_references(name: str, tree: exp.Expression, path: str) -> Iterable[st
         yield table.name if quoted else table.name.lower()
 
 
-def _check_expansion(order: list[str], reads: Mapping[str, Mapping[str, int]]) -> None:
-    """Refuse a view whose plan multiplies once CTEs and upstream views are inlined."""
+def _check_expansion(
+    order: list[str], reads: Mapping[str, Mapping[str, int]], depths: Mapping[str, int]
+) -> None:
+    """Refuse plans that multiply or grow too deep once CTEs and upstream views are
+    inlined, and manifests whose inlined plans are too large together (engine-free)."""
     expanded = expanded_scans(order, reads)
+    sizes = inlined_plan_sizes(order, reads, depths)
     for name in order:
         if expanded[name] > MAX_EXPANDED_SCANS:
             raise ReferenceImplError(
@@ -395,6 +411,25 @@ def _check_expansion(order: list[str], reads: Mapping[str, Mapping[str, int]]) -
                 field_path=f"views.{name}.sql",
                 subjects=(name,),
             )
+        if sizes[name][1] > MAX_INLINED_DEPTH:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
+                f"view {name!r} chains {sizes[name][1]} views and CTEs deep once upstream "
+                f"views and CTEs are inlined; the limit is {MAX_INLINED_DEPTH}",
+                field_path=f"views.{name}.sql",
+                subjects=(name,),
+            )
+    total = sum(relations for relations, _ in sizes.values())
+    if total > MAX_INLINED_RELATIONS:
+        largest = max(order, key=lambda name: (sizes[name][0], name))
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_LIMIT_EXCEEDED,
+            f"the views' plans hold {total} relation reads together once upstream views "
+            f"and CTEs are inlined; the limit is {MAX_INLINED_RELATIONS} (largest: view "
+            f"{largest!r} with {sizes[largest][0]}; a chain of n views holds about n*n/2)",
+            field_path="views",
+            subjects=(largest,),
+        )
 
 
 def _topological_order(edges: Mapping[str, Iterable[str]]) -> list[str]:

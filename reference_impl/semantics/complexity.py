@@ -26,6 +26,14 @@ MAX_SQL_DEPTH = 1000
 MAX_EXPANDED_SCANS = 10_000
 """Most relation reads (tables, views, CTEs) a view may expand to once its CTEs and
 upstream views are inlined."""
+MAX_INLINED_DEPTH = 500
+"""Longest chain of relation references (views reading views, CTEs reading CTEs) a view
+may reach once upstream views and CTEs are inlined.  DataFusion's memory for planning one
+view grows with the square of this depth (README, "Bounded work")."""
+MAX_INLINED_RELATIONS = 80_000
+"""Most relation reads all views together may hold once upstream views and CTEs are
+inlined (a linear chain of ``n`` views holds about ``n * n / 2``): what keeps the memory
+of planning a whole manifest under the documented ceiling."""
 CTE_READ = ""
 """The :func:`scan_multiplicity` key counting reads of CTEs."""
 
@@ -49,37 +57,77 @@ def scan_multiplicity(tree: exp.Expression) -> Counter[str]:
     is read twice per level); a recursive CTE counts its self-reference once.  Table
     functions (no name) are not counted.
     """
+    return scan_profile(tree)[0]
+
+
+def scan_profile(tree: exp.Expression) -> tuple[Counter[str], int]:
+    """:func:`scan_multiplicity` of ``tree`` and its CTE depth: the longest chain of CTEs
+    reading CTEs (0 without CTEs; ``WITH a AS (...), b AS (SELECT * FROM a) SELECT * FROM
+    b`` has depth 2).
+
+    Without recursion: a chain of thousands of CTEs, each reading the one before, is
+    resolved with an explicit stack rather than one Python frame per CTE.
+    """
     bodies: dict[str, exp.Expression] = {}
     for cte in tree.find_all(exp.CTE):
         bodies.setdefault(cte.alias_or_name.lower(), cte.this)
-    memo: dict[str, Counter[str]] = {}
-    visiting: set[str] = set()
+    direct = {name: _direct_reads(body, bodies) for name, body in bodies.items()}
+    memo: dict[str, tuple[Counter[str], int]] = {}
 
-    def reads(root: exp.Expression) -> Counter[str]:
-        out: Counter[str] = Counter()
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, exp.CTE):
-                continue  # a CTE's body counts where the CTE is read, not where it is defined
-            if isinstance(node, exp.Table) and node.name:
-                name = _table_name(node)
-                if not node.db and name in bodies and name not in visiting:
-                    out[CTE_READ] += 1
-                    out.update(cte_reads(name))
-                else:
-                    out[name] += 1
-            stack.extend(node.iter_expressions())
-        return out
+    def inline(reads: tuple[Counter[str], Counter[str]]) -> tuple[Counter[str], int]:
+        tables, ctes = reads
+        out = Counter(tables)
+        depth = 0
+        for name, count in ctes.items():
+            if name in memo:
+                inner, inner_depth = memo[name]
+                out[CTE_READ] += count
+                for table, times in inner.items():
+                    out[table] += times * count
+                depth = max(depth, inner_depth + 1)
+            else:  # on the current path: a recursive CTE reading itself
+                out[name] += count
+        return out, depth
 
-    def cte_reads(name: str) -> Counter[str]:
-        if name not in memo:
-            visiting.add(name)
-            memo[name] = reads(bodies[name])
-            visiting.discard(name)
-        return memo[name]
+    for start in direct:
+        if start in memo:
+            continue
+        path = [start]
+        on_path = {start}
+        pending = [iter(direct[start][1])]
+        while path:
+            name = next((n for n in pending[-1] if n not in memo and n not in on_path), None)
+            if name is not None:
+                path.append(name)
+                on_path.add(name)
+                pending.append(iter(direct[name][1]))
+                continue
+            done = path.pop()
+            pending.pop()
+            memo[done] = inline(direct[done])
+            on_path.discard(done)
+    return inline(_direct_reads(tree, bodies))
 
-    return reads(tree)
+
+def _direct_reads(
+    root: exp.Expression, bodies: Mapping[str, exp.Expression]
+) -> tuple[Counter[str], Counter[str]]:
+    """Tables and CTEs ``root`` reads itself (CTE definitions inside it skipped)."""
+    tables: Counter[str] = Counter()
+    ctes: Counter[str] = Counter()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.CTE):
+            continue  # a CTE's body counts where the CTE is read, not where it is defined
+        if isinstance(node, exp.Table) and node.name:
+            name = _table_name(node)
+            if not node.db and name in bodies:
+                ctes[name] += 1
+            else:
+                tables[name] += 1
+        stack.extend(node.iter_expressions())
+    return tables, ctes
 
 
 def expanded_scans(
@@ -101,3 +149,30 @@ def _table_name(table: exp.Table) -> str:
     identifier = table.this
     quoted = isinstance(identifier, exp.Identifier) and identifier.quoted
     return table.name if quoted else table.name.lower()
+
+
+def inlined_plan_sizes(
+    order: list[str] | tuple[str, ...],
+    reads: Mapping[str, Mapping[str, int]],
+    cte_depths: Mapping[str, int],
+) -> dict[str, tuple[int, int]]:
+    """``(relations, depth)`` of each view's plan with upstream views and CTEs inlined.
+
+    ``relations`` counts the view itself and every table, CTE and view read, an upstream
+    view with all it holds; ``depth`` is the longest chain of views and CTEs leading to a
+    table (``order`` is topological; ``cte_depths`` from :func:`scan_profile`).  Both are
+    computed in one pass over the views, without the engine.
+    """
+    sizes: dict[str, tuple[int, int]] = {}
+    for view in order:
+        relations = 1
+        upstream = -1
+        for name, count in reads.get(view, {}).items():
+            if name in sizes:
+                inner, inner_depth = sizes[name]
+                relations += count * inner
+                upstream = max(upstream, inner_depth)
+            else:
+                relations += count
+        sizes[view] = (relations, cte_depths.get(view, 0) + upstream + 1)
+    return sizes

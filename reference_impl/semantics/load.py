@@ -39,7 +39,8 @@ MAX_SQL_BYTES = 1024 * 1024
 MAX_VIEWS = 5000
 MANIFEST_FILE_NAMES = ("manifest.toml", "manifest.json")
 
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""Valid names, matched with ``fullmatch`` (``$`` would let ``"a\\n"`` through)."""
 RESERVED_NAMES = frozenset({"information_schema", "datafusion", "public", "pg_catalog"})
 
 _SECTIONS: Mapping[str, type[msgspec.Struct]] = {
@@ -55,8 +56,10 @@ _SINGLE_SECTIONS: Mapping[str, type[msgspec.Struct]] = {
     "policy": PolicySpec,
 }
 _KNOWN_KEYS = (*_SINGLE_SECTIONS, *_SECTIONS)
-_VALIDATION_RE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_CODED_RE = re.compile(r"^(?P<code>[A-Z_]+)(?:@(?P<field>[a-z_]+))?: (?P<msg>.*)$", re.DOTALL)
+_VALIDATION_RE = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate; only then are strings checked one by one."""
+_CODED_RE = re.compile(r"(?P<code>[A-Z_]+)(?:@(?P<field>[a-z_]+))?: (?P<msg>.*)", re.DOTALL)
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
@@ -162,6 +165,8 @@ def _parse_json(text: str) -> Any:
         tree = json.loads(text, object_pairs_hook=pairs)
         if duplicates:
             _raise_on_duplicate(tree)
+        if _SURROGATE_ESCAPE.search(text):
+            _raise_on_surrogate(tree)
         return tree
     except json.JSONDecodeError as exc:
         raise ReferenceImplError(
@@ -172,6 +177,53 @@ def _parse_json(text: str) -> Any:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_PARSE_ERROR, "invalid JSON: nested too deeply"
         ) from None
+
+
+def _raise_on_surrogate(tree: Any) -> None:
+    """Raise ``MANIFEST_INVALID_VALUE`` at the first key or string holding a lone surrogate.
+
+    JSON's ``\\ud800`` escapes decode to a code point no UTF-8 text can hold; it would
+    fail wherever the string is encoded (SQL, paths, the fingerprint).
+    """
+    stack: list[tuple[Any, str]] = [(tree, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str) and not _encodable(value):
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_INVALID_VALUE,
+                "the string holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+                "escape), which is not text",
+                field_path=path or None,
+            )
+        if isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not _encodable(key):
+                    raise ReferenceImplError(
+                        ErrorCode.MANIFEST_INVALID_VALUE,
+                        "the key holds a lone UTF-16 surrogate, which is not text",
+                        field_path=escaped(where),
+                    )
+                stack.append((item, where))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(value))))
+
+
+def escaped(text: str) -> str:
+    """``text`` with each non-printable character (newline, control, lone surrogate) as
+    its Python escape, for field paths that name what the manifest wrote: one line, and
+    writable to any stream (``views.a\\n`` for a view named ``"a\\n"``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _raise_on_duplicate(tree: Any) -> None:
@@ -239,12 +291,12 @@ def _convert(value: Any, spec: type[_S], path: str) -> _S:
 
 
 def _validation_error(text: str, prefix: str) -> ReferenceImplError:
-    match = _VALIDATION_RE.match(text)
+    match = _VALIDATION_RE.fullmatch(text)
     message = match.group("msg") if match else text
     rel = (match.group("path") if match else None) or ""
     path = prefix + rel
     code = ErrorCode.MANIFEST_TYPE_ERROR
-    coded = _CODED_RE.match(message)
+    coded = _CODED_RE.fullmatch(message)
     unknown = re.match(r"Object contains unknown field `(?P<f>[^`]*)`", message)
     missing = re.match(r"Object missing required field `(?P<f>[^`]*)`", message)
     if coded and coded.group("code") in ErrorCode.__members__:
@@ -305,13 +357,13 @@ def _check_name(name: str, path: str) -> None:
             field_path=path,
             subjects=(name,),
         )
-    if not NAME_RE.match(name):
+    if NAME_RE.fullmatch(name) is None:
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise ReferenceImplError(
             ErrorCode.MANIFEST_INVALID_NAME,
             f"{shown!r} is not a valid name: use 1-63 lowercase ASCII letters, digits "
             "and '_', not starting with a digit",
-            field_path=path,
+            field_path=escaped(path),
             subjects=(shown,),
         )
 

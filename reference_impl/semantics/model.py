@@ -18,7 +18,21 @@ MANIFEST_VERSION = 1
 
 SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?[KMG]$"
 TTL_PATTERN = r"^(?=.)([0-9]+m)?([0-9]+s)?$"
-_TTL_RE = re.compile(TTL_PATTERN)
+PROVIDER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+# ``SIZE_PATTERN`` and the others are JSON Schema (ECMA) patterns, where ``$`` matches
+# only at the very end.  Python's ``$`` also matches before a final newline (and msgspec
+# checks ``Meta(pattern=...)`` with ``re.search``), so values are checked again here with
+# ``re.fullmatch`` on the pattern without its anchors: ``"1M\n"`` must not reach the engine.
+_SIZE_RE = re.compile(SIZE_PATTERN[1:-1])
+_TTL_RE = re.compile(TTL_PATTERN[1:-1])
+_PROVIDER_RE = re.compile(PROVIDER_PATTERN[1:-1])
+_SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+MAX_CACHE_BYTES = 1024**4
+"""Largest cache size accepted (``1024G``, one TiB); the engine silently saturates larger
+values, and no pipeline needs a bigger cache."""
+MAX_CACHE_TTL_SECONDS = 365 * 24 * 3600
+"""Longest cache TTL accepted (one year, ``525600m``); the engine overflows on values
+near 2**64 seconds."""
 
 
 class ManifestValueError(ValueError):
@@ -33,16 +47,60 @@ class ManifestValueError(ValueError):
 
 
 def _ttl_seconds(value: str, *, field: str | None = None) -> int:
-    match = _TTL_RE.match(value)
+    """Seconds of a ``1m30s``-style duration; a coded error outside 1 s .. one year."""
+    match = _TTL_RE.fullmatch(value)
     if match is None:
         raise ManifestValueError(
             "MANIFEST_INVALID_VALUE",
             f"unparsable duration {value!r} (use e.g. '90s' or '1m30s')",
             field=field,
         )
-    minutes = int((match.group(1) or "0m")[:-1])
-    seconds = int((match.group(2) or "0s")[:-1])
-    return minutes * 60 + seconds
+    parts = ((match.group(1) or "0m")[:-1], (match.group(2) or "0s")[:-1])
+    if max(len(part) for part in parts) > 20:  # int() refuses 4,300+ digits; all too long
+        total = MAX_CACHE_TTL_SECONDS + 1
+    else:
+        total = int(parts[0]) * 60 + int(parts[1])
+    if not 1 <= total <= MAX_CACHE_TTL_SECONDS:
+        raise ManifestValueError(
+            "MANIFEST_INVALID_VALUE",
+            f"duration {_shown(value)} is {total} seconds; allowed: 1s to "
+            f"{MAX_CACHE_TTL_SECONDS}s (one year)",
+            field=field,
+        )
+    return total
+
+
+def size_bytes(value: str, *, field: str | None = None) -> int:
+    """Bytes of a ``1.5G``-style size; a coded error outside 0 .. ``MAX_CACHE_BYTES``."""
+    if _SIZE_RE.fullmatch(value) is None:
+        raise ManifestValueError(
+            "MANIFEST_INVALID_VALUE",
+            f"unparsable size {_shown(value)} (use e.g. '512K', '1M' or '1.5G')",
+            field=field,
+        )
+    number, unit = value[:-1], value[-1]
+    # float() of a thousand digits is slow and says nothing more: all are too large
+    total = MAX_CACHE_BYTES + 1 if len(number) > 20 else int(float(number) * _SIZE_UNITS[unit])
+    if total > MAX_CACHE_BYTES:
+        raise ManifestValueError(
+            "MANIFEST_INVALID_VALUE",
+            f"size {_shown(value)} is too large; allowed: 0 to 1024G (one TiB)",
+            field=field,
+        )
+    return total
+
+
+def _check_provider(value: str | None, field: str) -> None:
+    if value is not None and _PROVIDER_RE.fullmatch(value) is None:
+        raise ManifestValueError(
+            "MANIFEST_INVALID_VALUE",
+            f"{_shown(value)} is not 'package.module:attribute'",
+            field=field,
+        )
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
 
 
 class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -53,7 +111,7 @@ Size = Annotated[
     str,
     msgspec.Meta(
         pattern=SIZE_PATTERN,
-        description="A byte size with a K, M or G suffix, e.g. '1M', '1.5G'.",
+        description="A byte size with a K, M or G suffix, e.g. '1M', '1.5G'; at most 1024G.",
     ),
 ]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -76,6 +134,9 @@ class ProjectSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``module:function`` called with the manifest directory to create missing input
     tables (the bundled examples generate their data this way).  Subject to the same
     trusted-module rule as UDF providers."""
+
+    def __post_init__(self) -> None:
+        _check_provider(self.bootstrap, "bootstrap")
 
 
 class DatasetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -137,9 +198,12 @@ class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class UdfSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[udfs.<name>]``: where a Python scalar UDF comes from."""
 
-    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+    provider: Annotated[str, msgspec.Meta(pattern=PROVIDER_PATTERN)]
     """``package.module:attribute``: a ``datafusion.ScalarUDF`` or a zero-argument factory
     returning one."""
+
+    def __post_init__(self) -> None:
+        _check_provider(self.provider, "provider")
 
 
 class ExecutorSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -148,11 +212,14 @@ class ExecutorSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     declared (nor passed to ``run_pipeline(executors=...)``) is never run by another
     engine: its outputs are skipped with ``EXECUTOR_UNAVAILABLE``."""
 
-    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+    provider: Annotated[str, msgspec.Meta(pattern=PROVIDER_PATTERN)]
     """``package.module:attribute``: a callable taking a mapping of the view's inputs
     (every dataset and view its SQL reads, by name, as ``pyarrow.Table``) and returning
     the view's result as a ``pyarrow.Table`` with the columns the view's SQL declares.
     Imported under the same trusted-module rule as UDF providers."""
+
+    def __post_init__(self) -> None:
+        _check_provider(self.provider, "provider")
 
 
 class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -184,13 +251,10 @@ class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     (modules next to the manifest are always allowed)."""
 
     def __post_init__(self) -> None:
-        ttl = self.list_files_cache_ttl
-        if ttl is not None and _ttl_seconds(ttl, field="list_files_cache_ttl") <= 0:
-            raise ManifestValueError(
-                "MANIFEST_INVALID_VALUE",
-                "`list_files_cache_ttl` must be greater than 0 seconds",
-                field="list_files_cache_ttl",
-            )
+        size_bytes(self.list_files_cache_limit, field="list_files_cache_limit")
+        size_bytes(self.metadata_cache_limit, field="metadata_cache_limit")
+        if self.list_files_cache_ttl is not None:
+            _ttl_seconds(self.list_files_cache_ttl, field="list_files_cache_ttl")
 
 
 class DeltaSupportSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):

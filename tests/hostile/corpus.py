@@ -216,6 +216,27 @@ VIEW_BOMB = view("SELECT a FROM t", "w00") + "".join(
 )
 TEN_THOUSAND_VIEWS = "".join(f'[views.v{i:05d}]\nsql = "SELECT 1"\n' for i in range(10_000))
 
+
+def cte_chain(length: int, source: str = "SELECT 1 AS a") -> str:
+    """``length`` CTEs, each reading the one before (no recursion allowed to analyse it)."""
+    chain = ", ".join(f"c{i} AS (SELECT a FROM c{i - 1})" for i in range(1, length))
+    return f"WITH c0 AS ({source}), {chain} SELECT a FROM c{length - 1}"
+
+
+def view_chain(length: int) -> str:
+    """``length`` views over ``t``, each reading the one before: plans grow n*n/2."""
+    return view("SELECT a FROM t", "v0000") + "".join(
+        view(f"SELECT a FROM v{i - 1:04d}", f"v{i:04d}") for i in range(1, length)
+    )
+
+
+# three views of 200 CTEs each, each reading the one before: 602 deep once inlined
+DEEP_ACROSS_VIEWS = (
+    view(cte_chain(200, "SELECT a FROM t"), "v0")
+    + view(cte_chain(200, "SELECT a FROM v0"), "v1")
+    + view(cte_chain(200, "SELECT a FROM v1"), "v2")
+)
+
 CASES: tuple[Case, ...] = (
     # -- malformed files -------------------------------------------------------------------
     Case("toml-syntax", "MANIFEST_PARSE_ERROR", None, "[views.v\nsql = 'SELECT 1'\n"),
@@ -505,6 +526,148 @@ CASES: tuple[Case, ...] = (
         "cte-bomb", "MANIFEST_SQL_TOO_COMPLEX", "views.v.sql", T + view(CTE_BOMB), stage="compile"
     ),
     Case("view-bomb", "MANIFEST_SQL_TOO_COMPLEX", "views.w14.sql", T + VIEW_BOMB, stage="compile"),
+    # -- corpus II: deep chains (the analysis must not recurse; the plans must stay small) --
+    *(
+        Case(
+            f"cte-chain-{length}",
+            "MANIFEST_SQL_TOO_COMPLEX",
+            "views.v.sql",
+            view(cte_chain(length)),
+            stage="compile",
+        )
+        for length in (600, 1000, 3000)
+    ),
+    Case(
+        "cte-chain-501",
+        "MANIFEST_SQL_TOO_COMPLEX",
+        "views.v.sql",
+        T + view(cte_chain(501, "SELECT a FROM t")),
+        stage="compile",
+    ),
+    Case(
+        "cte-chains-deep-across-views",
+        "MANIFEST_SQL_TOO_COMPLEX",
+        "views.v2.sql",
+        T + DEEP_ACROSS_VIEWS,
+        stage="compile",
+    ),
+    Case(
+        "view-chain-399",
+        "MANIFEST_LIMIT_EXCEEDED",
+        "views",
+        T + view_chain(399),
+        stage="compile",
+    ),
+    # -- corpus II: a trailing newline (Python's `$` matches before a final "\n") -------
+    Case(
+        "view-name-trailing-newline",
+        "MANIFEST_INVALID_NAME",
+        "views.a\\n",
+        view("SELECT 1", '"a\\n"'),
+    ),
+    Case(
+        "dataset-name-trailing-newline",
+        "MANIFEST_INVALID_NAME",
+        "datasets.t\\n",
+        '[datasets."t\\n"]\nformat = "delta"\nlocation = "t"\n',
+    ),
+    Case(
+        "udf-name-trailing-newline",
+        "MANIFEST_INVALID_NAME",
+        "views.v.udfs[0]",
+        '[views.v]\nsql = "SELECT 1"\nudfs = ["f\\n"]\n',
+    ),
+    Case(
+        "size-trailing-newline",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_limit",
+        '[runtime]\nlist_files_cache_limit = "1M\\n"\n',
+    ),
+    Case(
+        "ttl-trailing-newline",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_ttl",
+        '[runtime]\nlist_files_cache_ttl = "1m\\n"\n',
+    ),
+    Case(
+        "udf-provider-trailing-newline",
+        "MANIFEST_INVALID_VALUE",
+        "udfs.f.provider",
+        '[udfs.f]\nprovider = "my_udfs:f\\n"\n',
+    ),
+    Case(
+        "bootstrap-trailing-newline",
+        "MANIFEST_INVALID_VALUE",
+        "project.bootstrap",
+        '[project]\nbootstrap = "boot:make\\n"\n' + T,
+        files={"boot.py": "def make(root):\n    pass\n"},
+    ),
+    # -- corpus II: sizes and durations the engine refuses or saturates --------------------
+    Case(
+        "cache-size-beyond-u64",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_limit",
+        '[runtime]\nlist_files_cache_limit = "99999999999999999999G"\n',
+    ),
+    Case(
+        "metadata-cache-over-a-tebibyte",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.metadata_cache_limit",
+        '[runtime]\nmetadata_cache_limit = "1025G"\n',
+    ),
+    Case(
+        "ttl-beyond-u64",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_ttl",
+        '[runtime]\nlist_files_cache_ttl = "99999999999999999999m"\n',
+    ),
+    Case(
+        "ttl-overflows-the-engine",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_ttl",
+        '[runtime]\nlist_files_cache_ttl = "307445734561825861m"\n',
+    ),
+    Case(
+        "ttl-of-five-thousand-digits",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_ttl",
+        f'[runtime]\nlist_files_cache_ttl = "{"9" * 5000}s"\n',
+    ),
+    Case(
+        "zero-ttl",
+        "MANIFEST_INVALID_VALUE",
+        "runtime.list_files_cache_ttl",
+        '[runtime]\nlist_files_cache_ttl = "0m0s"\n',
+    ),
+    # -- corpus II: JSON strings holding a lone UTF-16 surrogate ---------------------------
+    Case(
+        "json-lone-surrogate-in-sql",
+        "MANIFEST_INVALID_VALUE",
+        "views.v.sql",
+        '{"views": {"v": {"sql": "SELECT \\ud800 1"}}}',
+        name="manifest.json",
+    ),
+    Case(
+        "json-lone-surrogate-in-a-name",
+        "MANIFEST_INVALID_VALUE",
+        "views.\\udc00",
+        '{"views": {"\\udc00": {"sql": "SELECT 1"}}}',
+        name="manifest.json",
+    ),
+    Case(
+        "json-lone-surrogate-in-location",
+        "MANIFEST_INVALID_VALUE",
+        "datasets.t.location",
+        '{"datasets": {"t": {"format": "delta", "location": "t\\udfff"}}}',
+        name="manifest.json",
+    ),
+    Case(
+        "json-lone-surrogate-in-project-name",
+        "MANIFEST_INVALID_VALUE",
+        "project.name",
+        '{"project": {"name": "\\ud83d"}, "views": {"v": {"sql": "SELECT 1"}}}',
+        name="manifest.json",
+    ),
     # -- sql_file --------------------------------------------------------------------------
     Case(
         "sql-file-missing",
