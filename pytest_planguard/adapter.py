@@ -166,8 +166,11 @@ def import_target(
     return module, attribute, found
 
 
-def load_adapter(spec: str | None) -> PipelineAdapter:
-    """Instantiate ``package.module:factory`` (the default adapter when ``spec`` is None)."""
+def load_adapter(spec: str | None, *, trusted_modules: Sequence[str] = ()) -> PipelineAdapter:
+    """Instantiate ``package.module:factory`` (the default adapter when ``spec`` is None).
+
+    ``trusted_modules`` (granted by whoever runs the tool) is handed to the reference
+    adapter; an adapter of your own decides itself what code it imports."""
     target = spec or DEFAULT_ADAPTER
     _, _, factory = import_target(
         target,
@@ -175,7 +178,9 @@ def load_adapter(spec: str | None) -> PipelineAdapter:
         field_path="planguard_adapter",
         kind="factory",
     )
-    adapter = factory()
+    adapter = (
+        factory(trusted_modules=tuple(trusted_modules)) if target == DEFAULT_ADAPTER else factory()
+    )
     if not isinstance(adapter, PipelineAdapter):
         missing = [
             name

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--plan", action="store_true", help="also compile the execution plan (uses DataFusion)"
     )
+    _add_trust(compile_)
 
     validate = sub.add_parser(
         "validate",
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("error", "warn", "ignore"),
         help="override policy.mode (rollout switch: warn reports errors as warnings)",
     )
+    _add_trust(validate)
 
     run = sub.add_parser(
         "run",
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("manifest", metavar="MANIFEST")
     run.add_argument("--json", action="store_true")
     run.add_argument("--mode", choices=("error", "warn", "ignore"))
+    _add_trust(run)
 
     diff = sub.add_parser(
         "diff",
@@ -109,6 +112,38 @@ def build_parser() -> argparse.ArgumentParser:
         "schema_breaking, schema_additive, cosmetic, new, removed; default fail, cosmetic warn",
     )
     return parser
+
+
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-module",
+        action="append",
+        default=[],
+        type=_module_name,
+        metavar="MODULE",
+        help="allow UDF providers and the bootstrap hook to be imported from MODULE and "
+        "below (repeatable; adds to PLANGUARD_TRUSTED_MODULES, comma-separated). Modules "
+        "next to the manifest and reference_impl are always allowed; a manifest cannot "
+        "grant trust itself",
+    )
+
+
+def _module_name(value: str) -> str:
+    from pytest_planguard.trust import is_module_name
+
+    if not is_module_name(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a module name (expected e.g. 'my_pkg' or 'my_pkg.udfs')"
+        )
+    return value
+
+
+def _trusted_modules(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--trust-module`` values plus ``PLANGUARD_TRUSTED_MODULES``."""
+    from pytest_planguard.trust import parse_trusted_modules, trusted_from_environment
+
+    given = parse_trusted_modules(args.trust_module, source="--trust-module")
+    return tuple(sorted({*given, *trusted_from_environment()}))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,9 +246,8 @@ def _compile(args: argparse.Namespace) -> int:
         from reference_impl.relspec.authority import build_execution_authority
         from reference_impl.relspec.execution_plan import compile_execution_plan
 
-        authority = build_execution_authority(
-            build_semantic_execution_context(manifest, build_runtime_profile(manifest))
-        )
+        profile = build_runtime_profile(manifest, trusted_modules=_trusted_modules(args))
+        authority = build_execution_authority(build_semantic_execution_context(manifest, profile))
         plan = compile_execution_plan(authority)
         summary["execution_plan"] = msgspec.to_builtins(plan)
         summary["capabilities"] = msgspec.to_builtins(authority.capabilities)
@@ -239,7 +273,9 @@ def _compile(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from reference_impl.pipeline import run_pipeline
 
-    result = run_pipeline(args.manifest, execute=False, mode=args.mode).validation
+    result = run_pipeline(
+        args.manifest, execute=False, mode=args.mode, trusted_modules=_trusted_modules(args)
+    ).validation
     return _print_validation(result, args.json, args.manifest)
 
 
@@ -278,7 +314,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from reference_impl.pipeline import run_pipeline
 
-    run = run_pipeline(args.manifest, execute=True, mode=args.mode)
+    run = run_pipeline(
+        args.manifest, execute=True, mode=args.mode, trusted_modules=_trusted_modules(args)
+    )
     execution = msgspec.to_builtins(run.execution) if run.execution is not None else None
     executed_ok = run.execution is None or run.execution.ok
     code = _print_validation(

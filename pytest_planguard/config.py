@@ -76,6 +76,13 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         [],
     ),
     ("planguard_report", "write the JSON report to this path", "string", ""),
+    (
+        "planguard_trusted_modules",
+        "packages UDF providers and bootstrap hooks may be imported from (one module per "
+        "line; adds to --planguard-trust-module and PLANGUARD_TRUSTED_MODULES)",
+        "linelist",
+        [],
+    ),
 )
 
 
@@ -123,6 +130,8 @@ class PlanguardConfig:
     execute: bool
     only: bool
     rootpath: Path
+    trusted_modules: tuple[str, ...] = ()
+    """Granted by whoever runs pytest (ini, option, environment), never by a manifest."""
 
 
 def default_manifest() -> Path:
@@ -224,7 +233,21 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         execute=bool(config.getoption("planguard_execute")),
         only=bool(config.getoption("planguard_only")),
         rootpath=config.rootpath,
+        trusted_modules=_trusted_modules(config),
     )
+
+
+def _trusted_modules(config: pytest.Config) -> tuple[str, ...]:
+    from pytest_planguard.trust import parse_trusted_modules, trusted_from_environment
+
+    ini = parse_trusted_modules(
+        [str(x) for x in config.getini("planguard_trusted_modules")],
+        source="planguard_trusted_modules",
+    )
+    option = parse_trusted_modules(
+        config.getoption("planguard_trust_module") or [], source="--planguard-trust-module"
+    )
+    return tuple(sorted({*ini, *option, *trusted_from_environment()}))
 
 
 def _pair(line: str, key: str) -> tuple[str, str]:

@@ -149,7 +149,10 @@ class GateState:
         from pytest_planguard.invariants import start_determinism_processes
 
         self.started[path] = start_determinism_processes(
-            self.config.adapter, path, self.config.processes
+            self.config.adapter,
+            path,
+            self.config.processes,
+            trusted_modules=self.config.trusted_modules,
         )
 
     def _instrumented_run(self, path: Path, *, trace_origins: bool = True) -> ManifestRun:

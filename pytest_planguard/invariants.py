@@ -429,12 +429,20 @@ class DeterminismProcesses:
     adapter_spec: str | None
     manifest: Path
     children: list[tuple[str, subprocess.Popen[str]]]
+    trusted_modules: tuple[str, ...] = ()
 
-    def matches(self, adapter_spec: str | None, manifest: Path, processes: int) -> bool:
-        return (adapter_spec, str(manifest), processes) == (
+    def matches(
+        self,
+        adapter_spec: str | None,
+        manifest: Path,
+        processes: int,
+        trusted_modules: Sequence[str] = (),
+    ) -> bool:
+        return (adapter_spec, str(manifest), processes, tuple(trusted_modules)) == (
             self.adapter_spec,
             str(self.manifest),
             len(self.children),
+            self.trusted_modules,
         )
 
     def close(self) -> None:
@@ -446,11 +454,21 @@ class DeterminismProcesses:
 
 
 def start_determinism_processes(
-    adapter_spec: str | None, manifest: Path, processes: int
+    adapter_spec: str | None,
+    manifest: Path,
+    processes: int,
+    *,
+    trusted_modules: Sequence[str] = (),
 ) -> DeterminismProcesses:
-    """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs."""
-    children = [(seed, _spawn(adapter_spec, manifest, seed)) for seed in _hash_seeds(processes)]
-    return DeterminismProcesses(adapter_spec=adapter_spec, manifest=manifest, children=children)
+    """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs; each
+    gets the same ``trusted_modules`` allowlist as this process."""
+    trusted = tuple(trusted_modules)
+    children = [
+        (seed, _spawn(adapter_spec, manifest, seed, trusted)) for seed in _hash_seeds(processes)
+    ]
+    return DeterminismProcesses(
+        adapter_spec=adapter_spec, manifest=manifest, children=children, trusted_modules=trusted
+    )
 
 
 def check_determinism(
@@ -462,16 +480,22 @@ def check_determinism(
     processes: int = 2,
     first: PipelineFingerprints | None = None,
     started: DeterminismProcesses | None = None,
+    trusted_modules: Sequence[str] = (),
 ) -> DeterminismReport:
     """Run compile -> plan -> validate ``runs`` times here and once in each of
     ``processes`` subprocesses (distinct PYTHONHASHSEED), then compare.
 
-    ``started``: the same subprocesses, already started (used when it matches)."""
-    if started is not None and not started.matches(adapter_spec, manifest, processes):
+    ``started``: the same subprocesses, already started (used when it matches).
+    ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses."""
+    if started is not None and not started.matches(
+        adapter_spec, manifest, processes, trusted_modules
+    ):
         started.close()
         started = None
     if started is None:
-        started = start_determinism_processes(adapter_spec, manifest, processes)
+        started = start_determinism_processes(
+            adapter_spec, manifest, processes, trusted_modules=trusted_modules
+        )
     seeds = [seed for seed, _ in started.children]
     children = [child for _, child in started.children]
     results: list[tuple[str, PipelineFingerprints]] = []
@@ -502,7 +526,9 @@ def _hash_seeds(count: int) -> list[str]:
     return seeds
 
 
-def _spawn(adapter_spec: str | None, manifest: Path, seed: str) -> subprocess.Popen[str]:
+def _spawn(
+    adapter_spec: str | None, manifest: Path, seed: str, trusted_modules: tuple[str, ...]
+) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = seed
     paths = [p for p in sys.path if p and Path(p).exists()]
@@ -510,6 +536,8 @@ def _spawn(adapter_spec: str | None, manifest: Path, seed: str) -> subprocess.Po
     command = [sys.executable, "-m", "pytest_planguard.determinism_worker", str(manifest)]
     if adapter_spec:
         command += ["--adapter", adapter_spec]
+    for module in trusted_modules:
+        command += ["--trust-module", module]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )

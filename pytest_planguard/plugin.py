@@ -95,6 +95,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run only the planguard items, deselecting the rest of the suite",
     )
+    group.addoption(
+        "--planguard-trust-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="allow UDF providers and bootstrap hooks to be imported from MODULE and below "
+        "(repeatable; adds to planguard_trusted_modules and PLANGUARD_TRUSTED_MODULES, "
+        "comma-separated); a manifest cannot grant trust itself",
+    )
     for name, help_text, kind, default in INI_KEYS:
         parser.addini(name, help_text, type=kind, default=default)  # type: ignore[arg-type]
 

@@ -47,7 +47,12 @@ class ReferenceAdapter:
     compile_entrypoints: Sequence[str] = REFERENCE_COMPILE_ENTRYPOINTS
     resolver_stages: Sequence[ResolverStage] = REFERENCE_RESOLVER_STAGES
 
-    def __init__(self, *, executors: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, trusted_modules: Sequence[str] = (), executors: Mapping[str, Any] | None = None
+    ) -> None:
+        self.trusted_modules = tuple(trusted_modules)
+        """Packages providers may be imported from besides the manifest's directory and
+        ``reference_impl``: granted by whoever runs pytest, never by the manifest."""
         self.executors = executors
         """The executors that exist (name -> callable or ``module:callable``), as for
         ``run_pipeline(executors=...)``; None: ``datafusion`` plus ``[executors.*]``."""
@@ -66,7 +71,8 @@ class ReferenceAdapter:
         from reference_impl.engine.session import build_semantic_execution_context
         from reference_impl.relspec.authority import build_execution_authority
 
-        semantic = build_semantic_execution_context(compiled, build_runtime_profile(compiled))
+        profile = build_runtime_profile(compiled, trusted_modules=self.trusted_modules)
+        semantic = build_semantic_execution_context(compiled, profile)
         return ReferenceContext(
             authority=build_execution_authority(semantic, executors=self.executors)
         )

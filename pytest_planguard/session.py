@@ -46,7 +46,9 @@ class PlanguardSession:
         if self._adapter is None:
             from pytest_planguard.adapter import load_adapter
 
-            self._adapter = load_adapter(self.config.adapter)
+            self._adapter = load_adapter(
+                self.config.adapter, trusted_modules=self.config.trusted_modules
+            )
         return self._adapter
 
     def compile_targets(self, override: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -128,14 +130,16 @@ class PlanguardSession:
         from pytest_planguard.invariants import check_determinism
 
         spec = adapter or self.config.adapter
+        trusted = self.config.trusted_modules
         return check_determinism(
-            load_adapter(spec) if adapter else self.adapter,
+            load_adapter(spec, trusted_modules=trusted) if adapter else self.adapter,
             spec,
             manifest,
             runs=runs if runs is not None else self.config.runs,
             processes=processes if processes is not None else self.config.processes,
             first=first,
             started=started,
+            trusted_modules=trusted,
         )
 
     # ------------------------------------------------------------------ the plan gate

@@ -443,7 +443,7 @@ def _thaw(value: Any) -> Any:
 
 
 _ORDER_FREE_LISTS = re.compile(
-    r"^(views\.[^.]+\.udfs|runtime\.(retain_plans|trusted_modules)"
+    r"^(views\.[^.]+\.udfs|runtime\.retain_plans"
     r"|policy\.delta_support\.(reader|writer)_features)$"
 )
 
@@ -605,9 +605,6 @@ def _runtime_candidates(min_planning_budget_ms: int) -> Mapping[str, st.SearchSt
             "statistics": st.sampled_from(("scan", "plan")),
             "stats_fallback": st.sampled_from(("warn", "error", "ignore")),
             "retain_plans": st.lists(st.sampled_from(("P0", "P1", "P2")), unique=True),
-            "trusted_modules": st.lists(
-                st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10)
-            ),
         }
     )
 

@@ -8,7 +8,7 @@ downstream (plan, validation, scan overrides, execution); nothing downstream rec
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,14 +43,19 @@ def run_pipeline(
     execute: bool = True,
     mode: Literal["error", "warn", "ignore"] | None = None,
     executors: Mapping[str, str | ExecutorFunction] | None = None,
+    trusted_modules: Sequence[str] = (),
 ) -> PipelineRun:
     """Compile once, plan, validate, and (unless told not to, or policy fails) execute.
+
+    ``trusted_modules``: packages UDF providers and the bootstrap hook may be imported
+    from besides the manifest's directory and ``reference_impl``; the caller grants them
+    (the manifest cannot).
 
     ``executors`` replaces the built-in set (``datafusion`` alone); the manifest's
     ``[executors.*]`` are added to it (see ``build_execution_authority``).  A run whose
     execution skipped outputs says so in ``execution.findings`` (``execution.ok``)."""
     manifest = compile_semantic_program(load_manifest(manifest_path))
-    profile = build_runtime_profile(manifest)
+    profile = build_runtime_profile(manifest, trusted_modules=trusted_modules)
     if mode is not None:
         profile = profile.with_mode(mode)
     authority = build_execution_authority(

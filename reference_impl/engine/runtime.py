@@ -9,7 +9,7 @@ accepts them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import msgspec
@@ -54,6 +54,8 @@ class DataFusionRuntimeProfile(msgspec.Struct, frozen=True, kw_only=True):
     perf: PerfPolicy
     policy: PolicySettings
     trusted_modules: tuple[str, ...]
+    """Packages providers may be imported from, granted by the caller (not the manifest);
+    not part of the runtime fingerprint: trust changes no plan."""
 
     def with_mode(self, mode: Literal["error", "warn", "ignore"]) -> DataFusionRuntimeProfile:
         """The same profile under another validation mode (the rollout switch)."""
@@ -78,13 +80,20 @@ def setting_field(key: str) -> str:
     return SETTING_FIELDS.get(key, "runtime")
 
 
-def build_runtime_profile(manifest: SemanticProgramManifest) -> DataFusionRuntimeProfile:
-    """The runtime profile a manifest declares (defaults documented in the model)."""
-    return runtime_profile_from_specs(manifest.runtime, manifest.policy)
+def build_runtime_profile(
+    manifest: SemanticProgramManifest, *, trusted_modules: Sequence[str] = ()
+) -> DataFusionRuntimeProfile:
+    """The runtime profile a manifest declares (defaults documented in the model).
+
+    ``trusted_modules``: packages UDF providers and the bootstrap hook may be imported
+    from, granted by whoever runs the pipeline (never by the manifest itself)."""
+    return runtime_profile_from_specs(
+        manifest.runtime, manifest.policy, trusted_modules=trusted_modules
+    )
 
 
 def runtime_profile_from_specs(
-    runtime: RuntimeSpec, policy: PolicySpec
+    runtime: RuntimeSpec, policy: PolicySpec, *, trusted_modules: Sequence[str] = ()
 ) -> DataFusionRuntimeProfile:
     partitions = runtime.target_partitions
     session_settings = {
@@ -125,7 +134,9 @@ def runtime_profile_from_specs(
             small_input_rows=policy.small_input_rows,
             delta_support=policy.delta_support,
         ),
-        trusted_modules=tuple(sorted(set(runtime.trusted_modules))),
+        trusted_modules=tuple(
+            sorted({trusted_modules} if isinstance(trusted_modules, str) else set(trusted_modules))
+        ),
     )
 
 

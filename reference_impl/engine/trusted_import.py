@@ -3,8 +3,13 @@
 A manifest may name Python code in two places: UDF providers (``[udfs.*].provider``) and
 the data bootstrap hook (``[project].bootstrap``).  Such a target is imported only when
 its top-level package lies in the manifest's directory, is ``reference_impl`` itself (the
-bundled examples), or is listed in ``runtime.trusted_modules``.  Anything else is refused
-with ``UDF_PROVIDER_UNTRUSTED`` before any import happens.
+bundled examples), or is granted by whoever runs the tool: ``trusted_modules``, which the
+``planguard`` CLI (``--trust-module``), the pytest plugin (``planguard_trusted_modules``,
+``--planguard-trust-module``) and the ``PLANGUARD_TRUSTED_MODULES`` variable fill.  An
+entry names a module; it trusts that module and every module below it (``my_pkg`` trusts
+``my_pkg.udfs``; ``my_pkg.udfs`` does not trust ``my_pkg.other``).  A manifest can never
+grant trust itself (its ``runtime.trusted_modules`` key is refused at load).  Anything else
+is refused with ``UDF_PROVIDER_UNTRUSTED`` before any import happens.
 
 A module next to the manifest may not shadow an installed one: a ``json.py`` there named
 as ``json:loads`` would otherwise replace the standard library's ``json`` for the rest of
@@ -32,11 +37,12 @@ def import_trusted(
     module_name, _, attribute = target.partition(":")
     top = module_name.split(".", 1)[0]
     local = _is_local(top, Path(root))
-    if not local and top not in (*ALWAYS_TRUSTED, *trusted_modules):
+    if not local and not is_trusted(module_name, (*ALWAYS_TRUSTED, *trusted_modules)):
         raise ReferenceImplError(
             ErrorCode.UDF_PROVIDER_UNTRUSTED,
-            f"{target!r}: package {top!r} is neither next to the manifest nor listed in "
-            "runtime.trusted_modules",
+            f"{target!r}: module {module_name!r} is neither next to the manifest nor trusted "
+            "by whoever runs the tool (planguard --trust-module MODULE, the pytest ini key "
+            "planguard_trusted_modules, or PLANGUARD_TRUSTED_MODULES)",
             field_path=field_path,
             subjects=(target,),
         )
@@ -80,6 +86,11 @@ def import_trusted(
             field_path=field_path,
             subjects=(target,),
         ) from None
+
+
+def is_trusted(module_name: str, trusted: tuple[str, ...]) -> bool:
+    """Is ``module_name`` one of ``trusted`` or inside one of them?"""
+    return any(module_name == entry or module_name.startswith(entry + ".") for entry in trusted)
 
 
 def _refuse_shadowing(top: str, root: Path, target: str, field_path: str) -> None:

@@ -496,7 +496,6 @@ def canonical_bytes(model: SemanticModel) -> bytes:
         support["writer_features"] = sorted(set(support["writer_features"]))
     runtime: dict[str, Any] = msgspec.to_builtins(document.runtime)
     runtime["retain_plans"] = sorted(set(runtime["retain_plans"]))
-    runtime["trusted_modules"] = sorted(set(runtime["trusted_modules"]))
     payload = {
         "manifest_version": model.manifest_version,
         "semantic_contract_version": SEMANTIC_CONTRACT_VERSION,

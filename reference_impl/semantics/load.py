@@ -63,6 +63,14 @@ _CODED_RE = re.compile(r"(?P<code>[A-Z_]+)(?:@(?P<field>[a-z_]+))?: (?P<msg>.*)"
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
+TRUST_IS_NOT_A_MANIFEST_KEY = (
+    "unknown key 'trusted_modules': a manifest cannot grant itself trust; whoever runs the "
+    "tool names the packages providers may be imported from: `planguard validate|run|compile "
+    "--trust-module MODULE`, the pytest ini key `planguard_trusted_modules` (or "
+    "`--planguard-trust-module MODULE`), or PLANGUARD_TRUSTED_MODULES=mod1,mod2"
+)
+"""The removed ``runtime.trusted_modules`` key is refused with this hint (issue 11)."""
+
 
 def load_manifest(path: str | os.PathLike[str]) -> SemanticModel:
     """Read, decode and check one manifest file (or a directory holding ``manifest.toml``)."""
@@ -259,6 +267,13 @@ def _decode(raw: Any) -> ManifestDocument:
                 f"unknown top-level key {key!r} (expected one of {', '.join(_KNOWN_KEYS)})",
                 field_path=key,
             )
+    runtime = raw.get("runtime")
+    if isinstance(runtime, dict) and "trusted_modules" in runtime:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_UNKNOWN_KEY,
+            TRUST_IS_NOT_A_MANIFEST_KEY,
+            field_path="runtime.trusted_modules",
+        )
     fields: dict[str, Any] = {}
     for key, spec in _SINGLE_SECTIONS.items():
         if key in raw:

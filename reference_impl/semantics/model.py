@@ -246,9 +246,8 @@ class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     stats_fallback: Literal["warn", "error", "ignore"] = "warn"
     """What a view whose statistics are absent yields (``STATS_UNAVAILABLE``)."""
     retain_plans: tuple[Literal["P0", "P1", "P2"], ...] = ("P0", "P1", "P2")
-    trusted_modules: tuple[str, ...] = ()
-    """Extra top-level packages UDF providers and the bootstrap hook may be imported from
-    (modules next to the manifest are always allowed)."""
+    # No ``trusted_modules`` here: a manifest cannot grant itself trust.  The allowlist of
+    # importable packages comes from whoever runs the tool (see engine.trusted_import).
 
     def __post_init__(self) -> None:
         size_bytes(self.list_files_cache_limit, field="list_files_cache_limit")

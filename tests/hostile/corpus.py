@@ -939,15 +939,22 @@ CASES: tuple[Case, ...] = (
         tables=("t",),
         files={"exiting_udfs.py": "import sys\nsys.exit(0)\n"},
     ),
+    # a manifest cannot grant itself trust (trust comes from --trust-module and the like;
+    # tests/hostile/test_trust.py): refused at load, before os.abort or shutil.rmtree runs
     Case(
-        "trusted-module-missing",
-        "UDF_PROVIDER_IMPORT_ERROR",
-        "udfs.f.provider",
-        T
-        + '[udfs.f]\nprovider = "planguard_absent_pkg.udfs:f"\n'
-        + '[runtime]\ntrusted_modules = ["planguard_absent_pkg"]\n',
-        stage="engine",
+        "manifest-trusts-os-abort",
+        "MANIFEST_UNKNOWN_KEY",
+        "runtime.trusted_modules",
+        T + '[udfs.abort]\nprovider = "os:abort"\n[runtime]\ntrusted_modules = ["os"]\n',
         tables=("t",),
+    ),
+    Case(
+        "manifest-trusts-shutil-rmtree",
+        "MANIFEST_UNKNOWN_KEY",
+        "runtime.trusted_modules",
+        '[project]\nbootstrap = "shutil:rmtree"\n'
+        + '[datasets.t]\nformat = "delta"\nlocation = "missing"\n'
+        + '[runtime]\ntrusted_modules = ["shutil"]\n',
     ),
     Case(
         "udf-provider-untrusted",

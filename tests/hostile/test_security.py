@@ -177,8 +177,8 @@ spy = udf(lambda values: values, [pa.int64()], pa.int64(), "immutable", name="sp
 def test_an_untrusted_provider_is_never_imported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codes: CodeRecorder
 ) -> None:
-    """A provider module importable from sys.path but neither next to the manifest nor in
-    runtime.trusted_modules is refused before import: its top-level code never runs."""
+    """A provider module importable from sys.path but neither next to the manifest nor
+    trusted by the caller is refused before import: its top-level code never runs."""
     site = tmp_path / "site"
     site.mkdir()
     marker = tmp_path / "imported.txt"
@@ -195,9 +195,8 @@ def test_an_untrusted_provider_is_never_imported(
     assert not marker.exists()
     assert module not in sys.modules
 
-    # twin: listed in runtime.trusted_modules, the same provider is imported and registered
-    path.write_text(text + f'[runtime]\ntrusted_modules = ["{module}"]\n', encoding="utf-8")
-    run = run_pipeline(path, execute=False)
+    # twin: trusted by the caller, the same provider is imported and registered
+    run = run_pipeline(path, execute=False, trusted_modules=(module,))
     assert marker.read_text() == "imported"
     assert run.authority.semantic_context.registered_udfs == ("spy",)
 

@@ -19,9 +19,9 @@ def _log(event):
         log.write(event + "\\n")
 
 
-def _logged_spawn(adapter_spec, manifest, seed):
+def _logged_spawn(adapter_spec, manifest, seed, *rest):
     _log("spawn-" + seed)
-    return _spawn(adapter_spec, manifest, seed)
+    return _spawn(adapter_spec, manifest, seed, *rest)
 
 
 def _logged_run(self, path, **kwargs):
