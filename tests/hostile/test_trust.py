@@ -11,6 +11,7 @@ subprocesses receive the same allowlist.  Each test has its twin.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -289,3 +290,13 @@ def test_trust_from_the_pytest_ini_reaches_the_determinism_subprocesses(
     pytester.makeini(ini)
     again = pytester.runpytest_subprocess(*fast, "--planguard", "--planguard-trust-module", MODULE)
     again.assert_outcomes(passed=5)
+
+
+def test_the_schema_has_no_trust_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """``planguard schema`` no longer offers ``runtime.trusted_modules`` to editors."""
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    runtime = schema["$defs"]["RuntimeSpec"]
+    assert "retain_plans" in runtime["properties"]
+    assert "trusted_modules" not in runtime["properties"]
+    assert runtime.get("additionalProperties") is False
