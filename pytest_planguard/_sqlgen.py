@@ -147,7 +147,7 @@ class _Builder:
 
 def is_safe_name(name: str) -> bool:
     """Whether ``name`` is written unquoted (never a keyword in sqlglot or DataFusion)."""
-    return _SAFE_RE.match(name) is not None
+    return _SAFE_RE.fullmatch(name) is not None
 
 
 def quote(name: str) -> str:

@@ -453,7 +453,7 @@ def _shuffle(value: Any, path: tuple[str, ...], rng: random.Random) -> Any:
         keys = list(value)
         rng.shuffle(keys)
         return {key: _shuffle(value[key], (*path, key), rng) for key in keys}
-    if isinstance(value, list) and _ORDER_FREE_LISTS.match(".".join(path)):
+    if isinstance(value, list) and _ORDER_FREE_LISTS.fullmatch(".".join(path)):
         items = list(value)
         rng.shuffle(items)
         return items
@@ -486,7 +486,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: Any) -> str:

@@ -159,3 +159,17 @@ def test_a_bounded_recursive_cte_plans_and_validates(
     out = capsys.readouterr().out
     assert "  v <- (nothing)" in out
     assert "  w <- t" in out
+
+
+def test_the_plugin_writers_quote_a_name_with_a_trailing_newline() -> None:
+    """The Hypothesis manifest writer and SQL generator match names in full too: a key
+    ``"a\\n"`` written bare would make an unparsable manifest instead of the hostile one."""
+    import tomllib
+
+    from pytest_planguard._sqlgen import SAFE_PREFIXES, is_safe_name
+    from pytest_planguard.strategies import _toml_dumps
+
+    document = {"views": {"a\n": {"sql": "SELECT 1"}}}
+    assert tomllib.loads(_toml_dumps(document)) == document
+    assert is_safe_name(f"{SAFE_PREFIXES[0]}_1")
+    assert not is_safe_name(f"{SAFE_PREFIXES[0]}_1\n")
