@@ -2,8 +2,8 @@
 
 A running plan cannot be cancelled.  So planning runs on a daemon worker thread; when the
 deadline passes the caller stops waiting, reports ``PLANNING_BUDGET_EXCEEDED`` for that
-view and carries on with a fresh worker, while the abandoned one finishes (or dies with the
-process) in the background.
+view and carries on with a fresh worker, while the abandoned one finishes its job in the
+background.
 
 The caller can only stop waiting while the worker does not hold the GIL.  DataFusion
 releases it in ``ctx.sql`` and ``DataFrame.execution_plan()`` (where pathological plans
@@ -11,16 +11,35 @@ spend their time) but not in ``DataFrame.optimized_logical_plan()``: callers pla
 physically first and take the optimized logical plan afterwards, and semantic compile
 refuses the shapes whose optimization alone explodes
 (:mod:`reference_impl.semantics.complexity`).
+
+**No planning thread outlives its use.**  On CPython before 3.14, a thread that comes back
+from a GIL-releasing engine call after the interpreter has begun finalizing is ended with
+``pthread_exit``.  Its forced unwind runs through the engine's Rust and C++ frames and
+aborts the whole process (``terminate called without an active exception`` or ``FATAL:
+exception not rethrown``, SIGABRT, exit 134), after the run has written everything.  So:
+
+* :meth:`PlanningWorker.close` joins its thread, which is idle then (every job it ran has
+  finished), so nothing of the worker is left when the caller moves on;
+* a worker abandoned at a deadline (or by an interrupt) is told to stop after its job and
+  joined by an :mod:`atexit` hook, which runs before finalization begins: a process whose
+  planning hit the budget reports on time but exits only once the abandoned planning has
+  returned from the engine.
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+THREAD_NAME = "planguard-planner"
+
+_abandoned: set[threading.Thread] = set()
+_abandoned_lock = threading.Lock()
 
 
 class _Job(Generic[T]):
@@ -37,43 +56,83 @@ class BudgetExceeded(Exception):
     """The job did not finish within its deadline."""
 
 
+_Queue = queue.SimpleQueue["_Job[object] | None"]
+
+
 class PlanningWorker:
     """Runs callables one at a time on a daemon thread, each with a deadline."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Job[object] | None] | None = None
+        self._jobs: _Queue | None = None
+        self._thread: threading.Thread | None = None
 
     def run(self, fn: Callable[[], T], timeout_s: float) -> T:
         """``fn()``'s result, or :class:`BudgetExceeded` after ``timeout_s`` seconds."""
         if self._jobs is None:
-            self._jobs = self._start()
+            self._jobs, self._thread = _start()
         job: _Job[T] = _Job(fn)
         self._jobs.put(job)  # type: ignore[arg-type]
-        if not job.done.wait(timeout_s):
-            self._jobs.put(None)  # the thread exits after the abandoned job
-            self._jobs = None
+        finished = False
+        try:
+            finished = job.done.wait(timeout_s)
+        finally:
+            if not finished:  # the deadline passed, or the wait was interrupted
+                self._abandon()
+        if not finished:
             raise BudgetExceeded
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
 
     def close(self) -> None:
-        if self._jobs is not None:
-            self._jobs.put(None)
-            self._jobs = None
+        """Stop the worker and wait for its thread to end (it is idle: nothing to wait for)."""
+        jobs, thread = self._jobs, self._thread
+        self._jobs = self._thread = None
+        if jobs is not None:
+            jobs.put(None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
-    @staticmethod
-    def _start() -> queue.SimpleQueue[_Job[object] | None]:
-        jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
+    def _abandon(self) -> None:
+        """Leave the running job to finish; its thread ends after it and is joined at exit."""
+        jobs, thread = self._jobs, self._thread
+        self._jobs = self._thread = None
+        if jobs is not None:
+            jobs.put(None)
+        if thread is not None:
+            with _abandoned_lock:
+                _abandoned.difference_update([t for t in _abandoned if not t.is_alive()])
+                _abandoned.add(thread)
 
-        def loop() -> None:
-            while (job := jobs.get()) is not None:
-                try:
-                    job.result = job.fn()
-                except BaseException as exc:
-                    job.error = exc
-                finally:
-                    job.done.set()
 
-        threading.Thread(target=loop, name="planguard-planner", daemon=True).start()
-        return jobs
+def abandoned_workers() -> tuple[threading.Thread, ...]:
+    """Threads of abandoned workers that are still running their job."""
+    with _abandoned_lock:
+        return tuple(t for t in _abandoned if t.is_alive())
+
+
+def join_abandoned_workers() -> None:
+    """Wait until every abandoned worker has returned from the engine and ended."""
+    for thread in abandoned_workers():
+        thread.join()
+
+
+atexit.register(join_abandoned_workers)
+
+
+def _start() -> tuple[_Queue, threading.Thread]:
+    jobs: _Queue = queue.SimpleQueue()
+
+    def loop() -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                job.result = job.fn()
+            except BaseException as exc:
+                job.error = exc
+            finally:
+                job.done.set()
+            del job  # drop the last result here, not when the next job arrives
+
+    thread = threading.Thread(target=loop, name=THREAD_NAME, daemon=True)
+    thread.start()
+    return jobs, thread
