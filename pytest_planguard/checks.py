@@ -54,20 +54,14 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
         assertion.extension.get_location(test_location=assertion.test_location, index=0)
     )
     old = read_snapshot_text(location)
-
-    def keep_old() -> None:
-        """A view that cannot be checked now keeps its snapshot: syrupy would otherwise
-        delete it as unused under --snapshot-update."""
-        if old is not None:
-            _assert(assertion, old, item)
-
+    # A view without a bundle never reaches syrupy: it was not checked, so it must not be
+    # counted as a passed snapshot.  Its snapshot stays: unused-snapshot detection goes by
+    # the manifest's views, not by the items that passed.
     run = state.manifest_run(item.path)
     if run.error is not None:
-        keep_old()
         fail(item, render_error(run.error), **base, status="error", codes=[_code(run.error)])
     bundle = run.bundles.get(view)
     if bundle is None or bundle.status != "planned":
-        keep_old()
         reason = bundle.message if bundle is not None else "the adapter returned no bundle"
         fail(
             item,
@@ -97,8 +91,6 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
     if update or (item.config.option.update_new_snapshots_only and old is None):
         unstable = _instability(state, run, bundle, text)
         if unstable:
-            if old is not None:
-                _assert(assertion, old, item)  # keep the old snapshot "used": never delete it
             fail(
                 item,
                 unstable,
@@ -132,6 +124,8 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
     assert old is not None
     gate = state.config.gate
     failing = [c for c in classification.classes if gate.get(c, "fail") == "fail"]
+    if classification.damage:
+        failing.append("damaged snapshot")  # no gate policy lets a tampered file through
     breach = cost_breach(state, old, text)
     result = {
         **base,
@@ -143,8 +137,7 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
         + ([str(PlanguardCode.PLAN_COST_REGRESSION)] if breach else []),
     }
     if not failing and not breach:
-        _assert(assertion, old, item)  # warned: the snapshot stays as it is, and used
-        publish(item, **result)
+        publish(item, **result)  # warned: the snapshot stays as it is
         return
     assertion == text  # noqa: B015 - records the mismatch with syrupy
     policy = ", ".join(f"{c}={gate.get(c, 'fail')}" for c in classification.classes)
@@ -152,6 +145,8 @@ def check_plan_item(item: PlanItem, state: GateState) -> None:
         f"error[{PlanguardCode.PLAN_CHANGED}] view {view!r}: plan changed, "
         f"class {', '.join(classification.classes) or 'unchanged'} (gate: {policy})",
     ]
+    if classification.damage:
+        lines.append("the stored snapshot is damaged: " + "; ".join(classification.damage))
     if classification.schema_changes:
         lines.append("schema: " + "; ".join(classification.schema_changes))
     if breach:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.markers import GATE_ITEM
 
 if TYPE_CHECKING:
     from pytest_planguard.adapter import (
@@ -33,7 +35,19 @@ if TYPE_CHECKING:
     from pytest_planguard.session import PlanguardSession
 
 INVARIANTS = ("single_compile", "resolver_identity", "determinism")
-_SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+_WORKER_OUTPUT = "planguard_collected"
+"""``workeroutput`` key: what a pytest-xdist worker collected and selected, per manifest."""
+
+
+@dataclass(slots=True)
+class CollectedManifest:
+    """What collection found for one manifest: its views and the node ids of its items.
+    ``complete`` (every item selected) is known once collection finishes."""
+
+    views: tuple[str, ...]
+    nodeids: frozenset[str]
+    complete: bool = False
 
 
 @dataclass(slots=True)
@@ -56,6 +70,20 @@ class ManifestRun:
     recheck: Mapping[str, BundleView] | None = None
     header: Mapping[str, str] | None = None
     """The snapshot header (engine versions, settings hash): computed once per run."""
+
+
+def _adapter_failure(exc: BaseException) -> BaseException:
+    """``exc`` when it fails the manifest, re-raised when it must end the run.
+
+    Every ``Exception`` fails the manifest, and so do other ``BaseException`` subclasses an
+    engine or a user's code raises: DataFusion's ``PanicException`` is one, and would
+    otherwise escape ``except Exception`` and show the tool's frames with no code.  An
+    interrupt and pytest's own outcomes (skip, fail, exit) pass through."""
+    from _pytest.outcomes import OutcomeException
+
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit | OutcomeException):
+        raise exc
+    return exc
 
 
 def render_error(exc: BaseException) -> str:
@@ -85,6 +113,13 @@ class GateState:
         self.started: dict[Path, DeterminismProcesses] = {}
         self.results: list[dict[str, Any]] = []
         self.unused: list[dict[str, Any]] = []
+        self.collected: dict[Path, CollectedManifest] = {}
+        """Manifests whose collection succeeded in this process (in a worker: its own)."""
+        self.reported: list[dict[str, CollectedManifest]] = []
+        """On the pytest-xdist controller: what each worker that finished collected."""
+        self.workers_down = 0
+        self.started_at = time.time()
+        self.deleted: list[Path] = []
         PlanBundleSnapshotExtension.snapshot_root = self.config.snapshot_dir
         PlanBundleSnapshotExtension.rootpath = self.config.rootpath
 
@@ -92,6 +127,70 @@ class GateState:
 
     def collect_file(self, path: Path, parent: pytest.Collector) -> ManifestFile:
         return ManifestFile.from_parent(parent, path=path)
+
+    def snapshot_dir(self, manifest: Path) -> Path:
+        from pytest_planguard.snapshot import snapshot_directory
+
+        return snapshot_directory(self.config.snapshot_dir, self.config.rootpath, manifest)
+
+    def check_snapshot_paths(self, manifest: Path, views: tuple[str, ...] = ()) -> None:
+        """``SNAPSHOT_PATH_COLLISION`` when another configured manifest maps to the same
+        snapshot directory, or two views to the same file, on a file system that ignores
+        case (where ``Q1.plan`` and ``q1.plan`` are one file) as on any other."""
+        mine = str(self.snapshot_dir(manifest)).casefold()
+        others = [
+            other
+            for other in self.config.manifests
+            if other != manifest and str(self.snapshot_dir(other)).casefold() == mine
+        ]
+        if others:
+            raise PlanguardError(
+                PlanguardCode.SNAPSHOT_PATH_COLLISION,
+                f"manifest {str(manifest)!r} and {str(others[0])!r} map to the same snapshot "
+                f"directory {str(self.snapshot_dir(manifest))!r}: rename or move one of them",
+            )
+        seen: dict[str, str] = {}
+        for view in views:
+            first = seen.setdefault(view.casefold(), view)
+            if first != view:
+                raise PlanguardError(
+                    PlanguardCode.SNAPSHOT_PATH_COLLISION,
+                    f"views {first!r} and {view!r} differ only in case: their snapshot files "
+                    "would be one file on a case-insensitive file system; rename one",
+                    file=str(manifest),
+                )
+
+    def collection_finished(self, session: pytest.Session) -> None:
+        """Which manifests had every one of their items selected (after ``-k``, ``-m``,
+        node ids, ``--deselect``, ``--lf``, ``--sw``, sharding plugins): only those take
+        part in unused-snapshot detection."""
+        selected = {item.nodeid for item in session.items}
+        for collected in self.collected.values():
+            collected.complete = collected.nodeids <= selected
+        worker_output = getattr(session.config, "workeroutput", None)
+        if worker_output is not None:
+            worker_output[_WORKER_OUTPUT] = json.dumps(
+                {
+                    str(path): {"views": list(entry.views), "complete": entry.complete}
+                    for path, entry in self.collected.items()
+                }
+            )
+
+    def worker_finished(self, node: Any) -> None:
+        """pytest-xdist controller: keep what a worker collected (each worker collects and
+        selects the same items, so any one of them tells; all must agree)."""
+        self.workers_down += 1
+        payload = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+        if payload is None:
+            return
+        self.reported.append(
+            {
+                path: CollectedManifest(
+                    views=tuple(entry["views"]), nodeids=frozenset(), complete=entry["complete"]
+                )
+                for path, entry in json.loads(payload).items()
+            }
+        )
 
     def keep_only_gate_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         kept = [item for item in items if isinstance(item, GateItem | PlanItem)]
@@ -108,7 +207,14 @@ class GateState:
 
         if path not in self.compiles:
             with count_compiles(self.session.compile_targets()) as counter:
-                compiled = self.session.adapter.compile(path)
+                try:
+                    compiled = self.session.adapter.compile(path)
+                except BaseException as exc:
+                    if isinstance(_adapter_failure(exc), Exception):
+                        raise
+                    raise PlanguardError(
+                        PlanguardCode.MANIFEST_ERROR, f"{type(exc).__name__}: {exc}"
+                    ) from None
             self.compiles[path] = (compiled, counter)
         return self.compiles[path][0]
 
@@ -177,8 +283,8 @@ class GateState:
                 run.fingerprints = adapter.fingerprints(
                     run.compiled, run.context, run.plan, run.validation
                 )
-            except Exception as exc:
-                run.error = exc
+            except BaseException as exc:
+                run.error = _adapter_failure(exc)
                 return run
             if self.config.execute and not run.validation.ok:
                 run.execution_error = PlanguardError(
@@ -188,8 +294,8 @@ class GateState:
                 return run
             try:
                 adapter.execute(run.plan, run.context, dry_run=not self.config.execute)
-            except Exception as exc:
-                run.execution_error = exc
+            except BaseException as exc:
+                run.execution_error = _adapter_failure(exc)
         return run
 
     def recheck_bundles(self, run: ManifestRun) -> Mapping[str, BundleView]:
@@ -223,30 +329,75 @@ class GateState:
             # Bad input (a manifest the adapter could not compile, register or plan, a view
             # that cannot name a snapshot, an unwritable snapshot) exits 2, as everywhere.
             session.exitstatus = pytest.ExitCode.INTERRUPTED
-        self.unused = self._unused_snapshots(session.config)
+        self.unused = self._unused_snapshots(session)
         if self.config.report is not None:
             from pytest_planguard.report import write_report
 
             write_report(self.config.report, self.results, self.unused, self.config)
 
-    def _unused_snapshots(self, config: pytest.Config) -> list[dict[str, Any]]:
-        syrupy = getattr(config, "_syrupy", None)
-        report = getattr(syrupy, "report", None)
-        if report is None or getattr(report, "unused_detection_incomplete", False):
+    def _complete_manifests(self, session: pytest.Session) -> dict[Path, tuple[str, ...]]:
+        """Manifest -> views, for the manifests whose items were all collected and selected
+        in this session (under pytest-xdist: by every worker that reported)."""
+        if hasattr(session.config, "workerinput"):
+            return {}
+        if self.reported or self.workers_down:
+            expected = getattr(session.config.option, "numprocesses", None)
+            if len(self.reported) != self.workers_down or (
+                isinstance(expected, int) and self.workers_down < expected
+            ):
+                return {}  # a worker died or did not say what it collected: not complete
+            complete: dict[Path, tuple[str, ...]] = {}
+            for name, entry in self.reported[0].items():
+                reports = [report.get(name) for report in self.reported]
+                if all(r is not None and r.complete and r.views == entry.views for r in reports):
+                    complete[Path(name)] = entry.views
+            return complete
+        return {path: entry.views for path, entry in self.collected.items() if entry.complete}
+
+    def _unused_snapshots(self, session: pytest.Session) -> list[dict[str, Any]]:
+        """Snapshots of fully selected manifests that no view uses; deleted (and each path
+        listed) under ``--snapshot-update``.  Only planguard's own ``*.plan`` files are
+        candidates, never another file in the directory; a run that was interrupted or
+        selected part of a manifest deletes nothing and reports nothing for it."""
+        from pytest_planguard.snapshot import stale_temporaries, unused_snapshots
+
+        option = session.config.option
+        if getattr(option, "disable_unused_snapshots", False):
             return []
+        update = bool(getattr(option, "update_snapshots", False))
+        delete = (
+            update
+            and not getattr(option, "no_cleanup", False)
+            and session.exitstatus != pytest.ExitCode.INTERRUPTED
+            and not session.shouldstop
+        )
         root = self.config.snapshot_dir
         out = []
-        for collection in report.unused:
-            location = Path(collection.location)
-            if location.suffix == ".plan" and location.is_relative_to(root):
+        for manifest, views in sorted(self._complete_manifests(session).items()):
+            directory = self.snapshot_dir(manifest)
+            if update:
+                for stale in stale_temporaries(directory, self.started_at):
+                    stale.unlink(missing_ok=True)
+            for location in unused_snapshots(directory, set(views)):
+                if delete:
+                    location.unlink(missing_ok=True)
+                    self.deleted.append(location)
                 out.append(
                     {
                         "code": str(PlanguardCode.SNAPSHOT_UNUSED),
-                        "snapshot": str(location.relative_to(root)),
+                        "snapshot": _relative(location, root),
                         "view": location.stem,
-                        "deleted": bool(config.option.update_snapshots),
+                        "deleted": delete,
                     }
                 )
+        if (
+            out
+            and not delete
+            and not update
+            and not getattr(option, "warn_unused_snapshots", False)
+            and session.exitstatus == pytest.ExitCode.OK
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         return sorted(out, key=lambda entry: entry["snapshot"])
 
     def terminal_summary(self, reporter: pytest.TerminalReporter) -> None:
@@ -278,6 +429,11 @@ class GateHooks:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._state.expect_determinism(session.items)
+        self._state.collection_finished(session)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self._state.worker_finished(node)
 
 
 class ManifestFile(pytest.File):
@@ -287,12 +443,23 @@ class ManifestFile(pytest.File):
         from pytest_planguard.plugin import SESSION_KEY
 
         session: PlanguardSession = self.config.stash[SESSION_KEY]
-        compiled = session.gate.compile_manifest(self.path)
-        for check in INVARIANTS:
-            yield GateItem.from_parent(self, name=f"invariant[{check}]", check=check)
-        yield GateItem.from_parent(self, name="policy[validation]", check="policy")
-        for view in session.adapter.view_names(compiled):
-            yield PlanItem.from_parent(self, name=view, callobj=plan_bundle_gate)
+        gate = session.gate
+        gate.check_snapshot_paths(self.path)
+        compiled = gate.compile_manifest(self.path)
+        views = tuple(session.adapter.view_names(compiled))
+        gate.check_snapshot_paths(self.path, views)
+        items: list[pytest.Item] = [
+            GateItem.from_parent(self, name=f"invariant[{check}]", check=check)
+            for check in INVARIANTS
+        ]
+        items.append(GateItem.from_parent(self, name="policy[validation]", check="policy"))
+        items += [PlanItem.from_parent(self, name=view, callobj=plan_bundle_gate) for view in views]
+        for item in items:
+            item.add_marker(GATE_ITEM.name)
+        gate.collected[self.path] = CollectedManifest(
+            views=views, nodeids=frozenset(item.nodeid for item in items)
+        )
+        yield from items
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if hasattr(excinfo.value, "render"):
@@ -411,4 +578,11 @@ class PlanItem(pytest.Function):
 
 
 def valid_snapshot_name(name: str) -> bool:
-    return bool(_SNAPSHOT_NAME.match(name)) and ".." not in name and os.sep not in name
+    return bool(_SNAPSHOT_NAME.fullmatch(name)) and ".." not in name and os.sep not in name
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

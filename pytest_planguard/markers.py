@@ -71,7 +71,15 @@ DETERMINISTIC = MarkerSpec(
         "adapter": (lambda v: isinstance(v, str), "'package.module:factory'"),
     },
 )
-MARKERS = (SINGLE_COMPILE, RESOLVER_IDENTITY, DETERMINISTIC)
+GATE_ITEM = MarkerSpec(
+    name="planguard",
+    help=(
+        "planguard: set by the plugin on every item of `pytest --planguard` (select the gate "
+        "with -m planguard, the rest of the suite with -m 'not planguard')"
+    ),
+    arguments={},
+)
+MARKERS = (SINGLE_COMPILE, RESOLVER_IDENTITY, DETERMINISTIC, GATE_ITEM)
 
 
 def marker_arguments(item: pytest.Item, spec: MarkerSpec) -> dict[str, Any] | None:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from pytest_planguard.config import PlanguardConfig
 
 SCHEMA_VERSION = 1
+CHECKED = ("unchanged", "changed", "new", "updated", "unstable")
+"""Plan statuses of a view whose bundle was built and compared with its snapshot; the
+others (``unavailable``, ``error``) were not checked and are never counted as passed."""
 SCHEMA_PATH = Path(__file__).with_name("report_schema.json")
 
 
@@ -31,7 +34,8 @@ def summarize(
         f"{r['manifest']}::{r['check']}": r["status"] for r in results if r.get("kind") != "plan"
     }
     return {
-        "views_checked": len(plans),
+        "views": len(plans),
+        "views_checked": sum(statuses[status] for status in CHECKED),
         "unchanged": statuses["unchanged"],
         "changed": {"total": statuses["changed"], "by_class": dict(sorted(by_class.items()))},
         "new": statuses["new"],

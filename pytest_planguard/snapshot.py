@@ -13,8 +13,10 @@ the new one, never a mix.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +29,7 @@ from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.normalize import NORMALIZER_VERSION, normalize_plan_text, settings_hash
 
 if TYPE_CHECKING:
-    from syrupy.data import SnapshotCollection
+    from syrupy.data import SnapshotCollection, SnapshotCollections
     from syrupy.location import PyTestLocation
     from syrupy.types import SerializableData, SerializedData
 
@@ -35,6 +37,9 @@ FILE_EXTENSION = "plan"
 FORMAT_LINE = "# planguard plan bundle v1"
 SECTIONS = ("P0 logical", "P1 optimized", "P2 physical", "schema", "signals")
 EXTERNAL = "_external"
+HEADER_KEYS = ("view", "engine", "settings-hash", "normalizer")
+_TEMPORARY = re.compile(r"\.(?P<name>[^/\\]+\.plan)\.[a-z0-9_]{8}\.tmp")
+"""What :func:`atomic_write` leaves when it is killed between creating and renaming."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,81 @@ def parse_signals(section: str) -> dict[str, str]:
     return out
 
 
+def snapshot_damage(text: str) -> tuple[str, ...]:
+    """Where ``text`` departs from the snapshot format, or ``()`` for a well-formed file.
+
+    The format is exact: the format line, ``# key: value`` header lines of the known keys,
+    then the known sections in order, each ``== name`` after one blank line.  Anything
+    else (an appended section, a stray line before the first section) is damage, which
+    the gate reports as a changed plan and never as a cosmetic one.
+    """
+    lines = text.splitlines()
+    problems: list[str] = []
+    if not lines or lines[0] != FORMAT_LINE:
+        problems.append(f"line 1 is not {FORMAT_LINE!r}")
+    expected = iter(SECTIONS)
+    seen_section = False
+    for number, line in enumerate(lines[1:], start=2):
+        if line.startswith("== "):
+            name = line[3:]
+            if name != next(expected, None):
+                problems.append(f"line {number}: unexpected section {name!r}")
+                break
+            seen_section = True
+        elif not seen_section:
+            key, sep, _ = line[2:].partition(":")
+            if line and not (line.startswith("# ") and sep and key in HEADER_KEYS):
+                problems.append(f"line {number}: not a header line: {line[:60]!r}")
+                break
+    missing = list(expected)
+    if missing and not problems:
+        problems.append("missing section(s): " + ", ".join(missing))
+    return tuple(problems)
+
+
+def is_planguard_snapshot(path: Path) -> bool:
+    """True for a regular ``*.plan`` file (not a link) that starts with the format line:
+    the only files planguard ever deletes."""
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or path.suffix != f".{FILE_EXTENSION}":
+            return False
+        with path.open("rb") as handle:
+            first = handle.read(len(FORMAT_LINE) + 2)
+    except OSError:
+        return False
+    return first.decode("utf-8", errors="replace").splitlines()[:1] == [FORMAT_LINE]
+
+
+def unused_snapshots(directory: Path, views: Collection[str]) -> list[Path]:
+    """Snapshot files in ``directory`` (one manifest's) that name no view of ``views``."""
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return []
+    return [path for path in entries if path.stem not in views and is_planguard_snapshot(path)]
+
+
+def stale_temporaries(directory: Path, before: float) -> list[Path]:
+    """Temporary files of a killed :func:`atomic_write` in ``directory``, older than
+    ``before`` (a run's start): nothing else matches the writer's own name pattern."""
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return []
+    stale = []
+    for path in entries:
+        if not _TEMPORARY.fullmatch(path.name):
+            continue
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_mtime < before:
+            stale.append(path)
+    return stale
+
+
 def snapshot_directory(snapshot_root: Path, rootpath: Path, manifest: Path) -> Path:
     """``<root>/<manifest dir relative to rootdir>/<manifest stem>`` (``_external/...``
     when the manifest lies outside the rootdir)."""
@@ -204,6 +284,17 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
     @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
         return cls.dirname(test_location=test_location)
+
+    def discover_snapshots(
+        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
+    ) -> SnapshotCollections:
+        """Nothing, on purpose: syrupy matches snapshot files to test files, which this
+        layout does not follow, and deletes what it cannot match, foreign files included.
+        The gate finds unused snapshots itself, only for fully selected manifests and only
+        among planguard's own files (:func:`unused_snapshots`)."""
+        from syrupy.data import SnapshotCollections
+
+        return SnapshotCollections()
 
     @classmethod
     def get_snapshot_name(cls, *, test_location: PyTestLocation, index: Any = 0) -> str:

@@ -18,11 +18,12 @@ def render_summary(
     changed = summary["changed"]
     by_class = ", ".join(f"{name} {count}" for name, count in sorted(changed["by_class"].items()))
     yield (
-        f"views checked {summary['views_checked']}: unchanged {summary['unchanged']}, "
-        f"changed {changed['total']}"
+        f"views checked {summary['views_checked']} of {summary['views']}: "
+        f"unchanged {summary['unchanged']}, changed {changed['total']}"
         + (f" ({by_class})" if by_class else "")
         + f", new {summary['new']}, updated {summary['updated']}, unused {summary['unused']}, "
-        f"unavailable {summary['unavailable']}, unstable {summary['unstable']}"
+        f"unavailable {summary['unavailable']}, unstable {summary['unstable']}, "
+        f"errors {summary['errors']}"
     )
     checks = Counter((r["check"], r["status"]) for r in results if r.get("kind") != "plan")
     if checks:
@@ -42,3 +43,10 @@ def render_summary(
     for entry in unused:
         verb = "deleted" if entry["deleted"] else "unused"
         yield f"  {verb.upper():<11} snapshot {entry['snapshot']}"
+    kept = sum(1 for entry in unused if not entry["deleted"])
+    if kept:
+        yield (
+            f"{kept} unused snapshot(s): no view of a fully selected manifest uses them "
+            "(delete them with --snapshot-update, or report without failing with "
+            "--snapshot-warn-unused)"
+        )

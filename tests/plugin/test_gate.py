@@ -157,7 +157,7 @@ def test_unused_snapshot_is_reported_then_deleted_on_update(
     result = gate(pytester, "--planguard-report", "report.json")
     assert result.ret != pytest.ExitCode.OK
     result.stdout.fnmatch_lines_random(
-        ["*1 snapshot unused*", "*UNUSED*snapshot manifest/event_counts.plan*"]
+        ["*1 unused snapshot(s)*", "*UNUSED*snapshot manifest/event_counts.plan*"]
     )
     assert report(pytester)["unused_snapshots"] == [
         {
