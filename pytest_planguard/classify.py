@@ -17,7 +17,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pytest_planguard.snapshot import SECTIONS, ParsedSnapshot, parse_snapshot
+from pytest_planguard.snapshot import SECTIONS, ParsedSnapshot, parse_snapshot, snapshot_damage
 
 CLASS_ORDER = (
     "schema_breaking",
@@ -35,6 +35,8 @@ class Classification:
     changed_sections: tuple[str, ...]
     diffs: Mapping[str, str]
     schema_changes: tuple[str, ...]
+    damage: tuple[str, ...] = ()
+    """Where the stored snapshot departs from the format: such a change always fails."""
 
     @property
     def primary(self) -> str:
@@ -48,7 +50,11 @@ class Classification:
 def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
     """Compare two snapshot texts section by section."""
     old, new = parse_snapshot(old_text), parse_snapshot(new_text)
-    changed = tuple(s for s in SECTIONS if old.sections.get(s, "") != new.sections.get(s, ""))
+    damage = snapshot_damage(old_text)
+    extra = sorted((set(old.sections) | set(new.sections)) - set(SECTIONS))
+    changed = tuple(
+        s for s in (*SECTIONS, *extra) if old.sections.get(s, "") != new.sections.get(s, "")
+    )
     diffs = {
         section: unified(
             old.sections.get(section, ""), new.sections.get(section, ""), section, name
@@ -82,6 +88,7 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
         changed_sections=changed,
         diffs=diffs,
         schema_changes=tuple(schema_changes),
+        damage=damage,
     )
 
 

