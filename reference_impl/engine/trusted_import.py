@@ -56,7 +56,9 @@ def import_trusted(
     no_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         module = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # a provider must not end the process
+    except BaseException as exc:  # a provider must not end the process
+        if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+            raise
         raise ReferenceImplError(
             ErrorCode.UDF_PROVIDER_IMPORT_ERROR,
             f"cannot import {module_name!r}: {type(exc).__name__}: {exc}",

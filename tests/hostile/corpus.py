@@ -939,6 +939,19 @@ CASES: tuple[Case, ...] = (
         tables=("t",),
         files={"exiting_udfs.py": "import sys\nsys.exit(0)\n"},
     ),
+    Case(
+        "udf-provider-raises-a-base-exception",
+        "UDF_PROVIDER_IMPORT_ERROR",
+        "udfs.f.provider",
+        T + '[udfs.f]\nprovider = "raising_udfs:f"\n',
+        stage="engine",
+        tables=("t",),
+        files={
+            "raising_udfs.py": (
+                "class Boom(BaseException):\n    pass\n\n\nraise Boom('not an Exception')\n"
+            )
+        },
+    ),
     # a manifest cannot grant itself trust (trust comes from --trust-module and the like;
     # tests/hostile/test_trust.py): refused at load, before os.abort or shutil.rmtree runs
     Case(

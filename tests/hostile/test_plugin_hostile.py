@@ -21,7 +21,7 @@ from tests.hostile.helpers import assert_no_traceback
 
 FAST = ("-p", "no:cacheprovider", "--planguard-processes", "0")
 ESCAPING = ("../../escaped", "nested/view", "..", ".hidden", "x" * 250)
-KINDS = ("escape", "crash", "recompile", "swap", "drift", "flaky")
+KINDS = ("escape", "crash", "panic", "recompile", "swap", "drift", "flaky")
 
 HOSTILE_ADAPTER = f'''
 import dataclasses
@@ -33,6 +33,10 @@ import msgspec
 from pytest_planguard.reference_adapter import ReferenceAdapter
 
 ESCAPING = {ESCAPING!r}
+
+
+class EnginePanic(BaseException):
+    """Like pyo3's PanicException: a BaseException, not an Exception."""
 
 
 def kind_of(compiled):
@@ -52,6 +56,8 @@ class HostileAdapter(ReferenceAdapter):
         self.kind = kind_of(compiled)
         if self.kind == "crash":
             raise RuntimeError("the adapter crashed while building the session")
+        if self.kind == "panic":
+            raise EnginePanic("the engine panicked while building the session")
         return super().build_context(compiled)
 
     def plan(self, context):
@@ -177,6 +183,8 @@ def test_a_hostile_adapter_gets_a_code_for_each_misbehaviour(
     codes.expect_all(found("escape", view="v"), ["PLAN_NEW"])
     codes.expect_all(found("crash"), ["MANIFEST_ERROR"])
     assert "error[MANIFEST_ERROR] RuntimeError: the adapter crashed" in output
+    codes.expect_all(found("panic"), ["MANIFEST_ERROR"])
+    assert "error[MANIFEST_ERROR] EnginePanic: the engine panicked" in output
     codes.expect_all(found("recompile", check="single_compile"), ["SINGLE_COMPILE_VIOLATION"])
     codes.expect_all(found("swap", check="resolver_identity"), ["RESOLVER_IDENTITY_VIOLATION"])
     codes.expect_all(found("drift", check="determinism"), ["NONDETERMINISTIC"])
