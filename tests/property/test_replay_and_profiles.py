@@ -178,11 +178,19 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_importing_the_profiles_module_does_not_import_hypothesis() -> None:
+@pytest.mark.parametrize(
+    "module",
+    [
+        "pytest_planguard.strategies.profiles",  # what the plugin imports at start-up on CI
+        "pytest_planguard.hypothesis_profiles",  # the old path, named in the README
+        "pytest_planguard.strategies",  # the facade imports its modules on first use
+    ],
+)
+def test_importing_the_profiles_module_does_not_import_hypothesis(module: str) -> None:
     done = _python(
-        """
+        f"""
         import sys
-        import pytest_planguard.hypothesis_profiles
+        import {module}
         assert "hypothesis" not in sys.modules, "imported hypothesis"
         print("ok")
         """
