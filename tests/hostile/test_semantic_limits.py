@@ -31,8 +31,8 @@ from reference_impl.semantics.complexity import (
 )
 from reference_impl.semantics.load import load_manifest
 from reference_impl.semantics.model import PolicySpec, RuntimeSpec
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.corpus import CLEAN, T, cte_chain, view, view_chain, write_table
+from tests.support.codes import CodeRecorder
 
 
 def _project(tmp_path: Path, manifest: str, *, table: bool = False) -> Path:

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.corpus import BY_ID, ERRORS, Case, materialize
 from tests.hostile.helpers import (
     ERROR_LINE,
     assert_error_line,
     assert_no_traceback,
     assert_nothing_written,
-    run_planguard,
     tree_state,
 )
+from tests.support.cli import run_planguard
+from tests.support.codes import CodeRecorder
 
 
 def variants(count: int) -> tuple[Case, ...]:

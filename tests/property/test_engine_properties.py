@@ -13,11 +13,9 @@ deadline (planning time varies with the machine's load).
 
 from __future__ import annotations
 
-import io
 import random
 import re
 from collections.abc import Callable, Sequence
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_planguard.cli import main
 from pytest_planguard.hypothesis_profiles import scaled_examples
 from pytest_planguard.strategies import (
     ManifestCase,
@@ -37,6 +34,7 @@ from pytest_planguard.strategies import (
 )
 from reference_impl.pipeline import PipelineRun, run_pipeline
 from reference_impl.relspec.contracts import ViewNode
+from tests.support.cli import run_cli
 
 ENGINE = settings(
     max_examples=scaled_examples(0.5, minimum=5),
@@ -45,6 +43,7 @@ ENGINE = settings(
     # Hypothesis' too_slow threshold on a shared 2-core machine.
     suppress_health_check=[HealthCheck.too_slow],
 )
+
 SMALL = {"max_views": 3, "max_datasets": 2, "max_columns": 3, "max_rows": 3}
 
 KNOWN_ENGINE_DEFECTS: dict[str, str] = {
@@ -69,13 +68,6 @@ def undecodable_known_defect(plan_text: str, error: BaseException) -> bool:
     filter folded to false): ``SELECT avg(l.k) AS a FROM t AS l JOIN t AS r ON l.k = r.k
     WHERE CAST(NULL AS BOOLEAN)`` fails with "Schema error: No field named l.k"."""
     return "EmptyRelation" in plan_text and "Schema error: No field named" in str(error)
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def unplanned(nodes: Sequence[ViewNode]) -> list[str]:
