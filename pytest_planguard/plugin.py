@@ -137,7 +137,7 @@ def _register_hypothesis_profiles(config: pytest.Config) -> None:
         or os.environ.get("CI")  # our `ci` profile replaces Hypothesis' own on CI machines
         or "hypothesis" in sys.modules
     ):
-        from pytest_planguard.hypothesis_profiles import register_profiles
+        from pytest_planguard.strategies.profiles import register_profiles
 
         register_profiles()
 

@@ -3,7 +3,6 @@ of the bundled TPC-H example whose data is generated once per test session (per 
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Any
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "reference_impl" / "examples"
-TPCH = EXAMPLES / "tpch"
+from tests.support.tpch import copy_tpch
 
 pytest_plugins = ["pytester"]
 
@@ -34,15 +32,6 @@ def tpch_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tpch-cache")
     bootstrap(root)
     return root / "data"
-
-
-def copy_tpch(target: Path, data: Path) -> Path:
-    """Copy the bundled TPC-H example (manifest, views, data) into ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(TPCH / "manifest.toml", target / "manifest.toml")
-    shutil.copytree(TPCH / "views", target / "views")
-    shutil.copytree(data, target / "data", ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
-    return target / "manifest.toml"
 
 
 @pytest.fixture

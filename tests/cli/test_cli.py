@@ -5,11 +5,9 @@ never a traceback."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import tomllib
 from collections.abc import Callable
@@ -21,6 +19,7 @@ import pytest
 
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import load_manifest
+from tests.support.cli import run_planguard
 
 WriteManifest = Callable[..., Path]
 DeltaTableFactory = Callable[..., Path]
@@ -29,24 +28,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "reference_impl" / "examples"
 ERROR_LINE = re.compile(r"^error\[(?P<code>[A-Z_]+)\] (?P<rest>.+)$", re.MULTILINE)
 
 
-def planguard_command() -> list[str]:
-    script = Path(sys.executable).with_name("planguard")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "pytest_planguard.cli"]
-
-
 def planguard(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "PLANGUARD_DEBUG"}
-    done = subprocess.run(
-        [*planguard_command(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    done = run_planguard(*args, cwd=cwd)
     for stream in (done.stdout, done.stderr):
         assert "Traceback" not in stream, stream
     return done

@@ -10,14 +10,14 @@ it declared, so the declarations are exactly what the tests check.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-CODES_MARKER = "produces_codes"
+from tests.support.codes import CODES_MARKER, DESELECTED, CodeRecorder, declared_codes
+
 CALL_REPORT = pytest.StashKey[pytest.TestReport]()
-DESELECTED = pytest.StashKey[list[pytest.Item]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,34 +41,6 @@ def pytest_runtest_makereport(
     if report.when == "call":
         item.stash[CALL_REPORT] = report
     return report
-
-
-def declared_codes(item: pytest.Item) -> set[str]:
-    return {str(code) for marker in item.iter_markers(CODES_MARKER) for code in marker.args}
-
-
-class CodeRecorder:
-    """Asserts codes against a test's declaration and remembers which it saw."""
-
-    def __init__(self, declared: set[str]) -> None:
-        self.declared = declared
-        self.seen: set[str] = set()
-
-    def expect(self, actual: object, expected: str, context: object = "") -> None:
-        """``actual`` must be the code ``expected`` (which the test must declare)."""
-        assert str(actual) == expected, f"expected {expected}, got {actual}\n{context}"
-        self._saw(expected)
-
-    def expect_all(self, actual: Iterable[object], expected: Iterable[str]) -> None:
-        """Every code in ``expected`` is among ``actual``."""
-        found = {str(code) for code in actual}
-        for code in expected:
-            assert code in found, f"{code} not among {sorted(found)}"
-            self._saw(code)
-
-    def _saw(self, code: str) -> None:
-        assert code in self.declared, f"{code} is produced but not declared by produces_codes"
-        self.seen.add(code)
 
 
 @pytest.fixture

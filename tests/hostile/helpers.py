@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -61,23 +59,3 @@ def assert_error_line(case: Case, stderr: str, file: Path) -> re.Match[str]:
             f"{where!r} does not name the field {case.field_path}"
         )
     return match
-
-
-def planguard_command() -> list[str]:
-    script = Path(sys.executable).with_name("planguard")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "pytest_planguard.cli"]
-
-
-def run_planguard(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "PLANGUARD_DEBUG"}
-    return subprocess.run(
-        [*planguard_command(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-        timeout=300,
-    )

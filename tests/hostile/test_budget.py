@@ -28,8 +28,9 @@ from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
 from reference_impl.relspec.contracts import PolicyCode
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import load_manifest
-from tests.hostile.conftest import CodeRecorder
-from tests.hostile.helpers import assert_no_traceback, run_planguard
+from tests.hostile.helpers import assert_no_traceback
+from tests.support.cli import run_planguard
+from tests.support.codes import CodeRecorder
 
 DEPTH = 100
 BUDGET_MS = 300

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_planguard.cli import main
-from tests.hostile.conftest import CODES_MARKER, CodeRecorder
 from tests.hostile.corpus import BY_ID, CASES, EARLY, ERRORS, Case, materialize
 from tests.hostile.helpers import (
     assert_error_line,
@@ -18,6 +16,8 @@ from tests.hostile.helpers import (
     assert_nothing_written,
     tree_state,
 )
+from tests.support.cli import run_cli
+from tests.support.codes import CODES_MARKER, CodeRecorder
 
 
 def params(cases: tuple[Case, ...]) -> list[object]:
@@ -25,16 +25,6 @@ def params(cases: tuple[Case, ...]) -> list[object]:
         pytest.param(case, id=case.id, marks=getattr(pytest.mark, CODES_MARKER)(case.code))
         for case in cases
     ]
-
-
-def run_cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.chdir(cwd)  # a relative write that slipped through would land in the tree
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_corpus_is_large_and_distinct() -> None:
@@ -47,13 +37,11 @@ def test_the_corpus_is_large_and_distinct() -> None:
 def test_validate_gives_the_coded_error_and_writes_nothing(
     case: Case,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     codes: CodeRecorder,
 ) -> None:
     path = materialize(case, tmp_path)
     before = tree_state(tmp_path)
-    exit_code, out, err = run_cli(capsys, monkeypatch, tmp_path, "validate", str(path))
+    exit_code, out, err = run_cli("validate", str(path), cwd=tmp_path)
     assert_no_traceback(out, err)
     assert exit_code == case.exit, (out, err)
     if case.stage == "policy":
@@ -76,12 +64,10 @@ def test_validate_gives_the_coded_error_and_writes_nothing(
 def test_validate_json_carries_the_code(
     case: Case,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     codes: CodeRecorder,
 ) -> None:
     path = materialize(case, tmp_path)
-    exit_code, out, _ = run_cli(capsys, monkeypatch, tmp_path, "validate", "--json", str(path))
+    exit_code, out, _ = run_cli("validate", "--json", str(path), cwd=tmp_path)
     assert exit_code == 2
     payload = json.loads(out)
     assert payload["ok"] is False
@@ -93,13 +79,11 @@ def test_validate_json_carries_the_code(
 def test_compile_refuses_it_before_any_engine_work(
     case: Case,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     codes: CodeRecorder,
 ) -> None:
     path = materialize(case, tmp_path)
     before = tree_state(tmp_path)
-    exit_code, out, err = run_cli(capsys, monkeypatch, tmp_path, "compile", str(path))
+    exit_code, out, err = run_cli("compile", str(path), cwd=tmp_path)
     assert (exit_code, out) == (2, "")
     codes.expect(assert_error_line(case, err, path)["code"], case.code, err)
     assert_nothing_written(before, tree_state(tmp_path))

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.corpus import EARLY, LATE, Case, materialize
 from tests.hostile.helpers import assert_no_traceback, assert_nothing_written, tree_state
+from tests.support import gate as gates
+from tests.support.codes import CodeRecorder
 
-FAST = ("-p", "no:cacheprovider", "--planguard-processes", "0", "--planguard-runs", "1")
 NOT_FOUND = tuple(case for case in EARLY if case.code == "MANIFEST_NOT_FOUND")
 COLLECTION = tuple(case for case in EARLY if case.code != "MANIFEST_NOT_FOUND")
 ENGINE = tuple(case for case in LATE if case.stage == "engine")
@@ -35,9 +35,7 @@ def gate(
     paths = {case.id: materialize(case, base) for case in cases}
     before = tree_state(base)  # pytester keeps its own files beside it
     args = [arg for path in paths.values() for arg in ("--planguard-manifest", str(path))]
-    result = pytester.runpytest_subprocess(
-        *FAST, "--planguard", "--planguard-snapshot-dir", "snaps", *args, *extra
-    )
+    result = gates.gate(pytester, "--planguard-snapshot-dir", "snaps", *args, *extra)
     output = result.stdout.str() + result.stderr.str()
     assert_no_traceback(output)
     assert_nothing_written(before, tree_state(base))

@@ -33,8 +33,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pytest_planguard import cli
-from tests.hostile.conftest import CodeRecorder
-from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, planguard_command, tree_state
+from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, tree_state
+from tests.support.cli import run_planguard
+from tests.support.codes import CodeRecorder
 
 CLEAN = (
     "[policy]\nsmall_input_rows = 0\n"
@@ -91,17 +92,7 @@ def run_limited(
         cap = 1024 * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    env = {key: value for key, value in os.environ.items() if key != "PLANGUARD_DEBUG"}
-    return subprocess.run(
-        [*planguard_command(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-        timeout=timeout,
-        preexec_fn=limit if cap_memory else None,
-    )
+    return run_planguard(*args, cwd=cwd, timeout=timeout, preexec_fn=limit if cap_memory else None)
 
 
 def overwritten_table(location: Path, *, times: int = 5, rows: int = 14) -> Path:

@@ -16,7 +16,7 @@ import pytest
 from pytest_planguard.errors import PlanguardCode
 from reference_impl.errors import ErrorCode
 from reference_impl.relspec.contracts import PolicyCode
-from tests.hostile.conftest import CODES_MARKER, DESELECTED, declared_codes
+from tests.support.codes import CODES_MARKER, DESELECTED, declared_codes
 
 HERE = Path(__file__).resolve().parent
 ENUMS = (ErrorCode, PolicyCode, PlanguardCode)

@@ -8,10 +8,8 @@ output keeps its earlier Delta versions intact and readable.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,13 @@ from reference_impl.errors import ReferenceImplError
 from reference_impl.execution import execute_plan
 from reference_impl.pipeline import run_pipeline
 from reference_impl.relspec.scan_overrides import apply_scan_unit_overrides
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import (
     ERROR_LINE,
     assert_no_traceback,
-    planguard_command,
     tree_state,
 )
+from tests.support.cli import run_planguard
+from tests.support.codes import CodeRecorder
 
 ROWS = 4000
 
@@ -344,27 +342,10 @@ def test_the_process_killed_in_the_middle_of_execute_plan_keeps_earlier_versions
     and still every output reads as its previous committed version (nothing is committed
     before every output was collected and checked)."""
     before = first_run_then_new_input(project)
-    env = {**os.environ, "PLANGUARD_FAULT": "kill"}
-    env.pop("PLANGUARD_DEBUG", None)
-    done = subprocess.run(
-        [*planguard_command(), "run", str(project)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    done = run_planguard("run", project, env={"PLANGUARD_FAULT": "kill"})
     assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-2000:])
     assert_outputs_intact(project.parent, before, plain=0)
-    env["PLANGUARD_FAULT"] = ""  # twin: the next run commits normally
-    again = subprocess.run(
-        [*planguard_command(), "run", str(project)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+    again = run_planguard("run", project, env={"PLANGUARD_FAULT": ""})  # twin: commits
     assert again.returncode == 0, again.stderr
     assert deltalake.DeltaTable(str(project.parent / "out" / "guarded")).version() == 1
     assert len(read(project.parent / "out" / "guarded")) == ROWS + 100

@@ -20,8 +20,8 @@ from reference_impl.pipeline import run_pipeline
 from reference_impl.relspec.authority import build_execution_authority
 from reference_impl.relspec.execution_plan import compile_execution_plan
 from reference_impl.relspec.policy_validation import validate_policy_bundle
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, tree_state
+from tests.support.codes import CodeRecorder
 
 CLEAN = (
     "[policy]\nsmall_input_rows = 0\n"

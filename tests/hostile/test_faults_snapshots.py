@@ -34,8 +34,9 @@ import pytest
 
 from pytest_planguard.cli import main
 from pytest_planguard.snapshot import FORMAT_LINE, SECTIONS, parse_snapshot
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import assert_no_traceback
+from tests.support.codes import CodeRecorder
+from tests.support.gate import FAST, clean_env, gate_command, run_gate
 
 VIEWS = [f"v{i}" for i in range(6)]
 MANIFEST = (
@@ -47,34 +48,14 @@ MANIFEST = (
     + "[policy]\nsmall_input_rows = 0\n"
     + "[policy.delta_support]\nmax_reader_version = 3\nmax_writer_version = 7\n"
 )
-FAST = ("-p", "no:cacheprovider", "--planguard-processes", "0", "--planguard-runs", "1")
 SNAPSHOTS = Path("snapshots") / "manifest"
 EDITED = "v3"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a nested pytest: nothing of the outer session or its xdist."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PYTEST_", "PLANGUARD_")) and key != "COV_CORE_SOURCE"
-    }
-    return {**env, **extra}
 
 
 def gate(
     root: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *FAST, "--planguard", *args],
-        cwd=root,
-        env=env or clean_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        **kwargs,
-    )
+    done = run_gate(root, *FAST, *args, env=env or clean_env(), timeout=600, **kwargs)
     assert_no_traceback(done.stdout, done.stderr)
     return done
 
@@ -232,16 +213,7 @@ def test_the_gate_killed_while_updating_a_snapshot_keeps_the_old_file(project: P
     ready = project / "ready"
     env = clean_env(KILL_AT=f"{EDITED}.plan", KILL_READY=str(ready), PYTHONPATH=str(project))
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *FAST,
-            "-p",
-            "killpoint",
-            "--planguard",
-            "--snapshot-update",
-        ],
+        gate_command(*FAST, "-p", "killpoint", "--snapshot-update"),
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -361,7 +333,7 @@ def test_concurrent_xdist_updates_leave_whole_snapshots(project: Path, codes: Co
     same six files.  Every file ends whole, and a plain run then passes."""
     shutil.rmtree(project / "snapshots")
     edit_view(project)
-    command = [sys.executable, "-m", "pytest", *FAST, "--planguard", "--snapshot-update"]
+    command = gate_command(*FAST, "--snapshot-update")
     sessions = [
         subprocess.Popen(
             [*command, "-n", "2"],

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pytest
 
 from pytest_planguard.cli import main
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import assert_no_traceback
+from tests.support.codes import CodeRecorder
 
 MANIFEST = """
 [datasets.t]

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 
 from pytest_planguard.cli import main
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import assert_no_traceback
+from tests.support.codes import CodeRecorder
 
 FAST = ("-p", "no:cacheprovider", "--planguard-processes", "0")
 ESCAPING = ("../../escaped", "nested/view", "..", ".hidden", "x" * 250)

@@ -30,7 +30,7 @@ from reference_impl.relspec.execution_plan import compile_execution_plan
 from reference_impl.relspec.policy_validation import validate_policy_bundle
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import load_manifest
-from tests.hostile.conftest import CodeRecorder
+from tests.support.codes import CodeRecorder
 
 CLEAN = (
     "[policy]\nsmall_input_rows = 0\n"

@@ -31,8 +31,8 @@ from reference_impl.semantics.complexity import (
 )
 from reference_impl.semantics.load import load_manifest
 from reference_impl.semantics.model import PolicySpec, RuntimeSpec
-from tests.hostile.conftest import CodeRecorder
 from tests.hostile.corpus import CLEAN, T, cte_chain, view, view_chain, write_table
+from tests.support.codes import CodeRecorder
 
 
 def _project(tmp_path: Path, manifest: str, *, table: bool = False) -> Path:
@@ -166,8 +166,8 @@ def test_the_plugin_writers_quote_a_name_with_a_trailing_newline() -> None:
     ``"a\\n"`` written bare would make an unparsable manifest instead of the hostile one."""
     import tomllib
 
-    from pytest_planguard._sqlgen import SAFE_PREFIXES, is_safe_name
-    from pytest_planguard.strategies import _toml_dumps
+    from pytest_planguard.strategies._internal.serialization import _toml_dumps
+    from pytest_planguard.strategies._internal.sqlgen import SAFE_PREFIXES, is_safe_name
 
     document = {"views": {"a\n": {"sql": "SELECT 1"}}}
     assert tomllib.loads(_toml_dumps(document)) == document

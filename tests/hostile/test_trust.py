@@ -12,7 +12,6 @@ subprocesses receive the same allowlist.  Each test has its twin.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -27,8 +26,9 @@ import pytest
 from pytest_planguard.cli import main
 from reference_impl.errors import ReferenceImplError
 from reference_impl.pipeline import run_pipeline
-from tests.hostile.conftest import CodeRecorder
-from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, planguard_command
+from tests.hostile.helpers import ERROR_LINE, assert_no_traceback
+from tests.support.cli import run_planguard
+from tests.support.codes import CodeRecorder
 
 ENV = "PLANGUARD_TRUSTED_MODULES"
 MODULE = "planguard_trust_spy"
@@ -67,16 +67,7 @@ def planguard(
     *args: str | Path, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """A real ``planguard`` process: a provider that aborts cannot take the test with it."""
-    base = {k: v for k, v in os.environ.items() if k not in ("PLANGUARD_DEBUG", ENV)}
-    return subprocess.run(
-        [*planguard_command(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**base, **(env or {})},
-        check=False,
-        timeout=300,
-    )
+    return run_planguard(*args, cwd=cwd, env=env, unset=(ENV,))
 
 
 @pytest.fixture

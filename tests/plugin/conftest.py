@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.shop import write_shop
+from tests.support.shop import write_shop
 
 
 @pytest.fixture

@@ -11,14 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.shop import FAST, edit
+from tests.support.gate import gate
+from tests.support.shop import edit
 
 SNAPSHOTS = Path("snapshots/manifest")
 VIEWS = ("big_spenders", "customer_totals", "event_counts", "order_totals")
-
-
-def gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*FAST, "--planguard", *args)
 
 
 def accepted(pytester: pytest.Pytester) -> None:

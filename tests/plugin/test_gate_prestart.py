@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import gate as gates
+
 SPAWN_LOG = """
 import pytest_planguard.gate as gate
 import pytest_planguard.invariants as invariants
@@ -48,9 +50,7 @@ VIEWS = ("big_spenders", "customer_totals", "event_counts", "order_totals")
 
 def _gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makeconftest(SPAWN_LOG)
-    return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--planguard", "--planguard-runs", "1", *args
-    )
+    return gates.gate(pytester, *args, options=("-p", "no:cacheprovider", "--planguard-runs", "1"))
 
 
 def test_each_determinism_subprocess_starts_once(pytester: pytest.Pytester, shop: Path) -> None:

@@ -222,6 +222,39 @@ def test_resolver_identity_fails_when_a_stage_is_never_reached(
     )
 
 
+def test_resolver_spy_fixture_in_a_users_test(pytester: pytest.Pytester, broken: Path) -> None:
+    """The public ``planguard_resolver_spy`` fixture, asserted by a user's own test: one
+    resolver through every stage of the reference run; the twin sees the stray one."""
+    pytester.makepyfile(
+        """
+        import broken_pipeline
+        from reference_impl import run_pipeline
+
+        def test_one_resolver(planguard_resolver_spy):
+            run_pipeline("manifest.toml")
+            identities = planguard_resolver_spy.identities()
+            assert set(identities) == {"registration", "scan_override", "execution"}
+            assert {len(ids) for ids in identities.values()} == {1}, identities
+            assert len({ids[0] for ids in identities.values()}) == 1, identities
+            assert planguard_resolver_spy.failure() is None
+
+        def test_swapped_resolver(planguard_resolver_spy):
+            broken_pipeline.run_swapping_resolver("manifest.toml")
+            stray = planguard_resolver_spy.stray()
+            assert stray is None, planguard_resolver_spy.failure()
+        """
+    )
+    result = _run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*stage 'execution' received resolver 0x* (DatasetBindings), a different object "
+            "from the 0x* that stage 'registration' received",
+            "FAILED test_resolver_spy_fixture_in_a_users_test.py::test_swapped_resolver*",
+        ]
+    )
+
+
 # ---------------------------------------------------------------- determinism
 
 

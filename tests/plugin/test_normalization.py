@@ -9,42 +9,27 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pytest_planguard.normalize import normalize_plan_text, settings_hash
-from tests.plugin.shop import FAST, edit, write_shop
+from tests.support import gate as gates
+from tests.support.gate import FAST
+from tests.support.shop import edit, write_shop
 
 
 def run_gate(
     project: Path, *args: str, env: dict[str, str] | None = None, cpus: set[int] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+    return gates.run_gate(
+        project,
         *FAST,
-        "--planguard",
         "--planguard-manifest",
         "manifest.toml",
         *args,
-    ]
-    if cpus is not None:
-        command = [
-            sys.executable,
-            "-c",
-            f"import os, sys, pytest; os.sched_setaffinity(0, {cpus!r}); "
-            f"sys.exit(pytest.main({command[3:]!r}))",
-        ]
-    return subprocess.run(
-        command,
-        cwd=project,
-        capture_output=True,
-        text=True,
         env={**os.environ, **(env or {})},
-        check=False,
+        cpus=cpus,
     )
 
 

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from pytest_planguard.snapshot import FORMAT_LINE
-from tests.plugin.shop import FAST, edit, write_shop
+from tests.support import gate as gates
+from tests.support.gate import FAST
+from tests.support.shop import edit, write_shop
 
 VIEWS = ("big_spenders", "customer_totals", "event_counts", "order_totals")
 SNAPS = Path("snaps/ex/manifest")
@@ -29,7 +31,7 @@ NO_CACHE = ("-p", "no:cacheprovider")
 
 def gate(pytester: pytest.Pytester, *args: str, cache: bool = False) -> pytest.RunResult:
     options = FAST if not cache else tuple(a for a in FAST if a not in NO_CACHE)
-    return pytester.runpytest_subprocess(*options, "--planguard", *args)
+    return gates.gate(pytester, *args, options=options)
 
 
 @pytest.fixture

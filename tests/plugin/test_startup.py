@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.shop import FAST
+from tests.support.gate import FAST
 
 HEAVY = ("datafusion", "deltalake", "pyarrow", "reference_impl", "sqlglot")
 

@@ -11,26 +11,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import copy_tpch
+from tests.support.gate import run_gate
+from tests.support.tpch import copy_tpch
 
 
 def gate(
     project: Path, *args: str, env: dict[str, str], cpus: set[int] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    argv = ["-p", "no:cacheprovider", "--planguard", "--planguard-processes", "1", *args]
-    prologue = f"os.sched_setaffinity(0, {cpus!r}); " if cpus else ""
-    code = f"import os, sys, pytest; {prologue}sys.exit(pytest.main({argv!r}))"
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=False,
-    )
+    options = ("-p", "no:cacheprovider", "--planguard-processes", "1")
+    return run_gate(project, *options, *args, env={**os.environ, **env}, cpus=cpus)
 
 
 def test_tpch_snapshots_travel_between_directories(tmp_path: Path, tpch_data: Path) -> None:

@@ -13,10 +13,8 @@ test can feed it a broken compiler and watch it fail.
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import MappingProxyType
 
@@ -24,7 +22,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_planguard.cli import main
 from pytest_planguard.hypothesis_profiles import scaled_examples
 from pytest_planguard.strategies import (
     MUTATIONS,
@@ -41,6 +38,7 @@ from reference_impl.errors import ReferenceImplError
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import load_manifest
 from reference_impl.semantics.program import SemanticProgramManifest
+from tests.support.cli import run_cli
 
 Compile = Callable[[Path], SemanticProgramManifest]
 
@@ -51,13 +49,6 @@ GENERATION = [HealthCheck.too_slow]
 
 def reference_compile(path: Path) -> SemanticProgramManifest:
     return compile_semantic_program(load_manifest(path))
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 # ------------------------------------------------------------------------- checks

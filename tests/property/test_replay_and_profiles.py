@@ -8,17 +8,15 @@ registering them must not import Hypothesis before it is needed.
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from pytest_planguard.cli import main
+from tests.support.cli import run_cli
 
 # A tiny search space: shrinking a full-size manifest takes minutes, not what is tested here.
 TINY = 'max_datasets=1, max_columns=1, max_rows=0, udfs=False, manifest_formats=("toml",)'
@@ -37,13 +35,6 @@ def test_fails(case):
     with replay_on_failure(case):
         assert {condition}
 """
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _failing_run(pytester: pytest.Pytester, **fields: str) -> tuple[pytest.RunResult, Path]:
@@ -178,11 +169,19 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_importing_the_profiles_module_does_not_import_hypothesis() -> None:
+@pytest.mark.parametrize(
+    "module",
+    [
+        "pytest_planguard.strategies.profiles",  # what the plugin imports at start-up on CI
+        "pytest_planguard.hypothesis_profiles",  # the old path, named in the README
+        "pytest_planguard.strategies",  # the facade imports its modules on first use
+    ],
+)
+def test_importing_the_profiles_module_does_not_import_hypothesis(module: str) -> None:
     done = _python(
-        """
+        f"""
         import sys
-        import pytest_planguard.hypothesis_profiles
+        import {module}
         assert "hypothesis" not in sys.modules, "imported hypothesis"
         print("ok")
         """

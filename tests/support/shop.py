@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Imported here, at conftest load, and never inside a test: pytester restores sys.modules
-# after each test, and deltalake's native module panics when it is initialized twice.
+# Imported here, at conftest load (tests/plugin/conftest.py imports this module), and never
+# inside a test: pytester restores sys.modules after each test, and deltalake's native
+# module panics when it is initialized twice.
 import deltalake
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,8 +58,6 @@ small_input_rows = 0
 max_reader_version = 3
 max_writer_version = 7
 """
-
-FAST = ("-p", "no:cacheprovider", "--planguard-processes", "0", "--planguard-runs", "1")
 
 
 def write_shop(root: Path) -> Path:

@@ -1,0 +1,69 @@
+"""``pytest --planguard`` as the tests run it: inside a pytester directory (:func:`gate`)
+or in a fresh interpreter in a project directory (:func:`run_gate`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FAST = ("-p", "no:cacheprovider", "--planguard-processes", "0", "--planguard-runs", "1")
+"""A quick nested gate: no cache provider, no determinism subprocesses, one run."""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a nested pytest: nothing of the outer session or its xdist."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_", "PLANGUARD_")) and key != "COV_CORE_SOURCE"
+    }
+    return {**env, **extra}
+
+
+def gate(pytester: pytest.Pytester, *args: str, options: Sequence[str] = FAST) -> pytest.RunResult:
+    """``pytest OPTIONS --planguard ARGS`` in a subprocess in pytester's directory."""
+    return pytester.runpytest_subprocess(*options, "--planguard", *args)
+
+
+def gate_command(*args: str, cpus: set[int] | None = None) -> list[str]:
+    """The command line of ``pytest --planguard ARGS`` in a fresh interpreter, pinned to
+    ``cpus`` (``os.sched_setaffinity``) before pytest starts when given."""
+    argv = ["--planguard", *args]
+    if cpus is None:
+        return [sys.executable, "-m", "pytest", *argv]
+    return [
+        sys.executable,
+        "-c",
+        f"import os, sys, pytest; os.sched_setaffinity(0, {cpus!r}); "
+        f"sys.exit(pytest.main({argv!r}))",
+    ]
+
+
+def run_gate(
+    project: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cpus: set[int] | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``pytest --planguard ARGS`` in a fresh interpreter in ``project``.
+
+    ``env`` is the whole environment of the process (default: this one's).
+    """
+    return subprocess.run(
+        gate_command(*args, cpus=cpus),
+        cwd=project,
+        env=dict(os.environ if env is None else env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        **kwargs,
+    )
