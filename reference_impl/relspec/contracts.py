@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 
 from reference_impl.engine.delta_protocol import DeltaProtocol, DeltaProtocolCompatibility
-from reference_impl.engine.session import ViewFailure
+from reference_impl.engine.failures import ViewFailure
 from reference_impl.semantics.model import DeltaSupportSpec
 
 AUTHORITY_CONTRACT_VERSION = "authority/1"
