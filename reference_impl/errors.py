@@ -74,6 +74,11 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
+COMMAND_LINE_CODES = frozenset({ErrorCode.USAGE, ErrorCode.INTERRUPTED, ErrorCode.INTERNAL_ERROR})
+"""The codes of the ``planguard`` command line itself (``reference_impl.cli``): printed by
+its parser and its guard around every command, never raised as a :class:`ReferenceImplError`."""
+
+
 class ReferenceImplError(Exception):
     """Root exception of the reference pipeline: a code, a file, a field path, a message."""
 
