@@ -15,8 +15,9 @@ Per pipeline workload, one child process times, with the same warm caches:
 * bare DataFusion: a ``SessionContext`` with the manifest's pinned settings, the same
   tables (``DeltaTable`` / ``register_parquet``), UDFs and views registered in order and,
   for each view, ``ctx.sql`` + optimized logical plan + physical plan + their display;
-* planguard: load -> semantic compile -> context -> authority -> execution plan (P0/P1/P2
-  bundles, statistics, lineage, fingerprints) -> policy validation.
+* planguard: ``reference_impl.pipeline.plan_pipeline``, the one stage chain: load -> semantic
+  compile -> runtime profile -> context -> authority -> execution plan (P0/P1/P2 bundles,
+  statistics, lineage, fingerprints) -> policy validation.
 
 Bare and planguard runs alternate (ABBA); each reports the minimum over its repetitions.
 ``--quick`` runs fewer repetitions (see ``REPS``); every workload still runs in full.
@@ -86,12 +87,12 @@ def _reset_peak() -> bool:
 
 def _bare_spec(manifest: Path) -> dict[str, Any]:
     """What bare DataFusion needs to plan the manifest (prepared before any timing)."""
-    from reference_impl.engine.runtime import build_runtime_profile
-    from reference_impl.semantics.compile import compile_semantic_program
-    from reference_impl.semantics.load import load_manifest
+    from reference_impl.pipeline import PipelineState, run_stages
 
-    program = compile_semantic_program(load_manifest(manifest))
-    profile = build_runtime_profile(program)
+    state = run_stages(PipelineState(manifest), last="runtime_profile")
+    program, profile = state.program, state.runtime_profile
+    assert program is not None
+    assert profile is not None
     return {
         "session": dict(profile.session_settings),
         "runtime": dict(profile.runtime_settings),
@@ -136,27 +137,15 @@ def _bare(spec: dict[str, Any]) -> dict[str, str]:
 
 
 def _planguard(manifest: Path) -> dict[str, str]:
-    """planguard: compile -> context -> authority -> plan bundles -> validate."""
-    from reference_impl.engine.runtime import build_runtime_profile
-    from reference_impl.engine.session import build_semantic_execution_context
-    from reference_impl.relspec.authority import build_execution_authority
-    from reference_impl.relspec.execution_plan import compile_execution_plan
-    from reference_impl.relspec.policy_validation import validate_policy_bundle
-    from reference_impl.semantics.compile import compile_semantic_program
-    from reference_impl.semantics.load import load_manifest
+    """planguard: the whole stage chain, load through policy validation (``plan_pipeline``)."""
+    from reference_impl.pipeline import plan_pipeline
 
-    program = compile_semantic_program(load_manifest(manifest))
-    profile = build_runtime_profile(program)
-    authority = build_execution_authority(build_semantic_execution_context(program, profile))
-    plan = compile_execution_plan(authority)
-    validation = validate_policy_bundle(
-        plan, runtime_profile=profile, udf_snapshot=authority.capabilities.udf_snapshot
-    )
-    if not validation.ok:
-        raise SystemExit(f"policy validation failed: {validation.codes()}")
+    planned = plan_pipeline(manifest)
+    if not planned.validation.ok:
+        raise SystemExit(f"policy validation failed: {planned.validation.codes()}")
     return {
         name: bundle.p0 + bundle.p1 + bundle.p2
-        for name, bundle in plan.plan_bundles_by_view.items()
+        for name, bundle in planned.plan.plan_bundles_by_view.items()
     }
 
 

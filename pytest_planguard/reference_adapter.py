@@ -37,12 +37,18 @@ REFERENCE_RESOLVER_STAGES = (
 
 @dataclass(frozen=True, slots=True)
 class ReferenceContext:
-    authority: Any
-    """reference_impl.relspec.authority.ExecutionAuthorityContext"""
+    state: Any
+    """reference_impl.pipeline.PipelineState, run through the ``authority`` stage"""
+
+    @property
+    def authority(self) -> Any:
+        """reference_impl.relspec.authority.ExecutionAuthorityContext"""
+        return self.state.authority
 
 
 class ReferenceAdapter:
-    """Drives ``reference_impl`` stage by stage."""
+    """Drives ``reference_impl`` through slices of its one stage chain
+    (``reference_impl.pipeline.STAGES``): compile at collection, the rest later."""
 
     compile_entrypoints: Sequence[str] = REFERENCE_COMPILE_ENTRYPOINTS
     resolver_stages: Sequence[ResolverStage] = REFERENCE_RESOLVER_STAGES
@@ -58,39 +64,33 @@ class ReferenceAdapter:
         ``run_pipeline(executors=...)``; None: ``datafusion`` plus ``[executors.*]``."""
 
     def compile(self, manifest: Path) -> Any:
-        from reference_impl.semantics.compile import compile_semantic_program
-        from reference_impl.semantics.load import load_manifest
+        from reference_impl.pipeline import compile_program
 
-        return compile_semantic_program(load_manifest(manifest))
+        return compile_program(manifest)
 
     def view_names(self, compiled: Any) -> Sequence[str]:
         return tuple(compiled.view_names())
 
     def build_context(self, compiled: Any) -> ReferenceContext:
-        from reference_impl.engine.runtime import build_runtime_profile
-        from reference_impl.engine.session import build_semantic_execution_context
-        from reference_impl.relspec.authority import build_execution_authority
+        from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 
-        profile = build_runtime_profile(compiled, trusted_modules=self.trusted_modules)
-        semantic = build_semantic_execution_context(compiled, profile)
-        return ReferenceContext(
-            authority=build_execution_authority(semantic, executors=self.executors)
-        )
+        options = PipelineOptions(executors=self.executors, trusted_modules=self.trusted_modules)
+        start = PipelineState(compiled.source_path, options, program=compiled)
+        return ReferenceContext(run_stages(start, first="runtime_profile", last="authority"))
 
     def plan(self, context: ReferenceContext) -> Any:
-        from reference_impl.relspec.execution_plan import compile_execution_plan
+        from reference_impl.pipeline import run_stages
 
-        return compile_execution_plan(context.authority)
+        return run_stages(context.state, first="execution_plan", last="execution_plan").plan
 
     def validate(self, plan: Any, context: ReferenceContext) -> ValidationOutcome:
-        from reference_impl.relspec.policy_validation import validate_policy_bundle
+        import dataclasses
 
-        authority = context.authority
-        result = validate_policy_bundle(
-            plan,
-            runtime_profile=authority.semantic_context.runtime_profile,
-            udf_snapshot=authority.capabilities.udf_snapshot,
-        )
+        from reference_impl.pipeline import run_stages
+
+        planned = dataclasses.replace(context.state, plan=plan)
+        result = run_stages(planned, first="validate", last="validate").validation
+        assert result is not None  # the validate stage fills it in
         return ValidationOutcome(
             ok=result.ok,
             findings=tuple(
@@ -106,14 +106,9 @@ class ReferenceAdapter:
         )
 
     def execute(self, plan: Any, context: ReferenceContext, *, dry_run: bool) -> Any:
-        from reference_impl.execution import execute_plan
-        from reference_impl.relspec.scan_overrides import apply_scan_unit_overrides
+        from reference_impl.pipeline import execute_pipeline
 
-        semantic = context.authority.semantic_context
-        apply_scan_unit_overrides(
-            semantic.session, semantic.dataset_resolver, plan.scan_policy_overrides_by_key
-        )
-        report = execute_plan(plan, context.authority, dry_run=dry_run)
+        report = execute_pipeline(plan, context.authority, dry_run=dry_run)
         if not dry_run and not report.ok:  # outputs skipped: a failure in every mode
             from pytest_planguard.errors import PlanguardCode, PlanguardError
 
@@ -121,7 +116,7 @@ class ReferenceAdapter:
                 PlanguardCode.POLICY_FAILED,
                 "outputs not written: "
                 + "; ".join(f"{f.code} {f.subject}: {f.message}" for f in report.findings),
-                file=semantic.manifest.source_path,
+                file=context.authority.semantic_context.manifest.source_path,
             )
         return report
 

@@ -45,3 +45,10 @@ def trusted_from_environment(environ: Mapping[str, str] | None = None) -> tuple[
     """The modules ``PLANGUARD_TRUSTED_MODULES`` names (comma-separated)."""
     text = (os.environ if environ is None else environ).get(ENV_VAR, "")
     return parse_trusted_modules(text.split(","), source=ENV_VAR)
+
+
+def granted_on_command_line(given: Iterable[str]) -> tuple[str, ...]:
+    """The ``planguard`` command's allowlist: ``--trust-module`` values plus the
+    environment variable (what ``reference_impl.cli`` asks its ``trust`` source for)."""
+    names = parse_trusted_modules(given, source="--trust-module")
+    return tuple(sorted({*names, *trusted_from_environment()}))

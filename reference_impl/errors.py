@@ -9,6 +9,29 @@ that file.  Policy *findings* are not errors: they live in
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class CodedError(Protocol):
+    """What every user-facing error of either package offers: a stable code and its line.
+
+    Both root exceptions (:class:`ReferenceImplError` here, ``PlanguardError`` in the
+    plugin) satisfy it structurally, so the command line renders any of them without
+    knowing the package it came from.  It is defined here, in the lower package, because
+    the plugin may import ``reference_impl`` but ``reference_impl`` never imports the
+    plugin.
+    """
+
+    @property
+    def code(self) -> StrEnum:
+        """The stable code (an ``ErrorCode``, ``PlanguardCode`` ... member)."""
+
+    def render(self) -> str:
+        """``error[CODE] file: field.path: message``, one line."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The error as JSON-ready data, with ``code`` (what ``--json`` prints)."""
 
 
 class ErrorCode(StrEnum):
@@ -45,6 +68,15 @@ class ErrorCode(StrEnum):
     UDF_PROVIDER_INVALID = "UDF_PROVIDER_INVALID"
     EXECUTION_FAILED = "EXECUTION_FAILED"
     OUTPUT_WRITE_FAILED = "OUTPUT_WRITE_FAILED"
+    # the `planguard` command line itself (every command, the plugin's `diff` included)
+    USAGE = "USAGE"
+    INTERRUPTED = "INTERRUPTED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+COMMAND_LINE_CODES = frozenset({ErrorCode.USAGE, ErrorCode.INTERRUPTED, ErrorCode.INTERNAL_ERROR})
+"""The codes of the ``planguard`` command line itself (``reference_impl.cli``): printed by
+its parser and its guard around every command, never raised as a :class:`ReferenceImplError`."""
 
 
 class ReferenceImplError(Exception):

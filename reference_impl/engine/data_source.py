@@ -1,6 +1,7 @@
 """Dataset providers: resolving a location and registering a table, through the resolver.
 
-``DataSourceConfig`` has the review's two explicit modes:
+``DataSourceConfig`` has two explicit modes, so that falling back to a default location
+is a choice a caller makes, never something a missing entry does silently:
 
 * ``semantic-authority``: locations come from the manifest's resolver only; an unresolved
   one fails closed with ``DATASET_LOCATION_UNRESOLVED``.

@@ -23,7 +23,9 @@ class RuntimeFeatures(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PerfPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Review section 3.C: cache tiers, statistics policy, selective caching, retention."""
+    """How much the engine may cache and how statistics are collected: cache tiers, the
+    statistics policy, selective caching of shared views, retention.  Part of the runtime
+    fingerprint, since each setting can change a plan."""
 
     list_files_cache_limit: str
     list_files_cache_ttl: str | None

@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
-
-import msgspec
+from typing import Any
 
 from reference_impl.engine.data_source import (
     DataFileScope,
@@ -32,22 +30,13 @@ from reference_impl.engine.data_source import (
     is_engine_panic,
     register_dataset,
 )
+from reference_impl.engine.failures import ViewFailure
 from reference_impl.engine.runtime import DataFusionRuntimeProfile, setting_field
 from reference_impl.engine.trusted_import import import_trusted
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.program import DatasetBindings, SemanticProgramManifest
 
 _UNKNOWN_FUNCTION = re.compile(r"Invalid function '(?P<name>[^']+)'")
-
-
-class ViewFailure(msgspec.Struct, frozen=True, kw_only=True):
-    """Why DataFusion could not register one view."""
-
-    view: str
-    kind: Literal["unknown_function", "planning_error", "upstream_failed", "budget_exceeded"]
-    message: str
-    function: str | None = None
-    upstream: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +215,7 @@ def _register_views(
     ctx: Any, manifest: SemanticProgramManifest, *, budget_ms: int | None = None
 ) -> tuple[dict[str, Any], dict[str, ViewFailure]]:
     """Plan (logically) and register each view; ``budget_ms`` bounds each view's planning."""
-    from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
+    from reference_impl.engine.budget import BudgetExceeded, PlanningWorker
 
     frames: dict[str, Any] = {}
     failures: dict[str, ViewFailure] = {}

@@ -1,10 +1,12 @@
 """Stage *authority*: ``build_execution_authority(semantic_context) -> ExecutionAuthorityContext``.
 
-The orchestration authority (review 8.7 / 3.A) wraps the semantic-only context with what
-execution planning needs: an evidence plan, the executor map, a capability snapshot
-(engine versions, supported Delta protocol, the UDF snapshot read from the session's real
-function registry) and the session runtime fingerprint.  It is versioned by
-``AUTHORITY_CONTRACT_VERSION``, independently of ``SEMANTIC_CONTRACT_VERSION``.
+The orchestration authority wraps the semantic-only context with what execution planning
+needs, so that planning and execution take one object whose resolver is the program's
+own (and the engine stays free of orchestration concerns): an evidence plan, the executor
+map, a capability snapshot (engine versions, supported Delta protocol, the UDF snapshot
+read from the session's real function registry) and the session runtime fingerprint.  It
+is versioned by ``AUTHORITY_CONTRACT_VERSION``, independently of
+``SEMANTIC_CONTRACT_VERSION``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Execution-planning contracts (review sections 1-4, corrected).
+"""Execution-planning contracts: the typed records planning produces and everything after it reads.
 
 ``ExecutionPlan`` carries ``view_nodes``, ``scan_units``, ``task_plan_metrics`` (keyed by
 task name), ``lineage_by_view``, ``plan_signals_by_view``, ``plan_bundles_by_view`` and
@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 
 from reference_impl.engine.delta_protocol import DeltaProtocol, DeltaProtocolCompatibility
-from reference_impl.engine.session import ViewFailure
+from reference_impl.engine.failures import ViewFailure
 from reference_impl.semantics.model import DeltaSupportSpec
 
 AUTHORITY_CONTRACT_VERSION = "authority/1"
@@ -148,7 +148,8 @@ class ScanProtocolSummary(_Contract, frozen=True, kw_only=True):
 
 
 class PlanSignals(_Contract, frozen=True, kw_only=True):
-    """The one typed control plane every plan consumer reads (review section 3.B)."""
+    """The one typed record of a view's plan facts that every plan consumer reads
+    (validation, the gate's signals, size heuristics), so no consumer parses plan text."""
 
     view: str
     schema: tuple[SchemaField, ...]

@@ -20,11 +20,11 @@ from typing import Any
 
 import msgspec
 
+from reference_impl.engine.budget import BudgetExceeded, PlanningWorker
 from reference_impl.engine.data_source import RegisteredDataset
 from reference_impl.engine.delta_protocol import delta_protocol_compatibility
-from reference_impl.engine.session import ViewFailure
+from reference_impl.engine.failures import ViewFailure
 from reference_impl.relspec.authority import ExecutionAuthorityContext
-from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
 from reference_impl.relspec.contracts import (
     EXECUTION_PLAN_CONTRACT_VERSION,
     ExecutionPlan,

@@ -1,10 +1,12 @@
 """Stage *policy validation*: ``validate_policy_bundle(plan, *, runtime_profile, udf_snapshot)``.
 
-Execution-plan native (review section 4): UDF rules from ``view_nodes[*].required_udfs``,
-Delta compatibility from ``scan_units[*].protocol_compatibility`` (``compatible`` is
-True / False / None; None is handled by mode, never coerced), size heuristics from
-``task_plan_metrics``.  The mode is a rollout switch: ``error`` keeps each finding's
-severity, ``warn`` turns errors into warnings, ``ignore`` records everything as info.
+It checks the execution plan (with the runtime profile and the UDF snapshot), never the
+session or the manifest, so that what it checks is what will run: UDF rules from
+``view_nodes[*].required_udfs``, Delta compatibility from
+``scan_units[*].protocol_compatibility`` (``compatible`` is True / False / None; None is
+handled by mode, never coerced), size heuristics from ``task_plan_metrics``.  The mode is
+a rollout switch: ``error`` keeps each finding's severity, ``warn`` turns errors into
+warnings, ``ignore`` records everything as info.
 Issues are sorted, so the result's artifact bytes depend only on the plan and runtime.
 """
 

@@ -69,7 +69,8 @@ TRUST_IS_NOT_A_MANIFEST_KEY = (
     "--trust-module MODULE`, the pytest ini key `planguard_trusted_modules` (or "
     "`--planguard-trust-module MODULE`), or PLANGUARD_TRUSTED_MODULES=mod1,mod2"
 )
-"""The removed ``runtime.trusted_modules`` key is refused with this hint (issue 11)."""
+"""The removed ``runtime.trusted_modules`` key is refused with this hint: a manifest must
+not grant trust to the code it names, so the key moved to whoever runs the tool."""
 
 
 def load_manifest(path: str | os.PathLike[str]) -> SemanticModel:

@@ -114,7 +114,6 @@ Size = Annotated[
         description="A byte size with a K, M or G suffix, e.g. '1M', '1.5G'; at most 1024G.",
     ),
 ]
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 # Upper bounds keep values within what DataFusion accepts (its settings are 64-bit; larger
 # integers made session creation fail with a raw engine error) and what a run can use.
 Partitions = Annotated[int, msgspec.Meta(ge=1, le=4096)]

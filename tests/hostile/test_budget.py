@@ -21,10 +21,10 @@ import deltalake
 import pyarrow as pa
 import pytest
 
+from reference_impl.engine.budget import BudgetExceeded, PlanningWorker
 from reference_impl.engine.runtime import build_runtime_profile
 from reference_impl.engine.session import build_semantic_execution_context
 from reference_impl.pipeline import run_pipeline
-from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
 from reference_impl.relspec.contracts import PolicyCode
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import load_manifest

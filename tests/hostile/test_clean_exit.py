@@ -28,7 +28,7 @@ import pyarrow as pa
 import pytest
 from datafusion import SessionContext
 
-from reference_impl.relspec.budget import (
+from reference_impl.engine.budget import (
     THREAD_NAME,
     BudgetExceeded,
     PlanningWorker,
@@ -93,7 +93,7 @@ def test_an_abandoned_worker_is_joined_before_the_interpreter_finalizes(tmp_path
         """
         import time
         from datafusion import SessionContext
-        from reference_impl.relspec.budget import BudgetExceeded, PlanningWorker
+        from reference_impl.engine.budget import BudgetExceeded, PlanningWorker
 
         ctx = SessionContext()
 

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pytest_planguard import cli
+from reference_impl import cli as reference_cli
 from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, tree_state
 from tests.support.cli import run_planguard
 from tests.support.codes import CodeRecorder
@@ -517,18 +518,81 @@ class _Escaping(BaseException):
     """Neither an Exception nor one of the interpreter's control exceptions."""
 
 
+@pytest.mark.produces_codes("INTERNAL_ERROR")
+@pytest.mark.parametrize("command", [
+    (reference_cli, "_schema", ["schema"]),
+    (cli, "_diff", ["diff", "base", "head"]),
+])  # fmt: skip
 def test_the_cli_reports_any_base_exception_as_an_internal_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    command: tuple[object, str, list[str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    codes: CodeRecorder,
 ) -> None:
+    """A reference command and the plugin's ``diff`` go through the same guard."""
+
     def boom(args: object) -> int:
         raise _Escaping("from deep inside an engine")
 
-    monkeypatch.setattr(cli, "_schema", boom)
+    module, handler, argv = command
+    monkeypatch.setattr(module, handler, boom)
     monkeypatch.delenv("PLANGUARD_DEBUG", raising=False)
-    exit_code, out, err = cli_main(capsys, monkeypatch, "schema")
+    exit_code, out, err = cli_main(capsys, monkeypatch, *argv)
     assert exit_code == 2
     assert_no_traceback(out, err)
-    assert err.startswith("error[INTERNAL_ERROR] _Escaping: from deep inside an engine"), err
+    code, rest = error_line(err)
+    codes.expect(code, "INTERNAL_ERROR", err)
+    assert rest.startswith("_Escaping: from deep inside an engine"), err
+
+
+@pytest.mark.produces_codes("INTERRUPTED")
+@pytest.mark.parametrize("command", [
+    (reference_cli, "_validate", ["validate", "manifest.toml"]),
+    (cli, "_diff", ["diff", "base", "head"]),
+])  # fmt: skip
+def test_an_interrupted_command_exits_2_with_a_code(
+    command: tuple[object, str, list[str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    codes: CodeRecorder,
+) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    module, handler, argv = command
+    monkeypatch.setattr(module, handler, interrupted)
+    exit_code, out, err = cli_main(capsys, monkeypatch, *argv)
+    assert exit_code == 2
+    assert_no_traceback(out, err)
+    code, rest = error_line(err)
+    codes.expect(code, "INTERRUPTED", err)
+    assert rest == "interrupted"
+
+
+@pytest.mark.produces_codes("USAGE")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["no-such-command"],
+        ["validate"],
+        ["validate", "m.toml", "--trust-module", "../evil"],
+        ["run", "m.toml", "--mode", "loud"],
+        ["diff", "only-base"],
+    ],
+)
+def test_bad_usage_exits_2_with_a_code(
+    argv: list[str], capsys: pytest.CaptureFixture[str], codes: CodeRecorder
+) -> None:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert info.value.code == 2
+    assert_no_traceback(out, err)
+    assert err.startswith("usage: planguard"), err
+    code, _ = error_line(err.strip().splitlines()[-1])
+    codes.expect(code, "USAGE", err)
 
 
 @pytest.mark.parametrize("kind", [SystemExit, GeneratorExit])
@@ -538,7 +602,7 @@ def test_the_interpreters_control_exceptions_still_propagate(
     def stop(args: object) -> int:
         raise kind(3)
 
-    monkeypatch.setattr(cli, "_schema", stop)
+    monkeypatch.setattr(reference_cli, "_schema", stop)
     with pytest.raises(kind):
         cli.main(["schema"])
 

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reference_impl.errors import ErrorCode, ReferenceImplError
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+from reference_impl.errors import COMMAND_LINE_CODES, CodedError, ErrorCode, ReferenceImplError
 from reference_impl.pipeline import run_pipeline
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import MAX_SQL_BYTES, load_manifest
@@ -272,7 +273,26 @@ SCENARIOS: dict[ErrorCode, Scenario] = {
 
 
 def test_every_error_code_has_a_scenario() -> None:
-    assert set(SCENARIOS) == set(ErrorCode)
+    # the command line's own codes are printed, not raised: tests/hostile produces them
+    assert set(SCENARIOS) == set(ErrorCode) - COMMAND_LINE_CODES
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReferenceImplError(ErrorCode.MANIFEST_CYCLE, "a cycle", file="m.toml"),
+        PlanguardError(PlanguardCode.CONFIG_ERROR, "bad", field_path="planguard_adapter"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_both_root_errors_are_coded_errors(error: Exception) -> None:
+    assert isinstance(error, CodedError)
+    assert error.render().startswith(f"error[{error.code}] ")
+    assert error.to_dict()["code"] == str(error.code)
+
+
+def test_an_error_without_a_code_is_no_coded_error() -> None:
+    assert not isinstance(ValueError("plain"), CodedError)
 
 
 @pytest.mark.parametrize("code", list(SCENARIOS), ids=str)

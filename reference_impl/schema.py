@@ -1,4 +1,4 @@
-"""The JSON Schema of manifest format v1 (``planguard schema``)."""
+"""The JSON Schema of manifest format v1 (``planguard schema``), generated from the model."""
 
 from __future__ import annotations
 
