@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pytest_planguard.config import CostLimit
-from tests.plugin.shop import FAST, edit
+from tests.support.gate import FAST
+from tests.support.shop import edit
 
 ADAPTERS = '''
 """Adapters broken in one way each, for the determinism check."""
