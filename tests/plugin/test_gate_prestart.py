@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 SPAWN_LOG = """
-import pytest_planguard.gate as gate
+import pytest_planguard.gate.state as gate
 import pytest_planguard.invariants as invariants
 
 _spawn = invariants._spawn

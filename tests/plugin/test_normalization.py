@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_planguard.normalize import normalize_plan_text, settings_hash
+from pytest_planguard.gate.normalize import normalize_plan_text, settings_hash
 from tests.plugin.shop import FAST, edit, write_shop
 
 

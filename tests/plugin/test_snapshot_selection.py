@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_planguard.snapshot import FORMAT_LINE
+from pytest_planguard.gate.snapshot import FORMAT_LINE
 from tests.plugin.shop import FAST, edit, write_shop
 
 VIEWS = ("big_spenders", "customer_totals", "event_counts", "order_totals")
