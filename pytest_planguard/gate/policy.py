@@ -49,11 +49,11 @@ GATE_HELP = "gate policy for one change class, CLASS=fail|warn (repeatable); cla
 def add_gate_options(
     addoption: Callable[..., Any], *, prefix: str, aliases: Iterable[str] = (), extra: str = ""
 ) -> None:
-    """Declare the gate-policy option: ``--{prefix}gate`` (and ``aliases``), repeatable,
-    stored as ``{prefix}gate`` with dashes as underscores."""
+    """Declare the gate-policy option: ``aliases`` (shown first) and ``--{prefix}gate``,
+    repeatable, stored as ``{prefix}gate`` with dashes as underscores."""
     addoption(
-        f"--{prefix}gate",
         *aliases,
+        f"--{prefix}gate",
         action="append",
         default=[],
         dest=f"{prefix}gate".replace("-", "_"),
