@@ -16,6 +16,7 @@ import argparse
 from collections.abc import Sequence
 
 from pytest_planguard import trust
+from pytest_planguard.gate.policy import add_gate_options
 from reference_impl.cli import CodedParser, register_commands, run_command
 
 _DESCRIPTION = """\
@@ -46,13 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("base", metavar="BASE_DIR")
     diff.add_argument("head", metavar="HEAD_DIR")
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    diff.add_argument(
-        "--policy",
-        action="append",
-        default=[],
-        metavar="CLASS=fail|warn",
-        help="gate policy per class (repeatable); classes: semantic, optimizer, physical, "
-        "schema_breaking, schema_additive, cosmetic, new, removed; default fail, cosmetic warn",
+    add_gate_options(
+        diff.add_argument,
+        prefix="",
+        aliases=("--policy",),
+        extra=", new, removed; default fail, cosmetic warn",
     )
     diff.set_defaults(handler=_diff)
     return parser
@@ -66,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from pytest_planguard.diff_cli import run_diff
 
-    return run_diff(args.base, args.head, policies=args.policy, as_json=args.json)
+    return run_diff(args.base, args.head, policies=args.gate, as_json=args.json)
 
 
 if __name__ == "__main__":  # pragma: no cover

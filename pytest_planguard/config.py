@@ -18,23 +18,9 @@ from typing import Any
 import pytest
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.gate.policy import ChangeClass, GateAction, parse_gate_policy
+from pytest_planguard.trust import parse_trusted_modules, trusted_from_environment
 
-CHANGE_CLASSES = (
-    "semantic",
-    "optimizer",
-    "physical",
-    "schema_breaking",
-    "schema_additive",
-    "cosmetic",
-)
-DEFAULT_GATE: Mapping[str, str] = {
-    "semantic": "fail",
-    "optimizer": "fail",
-    "physical": "fail",
-    "schema_breaking": "fail",
-    "schema_additive": "fail",
-    "cosmetic": "warn",
-}
 COST_SIGNALS = ("operator_total", "repartition_count", "estimated_rows")
 
 INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
@@ -63,7 +49,7 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
     (
         "planguard_gate",
         "gate policy per change class, 'class = fail|warn' per line (classes: "
-        + ", ".join(CHANGE_CLASSES)
+        + ", ".join(ChangeClass)
         + ")",
         "linelist",
         [],
@@ -125,7 +111,7 @@ class PlanguardConfig:
     runs: int
     processes: int
     snapshot_dir: Path
-    gate: Mapping[str, str]
+    gate: Mapping[str, GateAction]
     cost_limits: Mapping[str, CostLimit]
     report: Path | None
     execute: bool
@@ -198,17 +184,12 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
     )
     if config.getoption("planguard"):
         _check_output_paths(snapshot_dir, report)
-    gate = dict(DEFAULT_GATE)
-    for line in [*config.getini("planguard_gate"), *(config.getoption("planguard_gate") or [])]:
-        name, action = _pair(str(line), "planguard_gate")
-        if name not in CHANGE_CLASSES or action not in ("fail", "warn"):
-            raise PlanguardError(
-                PlanguardCode.CONFIG_ERROR,
-                f"gate entry {line!r}: class must be one of {', '.join(CHANGE_CLASSES)} and "
-                "action fail or warn",
-                field_path="planguard_gate",
-            )
-        gate[name] = action
+    gate = parse_gate_policy(
+        [
+            *(("planguard_gate", str(line)) for line in config.getini("planguard_gate")),
+            *(("--planguard-gate", line) for line in config.getoption("planguard_gate") or []),
+        ]
+    )
     limits = {}
     for line in config.getini("planguard_cost_limits"):
         limit = _cost_limit(str(line))
@@ -241,8 +222,6 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
 
 
 def _trusted_modules(config: pytest.Config) -> tuple[str, ...]:
-    from pytest_planguard.trust import parse_trusted_modules, trusted_from_environment
-
     ini = parse_trusted_modules(
         [str(x) for x in config.getini("planguard_trusted_modules")],
         source="planguard_trusted_modules",

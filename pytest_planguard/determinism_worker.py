@@ -12,6 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_planguard.adapter import load_adapter
+from pytest_planguard.invariants import fingerprints_once, fingerprints_to_json
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_planguard.determinism_worker")
@@ -19,9 +22,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--adapter", default=None)
     parser.add_argument("--trust-module", action="append", default=[])
     args = parser.parse_args(argv)
-
-    from pytest_planguard.adapter import load_adapter
-    from pytest_planguard.invariants import fingerprints_once, fingerprints_to_json
 
     # the parent's allowlist, passed explicitly (PLANGUARD_TRUSTED_MODULES is not read here)
     adapter = load_adapter(args.adapter, trusted_modules=args.trust_module)

@@ -1,7 +1,7 @@
 """``planguard diff BASE_DIR HEAD_DIR``: compare two plan-bundle snapshot trees.
 
 Every ``*.plan`` file is matched by its path relative to the tree root and classified
-like the gate does (:mod:`pytest_planguard.classify`); a file only in HEAD is ``new``, one
+like the gate does (:mod:`pytest_planguard.gate.classify`); a file only in HEAD is ``new``, one
 only in BASE is ``removed``.  The exit code follows the gate policy: 1 when a change has a
 class whose action is ``fail``, else 0; 2 for bad input.
 """
@@ -17,17 +17,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_planguard.classify import classify
-from pytest_planguard.config import CHANGE_CLASSES, DEFAULT_GATE
 from pytest_planguard.errors import PlanguardCode, PlanguardError
-from pytest_planguard.snapshot import snapshot_damage
+from pytest_planguard.gate.classify import classify
+from pytest_planguard.gate.policy import DIFF_ONLY, GateAction, parse_gate_policy
+from pytest_planguard.gate.snapshot import snapshot_damage
 
-DIFF_CLASSES = (*CHANGE_CLASSES, "new", "removed")
 DIFF_SCHEMA_VERSION = 1
 
 
 def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) -> int:
-    gate = gate_policy(policies)
+    gate = parse_gate_policy((("--policy", entry) for entry in policies), extra=DIFF_ONLY)
     base_tree, head_tree = _tree(base, "BASE_DIR"), _tree(head, "HEAD_DIR")
     changes = diff_trees(base_tree, head_tree, gate)
     summary = _summary(changes, len(set(base_tree) | set(head_tree)))
@@ -55,22 +54,6 @@ def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) ->
             f"{summary['changed']} changed ({by_class}), {summary['failing']} failing the gate"
         )
     return 1 if summary["failing"] else 0
-
-
-def gate_policy(policies: Sequence[str]) -> dict[str, str]:
-    gate = {**DEFAULT_GATE, "new": "fail", "removed": "fail"}
-    for entry in policies:
-        name, sep, action = entry.partition("=")
-        name, action = name.strip(), action.strip()
-        if not sep or name not in DIFF_CLASSES or action not in ("fail", "warn"):
-            raise PlanguardError(
-                PlanguardCode.CONFIG_ERROR,
-                f"--policy {entry!r}: use CLASS=fail|warn with CLASS one of "
-                + ", ".join(DIFF_CLASSES),
-                field_path="--policy",
-            )
-        gate[name] = action
-    return gate
 
 
 MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
@@ -128,7 +111,7 @@ def _refuse(file: Path, why: str) -> NoReturn:
 
 
 def diff_trees(
-    base: Mapping[str, str], head: Mapping[str, str], gate: Mapping[str, str]
+    base: Mapping[str, str], head: Mapping[str, str], gate: Mapping[str, GateAction]
 ) -> list[dict[str, Any]]:
     """Every snapshot that differs between the two trees, classified and gated."""
     changes: list[dict[str, Any]] = []

@@ -11,9 +11,8 @@ class PlanguardCode(StrEnum):
     # configuration and usage
     CONFIG_ERROR = "CONFIG_ERROR"
     ADAPTER_ERROR = "ADAPTER_ERROR"
+    """The adapter did not load, or one of its methods raised an uncoded exception."""
     MARKER_ARGUMENT = "MARKER_ARGUMENT"
-    # the manifest could not be compiled or run by the adapter
-    MANIFEST_ERROR = "MANIFEST_ERROR"
     # invariants
     SINGLE_COMPILE_VIOLATION = "SINGLE_COMPILE_VIOLATION"
     RESOLVER_IDENTITY_VIOLATION = "RESOLVER_IDENTITY_VIOLATION"

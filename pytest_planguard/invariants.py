@@ -142,6 +142,8 @@ class CompileCounter:
 @contextmanager
 def count_compiles(targets: Sequence[str] | None = None) -> Iterator[CompileCounter]:
     """Count calls of ``targets`` (default: the reference pipeline's compile entrypoint)."""
+    # only when defaulting to the reference pipeline (start-up cost: its adapter module is
+    # the one that reaches into reference_impl)
     from pytest_planguard.reference_adapter import REFERENCE_COMPILE_ENTRYPOINTS
 
     watched = tuple(targets or REFERENCE_COMPILE_ENTRYPOINTS)
@@ -253,6 +255,7 @@ def spy_resolver(
     created; it slows the code under the spy down severalfold, so a caller that can repeat
     the run may spy without it first and trace only a run that shows a stray.
     """
+    # only when defaulting to the reference pipeline (start-up cost, as in count_compiles)
     from pytest_planguard.reference_adapter import REFERENCE_RESOLVER_STAGES
 
     watched = tuple(stages or REFERENCE_RESOLVER_STAGES)

@@ -16,12 +16,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.config import INI_KEYS
+from pytest_planguard.errors import PlanguardError
+from pytest_planguard.gate.policy import add_gate_options
 from pytest_planguard.markers import MARKERS
+from pytest_planguard.session import DeterminismChecker, PlanguardSession, determinism_checker
 
 if TYPE_CHECKING:
     from pytest_planguard.adapter import PipelineAdapter
     from pytest_planguard.invariants import CompileCounter, ResolverSpy
-    from pytest_planguard.session import DeterminismChecker, PlanguardSession
+
+# Imports inside functions below are start-up cost: hypothesis and the invariant spies are
+# imported only when a profile or a fixture asks for them.
 
 SESSION_KEY = pytest.StashKey["PlanguardSession"]()
 _HYPOTHESIS_PROFILES = ("ci", "dev", "nightly")
@@ -73,15 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--planguard-report",
         default=None,
         metavar="PATH",
-        help="write the JSON report (schema: pytest_planguard/report_schema.json) to PATH",
+        help="write the JSON report (schema: pytest_planguard/gate/report_schema.json) to PATH",
     )
-    group.addoption(
-        "--planguard-gate",
-        action="append",
-        default=[],
-        metavar="CLASS=fail|warn",
-        help="override the gate policy for one change class (repeatable)",
-    )
+    add_gate_options(group.addoption, prefix="planguard-", extra="; overrides planguard_gate")
     group.addoption(
         "--planguard-execute",
         action="store_true",
@@ -112,9 +111,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for spec in MARKERS:
         config.addinivalue_line("markers", spec.help)
-    from pytest_planguard.errors import PlanguardError
-    from pytest_planguard.session import PlanguardSession
-
     try:
         _register_hypothesis_profiles(config)
         session = PlanguardSession(config)
@@ -218,6 +214,4 @@ def planguard_resolver_spy(request: pytest.FixtureRequest) -> Iterator[ResolverS
 def planguard_determinism(request: pytest.FixtureRequest) -> DeterminismChecker:
     """``planguard_determinism.check(manifest)`` runs the determinism check (runs and
     processes from the planguard_deterministic marker, else from the configuration)."""
-    from pytest_planguard.session import determinism_checker
-
     return determinism_checker(_session(request.config), request.node)

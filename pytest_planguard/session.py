@@ -26,8 +26,12 @@ from pytest_planguard.markers import (
 
 if TYPE_CHECKING:
     from pytest_planguard.adapter import PipelineAdapter, ResolverStage
-    from pytest_planguard.gate import GateState
+    from pytest_planguard.gate.state import GateState
     from pytest_planguard.invariants import DeterminismReport
+
+# Every pytest start-up imports this module, ``--planguard`` or not: the adapter, the
+# invariant spies and the gate (syrupy, msgspec) are imported inside the methods that use
+# them, for start-up cost.
 
 
 class PlanguardSession:
@@ -147,7 +151,7 @@ class PlanguardSession:
     @property
     def gate(self) -> GateState:
         if self._gate is None:
-            from pytest_planguard.gate import GateState
+            from pytest_planguard.gate.state import GateState
 
             self._gate = GateState(self)
         return self._gate

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pytest
 
 from pytest_planguard.cli import main
-from pytest_planguard.snapshot import FORMAT_LINE, SECTIONS, parse_snapshot
+from pytest_planguard.gate.snapshot import FORMAT_LINE, SECTIONS, parse_snapshot
 from tests.hostile.helpers import assert_no_traceback
 from tests.support.codes import CodeRecorder
 from tests.support.gate import FAST, clean_env, gate_command, run_gate

@@ -186,7 +186,7 @@ def test_snapshot_update_under_xdist_writes_every_view(
 def test_json_report_validates_against_its_schema(pytester: pytest.Pytester, shop: Path) -> None:
     import jsonschema
 
-    from pytest_planguard.report import SCHEMA_PATH
+    from pytest_planguard.gate.report import SCHEMA_PATH
 
     accepted(pytester)
     edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 200")

@@ -9,7 +9,7 @@ import pytest
 from tests.support import gate as gates
 
 SPAWN_LOG = """
-import pytest_planguard.gate as gate
+import pytest_planguard.gate.state as gate
 import pytest_planguard.invariants as invariants
 
 _spawn = invariants._spawn

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_planguard.normalize import normalize_plan_text, settings_hash
+from pytest_planguard.gate.normalize import normalize_plan_text, settings_hash
 from tests.support import gate as gates
 from tests.support.gate import FAST
 from tests.support.shop import edit, write_shop

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_planguard.snapshot import FORMAT_LINE
+from pytest_planguard.gate.snapshot import FORMAT_LINE
 from tests.support import gate as gates
 from tests.support.gate import FAST
 from tests.support.shop import edit, write_shop

@@ -22,14 +22,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from pytest_planguard.adapter import BundleView, EngineInfo
 from pytest_planguard.errors import PlanguardCode, PlanguardError
-from pytest_planguard.normalize import NORMALIZER_VERSION, normalize_plan_text, settings_hash
+from pytest_planguard.gate.normalize import NORMALIZER_VERSION, normalize_plan_text, settings_hash
 
 if TYPE_CHECKING:
-    from syrupy.data import SnapshotCollection, SnapshotCollections
+    from syrupy.data import SnapshotCollection
     from syrupy.location import PyTestLocation
     from syrupy.types import SerializableData, SerializedData
 
@@ -38,6 +39,7 @@ FORMAT_LINE = "# planguard plan bundle v1"
 SECTIONS = ("P0 logical", "P1 optimized", "P2 physical", "schema", "signals")
 EXTERNAL = "_external"
 HEADER_KEYS = ("view", "engine", "settings-hash", "normalizer")
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 _TEMPORARY = re.compile(r"\.(?P<name>[^/\\]+\.plan)\.[a-z0-9_]{8}\.tmp")
 """What :func:`atomic_write` leaves when it is killed between creating and renaming."""
 
@@ -46,6 +48,11 @@ _TEMPORARY = re.compile(r"\.(?P<name>[^/\\]+\.plan)\.[a-z0-9_]{8}\.tmp")
 class ParsedSnapshot:
     header: Mapping[str, str]
     sections: Mapping[str, str]
+
+
+def valid_snapshot_name(name: str) -> bool:
+    """Can ``name`` (a view) name a snapshot file without escaping its directory?"""
+    return bool(_SNAPSHOT_NAME.fullmatch(name)) and ".." not in name and os.sep not in name
 
 
 def snapshot_header(engine: EngineInfo) -> dict[str, str]:
@@ -292,8 +299,6 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
         layout does not follow, and deletes what it cannot match, foreign files included.
         The gate finds unused snapshots itself, only for fully selected manifests and only
         among planguard's own files (:func:`unused_snapshots`)."""
-        from syrupy.data import SnapshotCollections
-
         return SnapshotCollections()
 
     @classmethod

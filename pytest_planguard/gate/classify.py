@@ -5,7 +5,8 @@ Classes (a change may have several; the gate fails when any of them is set to fa
 * ``semantic``: P0, the unoptimized logical plan, changed;
 * ``optimizer``: P1 changed while P0 did not;
 * ``physical``: only P2 changed;
-* ``schema_breaking``: an output column was removed, retyped or became nullable;
+* ``schema_breaking``: an output column was removed, retyped, reordered or became
+  nullable;
 * ``schema_additive``: columns were only added (or became not-null);
 * ``cosmetic``: every section is equal (after normalization); only the header (engine
   versions, settings hash, normalizer version) or the signals differ.
@@ -17,34 +18,22 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pytest_planguard.snapshot import SECTIONS, ParsedSnapshot, parse_snapshot, snapshot_damage
-
-CLASS_ORDER = (
-    "schema_breaking",
-    "semantic",
-    "schema_additive",
-    "optimizer",
-    "physical",
-    "cosmetic",
-)
+from pytest_planguard.gate.policy import ChangeClass
+from pytest_planguard.gate.snapshot import SECTIONS, ParsedSnapshot, parse_snapshot, snapshot_damage
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    classes: tuple[str, ...]
-    changed_sections: tuple[str, ...]
+    classes: tuple[ChangeClass, ...]
+    """In priority order (:class:`ChangeClass`); empty when nothing differs."""
     diffs: Mapping[str, str]
     schema_changes: tuple[str, ...]
     damage: tuple[str, ...] = ()
     """Where the stored snapshot departs from the format: such a change always fails."""
 
     @property
-    def primary(self) -> str:
-        return self.classes[0] if self.classes else "unchanged"
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.classes)
+    def primary(self) -> ChangeClass | None:
+        return self.classes[0] if self.classes else None
 
 
 def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
@@ -62,20 +51,20 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
         for section in changed
     }
     schema_changes, breaking, additive = _schema_changes(old, new)
-    classes: set[str] = set()
+    classes: set[ChangeClass] = set()
     if "P0 logical" in changed:
-        classes.add("semantic")
+        classes.add(ChangeClass.SEMANTIC)
     elif "P1 optimized" in changed:
-        classes.add("optimizer")
+        classes.add(ChangeClass.OPTIMIZER)
     elif "P2 physical" in changed:
-        classes.add("physical")
+        classes.add(ChangeClass.PHYSICAL)
     if breaking:
-        classes.add("schema_breaking")
+        classes.add(ChangeClass.SCHEMA_BREAKING)
     elif additive:
-        classes.add("schema_additive")
+        classes.add(ChangeClass.SCHEMA_ADDITIVE)
     plan_or_schema = {"P0 logical", "P1 optimized", "P2 physical", "schema"}
     if not classes and (changed or old.header != new.header) and not plan_or_schema & set(changed):
-        classes.add("cosmetic")
+        classes.add(ChangeClass.COSMETIC)
     header_diff = [
         f"{key}: {old.header.get(key, '-')} -> {new.header.get(key, '-')}"
         for key in sorted(set(old.header) | set(new.header))
@@ -84,8 +73,7 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
     if header_diff:
         diffs = {**diffs, "header": "\n".join(header_diff)}
     return Classification(
-        classes=tuple(c for c in CLASS_ORDER if c in classes),
-        changed_sections=changed,
+        classes=tuple(c for c in ChangeClass if c in classes),
         diffs=diffs,
         schema_changes=tuple(schema_changes),
         damage=damage,

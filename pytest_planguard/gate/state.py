@@ -1,20 +1,17 @@
-"""``pytest --planguard``: manifests become test items that share one instrumented run.
+"""The per-process state of ``pytest --planguard``: collection, shared runs, results.
 
-Per manifest: ``invariant[single_compile]``, ``invariant[resolver_identity]``,
-``invariant[determinism]``, ``policy[validation]``, then one plan-bundle gate item per
-view, named after the view.  Collection compiles the manifest (once per process, so once
-per pytest-xdist worker); the first item to run drives the adapter on from that compile
-through context -> plan -> validate -> execute (a dry run unless ``--planguard-execute``)
-with the compile counter and the resolver spy active; every item reads that run.
+Manifests become test items (:mod:`.items`) that share one instrumented run.  Collection
+compiles the manifest (once per process, so once per pytest-xdist worker); the first item
+to run drives the adapter on from that compile through context -> plan -> validate ->
+execute (a dry run unless ``--planguard-execute``) with the compile counter and the
+resolver spy active; every item reads that run.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +19,24 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
-from pytest_planguard.markers import GATE_ITEM
+from pytest_planguard.gate.items import GateItem, ManifestFile, is_gate_item
+from pytest_planguard.gate.report import UnusedSnapshot, write_report
+from pytest_planguard.gate.results import PROPERTY, ReportedResult, call_adapter, received
+from pytest_planguard.gate.snapshot import (
+    PlanBundleSnapshotExtension,
+    snapshot_directory,
+    stale_temporaries,
+    unused_snapshots,
+)
+from pytest_planguard.gate.terminal import render_summary
+from pytest_planguard.invariants import (
+    CompileCounter,
+    DeterminismProcesses,
+    ResolverSpy,
+    count_compiles,
+    spy_resolver,
+    start_determinism_processes,
+)
 
 if TYPE_CHECKING:
     from pytest_planguard.adapter import (
@@ -31,11 +45,8 @@ if TYPE_CHECKING:
         PipelineFingerprints,
         ValidationOutcome,
     )
-    from pytest_planguard.invariants import CompileCounter, DeterminismProcesses, ResolverSpy
     from pytest_planguard.session import PlanguardSession
 
-INVARIANTS = ("single_compile", "resolver_identity", "determinism")
-_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 _WORKER_OUTPUT = "planguard_collected"
 """``workeroutput`` key: what a pytest-xdist worker collected and selected, per manifest."""
 
@@ -72,38 +83,10 @@ class ManifestRun:
     """The snapshot header (engine versions, settings hash): computed once per run."""
 
 
-def _adapter_failure(exc: BaseException) -> BaseException:
-    """``exc`` when it fails the manifest, re-raised when it must end the run.
-
-    Every ``Exception`` fails the manifest, and so do other ``BaseException`` subclasses an
-    engine or a user's code raises: DataFusion's ``PanicException`` is one, and would
-    otherwise escape ``except Exception`` and show the tool's frames with no code.  An
-    interrupt and pytest's own outcomes (skip, fail, exit) pass through."""
-    from _pytest.outcomes import OutcomeException
-
-    if isinstance(exc, KeyboardInterrupt | GeneratorExit | OutcomeException):
-        raise exc
-    return exc
-
-
-def render_error(exc: BaseException) -> str:
-    """``error[CODE] ...`` for coded errors of any package, else the exception line."""
-    render = getattr(exc, "render", None)
-    if callable(render):
-        return str(render())
-    return f"error[{PlanguardCode.MANIFEST_ERROR}] {type(exc).__name__}: {exc}"
-
-
-def error_code(exc: BaseException) -> str:
-    return str(getattr(exc, "code", PlanguardCode.MANIFEST_ERROR))
-
-
 class GateState:
     """Collection, the shared runs and the results of the plan gate (per process)."""
 
     def __init__(self, session: PlanguardSession) -> None:
-        from pytest_planguard.snapshot import PlanBundleSnapshotExtension
-
         self.session = session
         self.config = session.config
         self.runs: dict[Path, ManifestRun] = {}
@@ -111,8 +94,8 @@ class GateState:
         self.determinism_due: set[Path] = set()
         """Manifests whose selected determinism item runs in this process."""
         self.started: dict[Path, DeterminismProcesses] = {}
-        self.results: list[dict[str, Any]] = []
-        self.unused: list[dict[str, Any]] = []
+        self.results: list[ReportedResult] = []
+        self.unused: list[UnusedSnapshot] = []
         self.collected: dict[Path, CollectedManifest] = {}
         """Manifests whose collection succeeded in this process (in a worker: its own)."""
         self.reported: list[dict[str, CollectedManifest]] = []
@@ -126,11 +109,16 @@ class GateState:
     # --------------------------------------------------------------------- collection
 
     def collect_file(self, path: Path, parent: pytest.Collector) -> ManifestFile:
-        return ManifestFile.from_parent(parent, path=path)
+        return ManifestFile.from_parent(parent, path=path, state=self)
+
+    def collected_manifest(
+        self, path: Path, views: tuple[str, ...], items: list[pytest.Item]
+    ) -> None:
+        self.collected[path] = CollectedManifest(
+            views=views, nodeids=frozenset(item.nodeid for item in items)
+        )
 
     def snapshot_dir(self, manifest: Path) -> Path:
-        from pytest_planguard.snapshot import snapshot_directory
-
         return snapshot_directory(self.config.snapshot_dir, self.config.rootpath, manifest)
 
     def check_snapshot_paths(self, manifest: Path, views: tuple[str, ...] = ()) -> None:
@@ -193,8 +181,8 @@ class GateState:
         )
 
     def keep_only_gate_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        kept = [item for item in items if isinstance(item, GateItem | PlanItem)]
-        dropped = [item for item in items if not isinstance(item, GateItem | PlanItem)]
+        kept = [item for item in items if is_gate_item(item)]
+        dropped = [item for item in items if not is_gate_item(item)]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
@@ -203,18 +191,9 @@ class GateState:
 
     def compile_manifest(self, path: Path) -> Any:
         """Compile ``path`` once per process, counting compiles (collection calls this)."""
-        from pytest_planguard.invariants import count_compiles
-
         if path not in self.compiles:
             with count_compiles(self.session.compile_targets()) as counter:
-                try:
-                    compiled = self.session.adapter.compile(path)
-                except BaseException as exc:
-                    if isinstance(_adapter_failure(exc), Exception):
-                        raise
-                    raise PlanguardError(
-                        PlanguardCode.MANIFEST_ERROR, f"{type(exc).__name__}: {exc}"
-                    ) from None
+                compiled = call_adapter(self.session.adapter.compile, path)
             self.compiles[path] = (compiled, counter)
         return self.compiles[path][0]
 
@@ -252,8 +231,6 @@ class GateState:
         being written could be read by the subprocesses' plans."""
         if path not in self.determinism_due or self.config.execute or self.config.processes < 1:
             return
-        from pytest_planguard.invariants import start_determinism_processes
-
         self.started[path] = start_determinism_processes(
             self.config.adapter,
             path,
@@ -264,8 +241,6 @@ class GateState:
     def _instrumented_run(self, path: Path, *, trace_origins: bool = True) -> ManifestRun:
         """Stages after the compile, with the counter and the spy active.  The compile
         happened at collection (also counted); the two windows together are the run."""
-        from pytest_planguard.invariants import count_compiles, spy_resolver
-
         adapter = self.session.adapter
         compiled = self.compile_manifest(path)
         with (
@@ -275,16 +250,16 @@ class GateState:
             counter.calls.extend(self.compiles[path][1].calls)
             run = ManifestRun(path=path, counter=counter, spy=spy, compiled=compiled)
             try:
-                run.context = adapter.build_context(run.compiled)
-                run.plan = adapter.plan(run.context)
-                run.validation = adapter.validate(run.plan, run.context)
-                run.bundles = adapter.bundles(run.plan)
-                run.engine = adapter.engine_info(run.context)
-                run.fingerprints = adapter.fingerprints(
-                    run.compiled, run.context, run.plan, run.validation
+                run.context = call_adapter(adapter.build_context, run.compiled)
+                run.plan = call_adapter(adapter.plan, run.context)
+                run.validation = call_adapter(adapter.validate, run.plan, run.context)
+                run.bundles = call_adapter(adapter.bundles, run.plan)
+                run.engine = call_adapter(adapter.engine_info, run.context)
+                run.fingerprints = call_adapter(
+                    adapter.fingerprints, run.compiled, run.context, run.plan, run.validation
                 )
-            except BaseException as exc:
-                run.error = _adapter_failure(exc)
+            except Exception as exc:  # coded by call_adapter
+                run.error = exc
                 return run
             if self.config.execute and not run.validation.ok:
                 run.execution_error = PlanguardError(
@@ -293,16 +268,19 @@ class GateState:
                 )
                 return run
             try:
-                adapter.execute(run.plan, run.context, dry_run=not self.config.execute)
-            except BaseException as exc:
-                run.execution_error = _adapter_failure(exc)
+                call_adapter(
+                    adapter.execute, run.plan, run.context, dry_run=not self.config.execute
+                )
+            except Exception as exc:  # coded by call_adapter
+                run.execution_error = exc
         return run
 
     def recheck_bundles(self, run: ManifestRun) -> Mapping[str, BundleView]:
         """A second, independent plan of the same compiled program (stability check)."""
         if run.recheck is None:
             adapter = self.session.adapter
-            run.recheck = adapter.bundles(adapter.plan(adapter.build_context(run.compiled)))
+            context = call_adapter(adapter.build_context, run.compiled)
+            run.recheck = call_adapter(adapter.bundles, call_adapter(adapter.plan, context))
         return run.recheck
 
     # --------------------------------------------------------------------- results
@@ -312,10 +290,8 @@ class GateState:
 
     def record(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
-            if name == "planguard" and (report.when == "call" or report.failed):
-                result = json.loads(str(value))
-                result["outcome"] = report.outcome
-                self.results.append(result)
+            if name == PROPERTY and (report.when == "call" or report.failed):
+                self.results.append(received(value, report.outcome))
 
     def finish(self, session: pytest.Session) -> None:
         for started in self.started.values():
@@ -324,15 +300,13 @@ class GateState:
         if hasattr(session.config, "workerinput"):
             return  # the controller reports for pytest-xdist workers
         if session.exitstatus == pytest.ExitCode.TESTS_FAILED and any(
-            result.get("status") == "error" for result in self.results
+            result.status == "error" for result in self.results
         ):
             # Bad input (a manifest the adapter could not compile, register or plan, a view
             # that cannot name a snapshot, an unwritable snapshot) exits 2, as everywhere.
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         self.unused = self._unused_snapshots(session)
         if self.config.report is not None:
-            from pytest_planguard.report import write_report
-
             write_report(self.config.report, self.results, self.unused, self.config)
 
     def _complete_manifests(self, session: pytest.Session) -> dict[Path, tuple[str, ...]]:
@@ -354,13 +328,11 @@ class GateState:
             return complete
         return {path: entry.views for path, entry in self.collected.items() if entry.complete}
 
-    def _unused_snapshots(self, session: pytest.Session) -> list[dict[str, Any]]:
+    def _unused_snapshots(self, session: pytest.Session) -> list[UnusedSnapshot]:
         """Snapshots of fully selected manifests that no view uses; deleted (and each path
         listed) under ``--snapshot-update``.  Only planguard's own ``*.plan`` files are
         candidates, never another file in the directory; a run that was interrupted or
         selected part of a manifest deletes nothing and reports nothing for it."""
-        from pytest_planguard.snapshot import stale_temporaries, unused_snapshots
-
         option = session.config.option
         if getattr(option, "disable_unused_snapshots", False):
             return []
@@ -383,12 +355,12 @@ class GateState:
                     location.unlink(missing_ok=True)
                     self.deleted.append(location)
                 out.append(
-                    {
-                        "code": str(PlanguardCode.SNAPSHOT_UNUSED),
-                        "snapshot": _relative(location, root),
-                        "view": location.stem,
-                        "deleted": delete,
-                    }
+                    UnusedSnapshot(
+                        code="SNAPSHOT_UNUSED",
+                        snapshot=_relative(location, root),
+                        view=location.stem,
+                        deleted=delete,
+                    )
                 )
         if (
             out
@@ -398,13 +370,11 @@ class GateState:
             and session.exitstatus == pytest.ExitCode.OK
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        return sorted(out, key=lambda entry: entry["snapshot"])
+        return sorted(out, key=lambda entry: entry.snapshot)
 
     def terminal_summary(self, reporter: pytest.TerminalReporter) -> None:
         if hasattr(reporter.config, "workerinput") or not (self.results or self.unused):
             return
-        from pytest_planguard.terminal import render_summary
-
         for line in render_summary(self.results, self.unused):
             reporter.write_line(line)
 
@@ -434,151 +404,6 @@ class GateHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self._state.worker_finished(node)
-
-
-class ManifestFile(pytest.File):
-    """A gated manifest: its invariant, policy and per-view items."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        from pytest_planguard.plugin import SESSION_KEY
-
-        session: PlanguardSession = self.config.stash[SESSION_KEY]
-        gate = session.gate
-        gate.check_snapshot_paths(self.path)
-        compiled = gate.compile_manifest(self.path)
-        views = tuple(session.adapter.view_names(compiled))
-        gate.check_snapshot_paths(self.path, views)
-        items: list[pytest.Item] = [
-            GateItem.from_parent(self, name=f"invariant[{check}]", check=check)
-            for check in INVARIANTS
-        ]
-        items.append(GateItem.from_parent(self, name="policy[validation]", check="policy"))
-        items += [PlanItem.from_parent(self, name=view, callobj=plan_bundle_gate) for view in views]
-        for item in items:
-            item.add_marker(GATE_ITEM.name)
-        gate.collected[self.path] = CollectedManifest(
-            views=views, nodeids=frozenset(item.nodeid for item in items)
-        )
-        yield from items
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if hasattr(excinfo.value, "render"):
-            return render_error(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-
-def _state(item: pytest.Item) -> GateState:
-    from pytest_planguard.plugin import SESSION_KEY
-
-    return item.config.stash[SESSION_KEY].gate
-
-
-def _manifest_label(item: pytest.Item) -> str:
-    return item.nodeid.split("::", 1)[0]
-
-
-def publish(item: pytest.Item, **result: Any) -> None:
-    """Attach this item's result to its report (xdist carries it to the controller)."""
-    result.setdefault("manifest", _manifest_label(item))
-    result.setdefault("nodeid", item.nodeid)
-    item.user_properties.append(("planguard", json.dumps(result, sort_keys=True)))
-
-
-def fail(item: pytest.Item, message: str, **result: Any) -> None:
-    """Publish the result, then fail the item with ``message`` and no traceback."""
-    publish(item, message=message.splitlines()[0] if message else "", **result)
-    pytest.fail(message, pytrace=False)
-
-
-class GateItem(pytest.Item):
-    """An invariant or the policy check of one manifest."""
-
-    def __init__(self, *, check: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.check = check
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{_manifest_label(self)}::{self.name}"
-
-    def runtest(self) -> None:
-        state = _state(self)
-        run = state.manifest_run(self.path)
-        kind = "policy" if self.check == "policy" else "invariant"
-        if run.error is not None:
-            fail(
-                self,
-                render_error(run.error),
-                kind=kind,
-                check=self.check,
-                status="error",
-                codes=[error_code(run.error)],
-            )
-        message = getattr(self, f"_check_{self.check}")(state, run)
-        if message:
-            code = {
-                "single_compile": PlanguardCode.SINGLE_COMPILE_VIOLATION,
-                "resolver_identity": PlanguardCode.RESOLVER_IDENTITY_VIOLATION,
-                "determinism": PlanguardCode.NONDETERMINISTIC,
-                "policy": PlanguardCode.POLICY_FAILED,
-            }[self.check]
-            codes = [str(code)]
-            if self.check == "policy" and run.validation is not None:
-                codes += sorted({f.code for f in run.validation.findings if f.severity == "error"})
-            fail(self, message, kind=kind, check=self.check, status="failed", codes=codes)
-        findings = (
-            [
-                {"code": f.code, "severity": f.severity, "subject": f.subject, "message": f.message}
-                for f in run.validation.findings
-            ]
-            if self.check == "policy" and run.validation is not None
-            else []
-        )
-        publish(self, kind=kind, check=self.check, status="passed", codes=[], findings=findings)
-
-    def _check_single_compile(self, state: GateState, run: ManifestRun) -> str | None:
-        return run.counter.failure(1)
-
-    def _check_resolver_identity(self, state: GateState, run: ManifestRun) -> str | None:
-        message = run.spy.failure()
-        if message and run.execution_error is not None:
-            message += "\n  execution did not complete: " + render_error(run.execution_error)
-        return message
-
-    def _check_determinism(self, state: GateState, run: ManifestRun) -> str | None:
-        started = state.started.pop(self.path, None)
-        report = state.session.determinism(self.path, first=run.fingerprints, started=started)
-        return report.failure()
-
-    def _check_policy(self, state: GateState, run: ManifestRun) -> str | None:
-        assert run.validation is not None
-        if run.validation.ok:
-            return None
-        lines = ["policy validation failed:"]
-        for finding in run.validation.findings:
-            lines.append(
-                f"  {finding.severity}[{finding.code}] {finding.subject}: {finding.message}"
-            )
-        return "\n".join(lines)
-
-
-def plan_bundle_gate() -> None:
-    """Marker object for syrupy: plan-bundle gate items are driven by PlanItem.runtest."""
-
-
-class PlanItem(pytest.Function):
-    """The plan-bundle gate of one view (a Function, so syrupy tracks its snapshot)."""
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{_manifest_label(self)}::{self.name}"
-
-    def runtest(self) -> None:
-        from pytest_planguard.checks import check_plan_item
-
-        check_plan_item(self, _state(self))
-
-
-def valid_snapshot_name(name: str) -> bool:
-    return bool(_SNAPSHOT_NAME.fullmatch(name)) and ".." not in name and os.sep not in name
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -1,0 +1,303 @@
+"""The plan-bundle gate of one view: compare with the snapshot, classify, gate, write.
+
+:func:`decide` is the pure part: from the stored text, the new text, the gate policy and
+the cost limits it returns a :class:`PlanOutcome` (no pytest, no syrupy, no files).
+:func:`check_plan_item` is the thin part around it that reads the run, talks to syrupy and
+publishes the result:
+
+* unchanged: the syrupy assertion matches (equal texts have equal signals, so no cost
+  limit can be breached);
+* changed: classified (see :mod:`.classify`); the gate policy says fail or warn per class;
+  a failure shows a unified diff per changed section, the classes and the exact command
+  that accepts the change;
+* ``--snapshot-update``: the bundle is planned a second time, independently, and written
+  only when both agree; otherwise ``UNSTABLE_PLAN`` names the lines that differ;
+* cost gates: growth of operator count, repartition count and estimated rows beyond the
+  configured limits fails with ``PLAN_COST_REGRESSION``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from syrupy.assertion import SnapshotAssertion
+from syrupy.location import PyTestLocation
+
+from pytest_planguard.errors import PlanguardCode
+from pytest_planguard.gate.classify import Classification, classify
+from pytest_planguard.gate.policy import ChangeClass, GateAction
+from pytest_planguard.gate.results import (
+    GateResult,
+    Status,
+    error_code,
+    fail,
+    manifest_label,
+    publish,
+    render_error,
+)
+from pytest_planguard.gate.snapshot import (
+    PlanBundleSnapshotExtension,
+    parse_signals,
+    parse_snapshot,
+    read_snapshot_text,
+    render_snapshot,
+    snapshot_header,
+    valid_snapshot_name,
+)
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_planguard.adapter import BundleView
+    from pytest_planguard.config import CostLimit
+    from pytest_planguard.gate.state import GateState, ManifestRun
+
+# ------------------------------------------------------------------------- pure decision
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOutcome:
+    """What the gate decides for one view, before any update (see :func:`decide`)."""
+
+    status: Literal["unchanged", "changed", "new"]
+    """``new``: there is no stored snapshot."""
+    action: GateAction
+    codes: tuple[str, ...]
+    classification: Classification | None = None
+    """Set when there was a stored snapshot and the texts differ."""
+    message: str = ""
+    """Why the view fails (without the command that accepts it); empty when it passes."""
+
+    @property
+    def classes(self) -> tuple[ChangeClass, ...]:
+        return self.classification.classes if self.classification else ()
+
+    @property
+    def primary(self) -> str:
+        return (self.classification and self.classification.primary) or "unchanged"
+
+
+def decide(
+    old: str | None,
+    new: str,
+    policy: Mapping[str, GateAction],
+    limits: Mapping[str, CostLimit],
+    *,
+    view: str = "",
+) -> PlanOutcome:
+    """The gate's decision for a view whose stored snapshot is ``old`` (None: none yet)
+    and whose current bundle renders as ``new``."""
+    if old is None:
+        return PlanOutcome(
+            status="new",
+            action="fail",
+            codes=(PlanguardCode.PLAN_NEW,),
+            message=f"error[{PlanguardCode.PLAN_NEW}] no snapshot for view {view!r} yet",
+        )
+    if old == new:  # equal signals too: no cost limit can be breached
+        return PlanOutcome("unchanged", "warn", (PlanguardCode.PLAN_UNCHANGED,))
+    breach = cost_breach(limits, old, new)
+    found = classify(old, new, name=view)
+    failing: list[str] = [c for c in found.classes if policy.get(c, "fail") == "fail"]
+    if found.damage:
+        failing.append("damaged snapshot")  # no gate policy lets a tampered file through
+    codes = (PlanguardCode.PLAN_CHANGED,) + (
+        (PlanguardCode.PLAN_COST_REGRESSION,) if breach else ()
+    )
+    if not failing and not breach:
+        return PlanOutcome("changed", "warn", codes, found)  # warned: the snapshot stays
+    gate = ", ".join(f"{c}={policy.get(c, 'fail')}" for c in found.classes)
+    lines = [
+        f"error[{PlanguardCode.PLAN_CHANGED}] view {view!r}: plan changed, "
+        f"class {', '.join(found.classes) or 'unchanged'} (gate: {gate})",
+    ]
+    if found.damage:
+        lines.append("the stored snapshot is damaged: " + "; ".join(found.damage))
+    if found.schema_changes:
+        lines.append("schema: " + "; ".join(found.schema_changes))
+    if breach:
+        lines.append(breach)
+    for section, diff in found.diffs.items():
+        lines += ["", f"--- {section} ---", diff]
+    return PlanOutcome("changed", "fail", codes, found, "\n".join(lines))
+
+
+def cost_breach(limits: Mapping[str, CostLimit], old: str, new: str) -> str | None:
+    """``PLAN_COST_REGRESSION`` message when a signal grew beyond its limit, else None."""
+    if not limits:
+        return None
+    before = parse_signals(parse_snapshot(old).sections.get("signals", ""))
+    after = parse_signals(parse_snapshot(new).sections.get("signals", ""))
+    breaches = []
+    for signal, limit in sorted(limits.items()):
+        a, b = _number(before.get(signal)), _number(after.get(signal))
+        if a is None or b is None:
+            continue
+        if not limit.allows(a, b):
+            breaches.append(f"{signal} {a:g} -> {b:g} (limit {limit.describe()})")
+    if not breaches:
+        return None
+    return f"error[{PlanguardCode.PLAN_COST_REGRESSION}] " + "; ".join(breaches)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------------- syrupy and reporting
+
+
+def _result(item: pytest.Item, status: Status, codes: tuple[str, ...], **rest: Any) -> GateResult:
+    return GateResult(
+        kind="plan",
+        manifest=manifest_label(item),
+        nodeid=item.nodeid,
+        view=item.name,
+        status=status,
+        codes=codes,
+        **rest,
+    )
+
+
+def _fail(item: pytest.Item, message: str, status: Status, code: str, **rest: Any) -> NoReturn:
+    fail(item, message, _result(item, status, (code,), **rest))
+
+
+def check_plan_item(item: pytest.Function, state: GateState) -> None:
+    view = item.name
+    if not valid_snapshot_name(view):
+        _fail(
+            item,
+            f"error[{PlanguardCode.SNAPSHOT_NAME_INVALID}] view name {view!r} cannot name a "
+            "snapshot file (it would escape the snapshot directory)",
+            "error",
+            PlanguardCode.SNAPSHOT_NAME_INVALID,
+        )
+    option = item.config.option
+    update = bool(option.update_snapshots)
+    assertion = SnapshotAssertion(
+        session=item.config._syrupy,  # type: ignore[attr-defined]
+        extension_class=PlanBundleSnapshotExtension,
+        test_location=PyTestLocation(item),
+        update_snapshots=update,
+        update_new_snapshots_only=bool(option.update_new_snapshots_only),
+    )
+    location = Path(
+        assertion.extension.get_location(test_location=assertion.test_location, index=0)
+    )
+    old = read_snapshot_text(location)
+    # A view without a bundle never reaches syrupy: it was not checked, so it must not be
+    # counted as a passed snapshot.  Its snapshot stays: unused-snapshot detection goes by
+    # the manifest's views, not by the items that passed.
+    run = state.manifest_run(item.path)
+    if run.error is not None:
+        code = PlanguardCode.ADAPTER_ERROR
+        _fail(item, render_error(run.error, code), "error", error_code(run.error, code))
+    bundle = run.bundles.get(view)
+    if bundle is None or bundle.status != "planned":
+        reason = bundle.message if bundle is not None else "the adapter returned no bundle"
+        _fail(
+            item,
+            f"error[{PlanguardCode.PLAN_UNAVAILABLE}] view {view!r} has no plan: {reason}",
+            "unavailable",
+            PlanguardCode.PLAN_UNAVAILABLE,
+        )
+    text = render(state, run, bundle)
+    outcome = decide(old, text, state.config.gate, state.config.cost_limits, view=view)
+
+    if outcome.status == "unchanged":
+        _assert(assertion, text, item)
+        publish(item, _result(item, "unchanged", outcome.codes))
+        return
+
+    if update or (option.update_new_snapshots_only and old is None):
+        unstable = _instability(state, run, bundle, text)
+        if unstable:
+            _fail(item, unstable, "unstable", PlanguardCode.UNSTABLE_PLAN)
+        _assert(assertion, text, item)
+        publish(
+            item,
+            _result(
+                item,
+                "new" if old is None else "updated",
+                (PlanguardCode.PLAN_NEW if old is None else PlanguardCode.PLAN_UPDATED,),
+                classes=outcome.classes,
+            ),
+        )
+        return
+
+    command = state.accept_command(item)
+    if outcome.status == "new":
+        assertion == text  # noqa: B015 - records the missing snapshot with syrupy
+        _fail(
+            item,
+            f"{outcome.message} ({location}).\nTo accept it: {command}",
+            "new",
+            PlanguardCode.PLAN_NEW,
+            action="fail",
+        )
+    result = _result(
+        item,
+        "changed",
+        outcome.codes,
+        classes=outcome.classes,
+        primary=outcome.primary,
+        action=outcome.action,
+    )
+    if outcome.action == "warn":
+        publish(item, result)  # warned: the snapshot stays as it is
+        return
+    assertion == text  # noqa: B015 - records the mismatch with syrupy
+    fail(item, f"{outcome.message}\n\nTo accept this change: {command}", result)
+
+
+def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
+    assert run.engine is not None
+    if run.header is None:
+        run.header = snapshot_header(run.engine)
+    return render_snapshot(
+        bundle,
+        run.header,
+        locations=run.engine.locations,
+        roots={"MANIFEST": str(run.path.parent), "ROOT": str(state.config.rootpath)},
+    )
+
+
+def _assert(assertion: Any, data: str, item: pytest.Function) -> None:
+    if assertion != data:
+        result = assertion.executions.get(assertion.num_executions - 1)
+        exc = getattr(result, "exception", None)
+        code = PlanguardCode.SNAPSHOT_WRITE_FAILED
+        message = render_error(exc, code) if exc is not None else "snapshot assertion failed"
+        found = error_code(exc, code) if exc is not None else str(PlanguardCode.PLAN_CHANGED)
+        _fail(item, message, "error", found)
+
+
+def _instability(state: GateState, run: ManifestRun, bundle: BundleView, text: str) -> str | None:
+    again = state.recheck_bundles(run).get(bundle.view)
+    if again is None or again.status != "planned":
+        return (
+            f"error[{PlanguardCode.UNSTABLE_PLAN}] view {bundle.view!r} planned once but not "
+            "on the second, independent build; not writing the snapshot"
+        )
+    second = render(state, run, again)
+    if second == text:
+        return None
+    diff = "\n".join(
+        difflib.unified_diff(
+            text.splitlines(), second.splitlines(), "first build", "second build", lineterm=""
+        )
+    )
+    return (
+        f"error[{PlanguardCode.UNSTABLE_PLAN}] view {bundle.view!r}: two independent builds "
+        "of the plan bundle differ; the snapshot was not written. Lines that differ:\n" + diff
+    )

@@ -1,0 +1,232 @@
+"""The JSON report of ``--planguard-report PATH``, as typed structs.
+
+``report_schema.json`` is generated from :class:`Report` (``msgspec.json.schema``) and
+committed; a test checks that it matches.  Regenerate it with::
+
+    python -m pytest_planguard.gate.report
+
+Every finding carries its ``code``, its ``manifest`` and its ``view`` (``null`` for
+manifest-level checks).  ``schema_version`` changes whenever the structure does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+
+import msgspec
+
+from pytest_planguard import __version__
+from pytest_planguard.gate.policy import ChangeClass, GateAction
+from pytest_planguard.gate.results import Code, ReportedResult, Status
+from pytest_planguard.gate.snapshot import atomic_write
+
+if TYPE_CHECKING:
+    from pytest_planguard.config import PlanguardConfig
+
+SCHEMA_VERSION: Literal[1] = 1
+CHECKED: tuple[Status, ...] = ("unchanged", "changed", "new", "updated", "unstable")
+"""Plan statuses of a view whose bundle was built and compared with its snapshot; the
+others (``unavailable``, ``error``) were not checked and are never counted as passed."""
+SCHEMA_PATH = Path(__file__).with_name("report_schema.json")
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
+CheckStatus = Literal["passed", "failed", "error"]
+Severity = Literal["error", "warning", "info"]
+FindingCheck = Literal[
+    "plan", "policy", "single_compile", "resolver_identity", "determinism", "snapshot"
+]
+
+
+class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class UnusedSnapshot(_Strict, frozen=True):
+    """A snapshot of a fully selected manifest that no view uses."""
+
+    code: Literal["SNAPSHOT_UNUSED"]
+    snapshot: str
+    """Its path relative to the snapshot directory."""
+    view: str
+    deleted: bool
+    """Deleted by ``--snapshot-update``."""
+
+
+class ChangedSummary(_Strict, frozen=True):
+    total: Count
+    by_class: dict[str, Count]
+
+
+class Summary(_Strict, frozen=True):
+    views: Annotated[int, msgspec.Meta(ge=0, description="plan items that ran")]
+    views_checked: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="views whose bundle was built and compared with its snapshot"
+        ),
+    ]
+    unchanged: Count
+    changed: ChangedSummary
+    new: Count
+    updated: Count
+    unstable: Count
+    unavailable: Count
+    errors: Count
+    unused: Count
+    checks: Annotated[
+        dict[str, CheckStatus],
+        msgspec.Meta(description="manifest::check -> passed | failed | error"),
+    ]
+    failed: Count
+
+
+class Finding(_Strict, frozen=True):
+    code: Code
+    severity: Severity
+    manifest: str | None
+    view: str | None
+    check: FindingCheck
+    primary: str | None = msgspec.field(name="class")
+    classes: tuple[ChangeClass, ...]
+    message: str
+    nodeid: str | None
+
+
+class Report(_Strict, frozen=True):
+    schema_version: Literal[1]
+    planguard_version: str
+    manifests: list[str]
+    snapshot_dir: str
+    gate: Annotated[dict[str, GateAction], msgspec.Meta(description="gate policy per class")]
+    summary: Summary
+    findings: list[Finding]
+    items: list[ReportedResult]
+    unused_snapshots: list[UnusedSnapshot]
+
+
+def summarize(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]) -> Summary:
+    plans = [r for r in results if r.kind == "plan"]
+    statuses = Counter(r.status for r in plans)
+    by_class = Counter(r.primary or "unknown" for r in plans if r.status == "changed")
+    checks = {
+        f"{r.manifest}::{r.check}": cast(CheckStatus, r.status) for r in results if r.kind != "plan"
+    }
+    return Summary(
+        views=len(plans),
+        views_checked=sum(statuses[status] for status in CHECKED),
+        unchanged=statuses["unchanged"],
+        changed=ChangedSummary(total=statuses["changed"], by_class=dict(sorted(by_class.items()))),
+        new=statuses["new"],
+        updated=statuses["updated"],
+        unstable=statuses["unstable"],
+        unavailable=statuses["unavailable"],
+        errors=statuses["error"],
+        unused=len(unused),
+        checks=dict(sorted(checks.items())),
+        failed=sum(1 for r in results if r.outcome == "failed"),
+    )
+
+
+def findings(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]) -> list[Finding]:
+    out: list[Finding] = []
+    for result in results:
+        severity: Severity = (
+            "error"
+            if result.outcome == "failed"
+            else ("warning" if result.action == "warn" else "info")
+        )
+        for code in result.codes:
+            out.append(
+                Finding(
+                    code=code,
+                    severity=severity,
+                    manifest=result.manifest,
+                    view=result.view,
+                    check=result.check or "plan",
+                    primary=result.primary,
+                    classes=result.classes,
+                    message=result.message,
+                    nodeid=result.nodeid,
+                )
+            )
+        for finding in result.findings:
+            out.append(
+                Finding(
+                    code=finding.code,
+                    severity=cast(Severity, finding.severity),
+                    manifest=result.manifest,
+                    view=None if finding.subject.startswith("scan::") else finding.subject,
+                    check="policy",
+                    primary=None,
+                    classes=(),
+                    message=finding.message,
+                    nodeid=result.nodeid,
+                )
+            )
+    for entry in unused:
+        out.append(
+            Finding(
+                code=entry.code,
+                severity="info" if entry.deleted else "error",
+                manifest=None,
+                view=entry.view,
+                check="snapshot",
+                primary=None,
+                classes=(),
+                message=("deleted " if entry.deleted else "unused ") + entry.snapshot,
+                nodeid=None,
+            )
+        )
+    return out
+
+
+def build_report(
+    results: Sequence[ReportedResult],
+    unused: Sequence[UnusedSnapshot],
+    config: PlanguardConfig,
+) -> Report:
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        planguard_version=__version__,
+        manifests=[str(p) for p in config.manifests],
+        snapshot_dir=str(config.snapshot_dir),
+        gate=dict(sorted(config.gate.items())),
+        summary=summarize(results, unused),
+        findings=findings(results, unused),
+        items=sorted(results, key=lambda r: r.nodeid),
+        unused_snapshots=list(unused),
+    )
+
+
+def write_report(
+    path: Path,
+    results: Sequence[ReportedResult],
+    unused: Sequence[UnusedSnapshot],
+    config: PlanguardConfig,
+) -> None:
+    report = msgspec.to_builtins(build_report(results, unused, config))
+    atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def report_json_schema() -> dict[str, Any]:
+    """The JSON schema of the report, generated from :class:`Report`."""
+    schema = msgspec.json.schema(Report)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://planguard.invalid/report-schema-v{SCHEMA_VERSION}.json",
+        "title": f"planguard JSON report, schema_version {SCHEMA_VERSION}",
+        **schema,
+    }
+
+
+def report_schema_text() -> str:
+    return json.dumps(report_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_text(report_schema_text(), encoding="utf-8")
+    print(f"wrote {SCHEMA_PATH}")

@@ -1,0 +1,52 @@
+"""Rendering the planguard section of pytest's terminal summary (no measuring here)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+from pytest_planguard.gate.report import UnusedSnapshot, summarize
+from pytest_planguard.gate.results import ReportedResult
+
+
+def render_summary(
+    results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
+) -> Iterator[str]:
+    summary = summarize(results, unused)
+    yield ""
+    yield "=" * 24 + " planguard " + "=" * 24
+    changed = summary.changed
+    by_class = ", ".join(f"{name} {count}" for name, count in sorted(changed.by_class.items()))
+    yield (
+        f"views checked {summary.views_checked} of {summary.views}: "
+        f"unchanged {summary.unchanged}, changed {changed.total}"
+        + (f" ({by_class})" if by_class else "")
+        + f", new {summary.new}, updated {summary.updated}, unused {summary.unused}, "
+        f"unavailable {summary.unavailable}, unstable {summary.unstable}, "
+        f"errors {summary.errors}"
+    )
+    checks = Counter((r.check, r.status) for r in results if r.kind != "plan")
+    if checks:
+        yield "checks: " + ", ".join(
+            f"{check} {status}" + (f" x{count}" if count > 1 else "")
+            for (check, status), count in sorted(checks.items())
+        )
+    notable = {"changed", "unstable", "unavailable", "new", "updated", "error"}
+    for result in results:
+        if result.kind == "plan" and result.status in notable:
+            if result.status == "changed":
+                label = "FAILED" if result.outcome == "failed" else "WARNED"
+            else:
+                label = result.status.upper()
+            classes = ", ".join(result.classes)
+            yield f"  {label:<11} {result.nodeid}" + (f": {classes}" if classes else "")
+    for entry in unused:
+        verb = "deleted" if entry.deleted else "unused"
+        yield f"  {verb.upper():<11} snapshot {entry.snapshot}"
+    kept = sum(1 for entry in unused if not entry.deleted)
+    if kept:
+        yield (
+            f"{kept} unused snapshot(s): no view of a fully selected manifest uses them "
+            "(delete them with --snapshot-update, or report without failing with "
+            "--snapshot-warn-unused)"
+        )
