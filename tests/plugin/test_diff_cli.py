@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 
 from pytest_planguard.cli import main
-
-REPO_SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
+from tests.support.trees import snapshot_trees
 
 
 @pytest.fixture
 def trees(tmp_path: Path) -> tuple[Path, Path]:
-    base, head = tmp_path / "base", tmp_path / "head"
-    shutil.copytree(REPO_SNAPSHOTS, base)
-    shutil.copytree(REPO_SNAPSHOTS, head)
-    return base, head
+    return snapshot_trees(tmp_path)
 
 
 def one(head: Path, view: str) -> Path:
