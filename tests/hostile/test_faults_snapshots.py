@@ -124,7 +124,7 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 
-from pytest_planguard import snapshot
+from pytest_planguard.gate import snapshot
 
 target, mode, ready = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 new = "# planguard plan bundle v1\\n" + "new line of a large plan\\n" * 50_000
