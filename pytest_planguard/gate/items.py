@@ -97,11 +97,8 @@ class GateItem(pytest.Item):
                 self._result("error", (error_code(run.error, fallback),)),
             )
         message = getattr(self, f"_check_{self.check}")(run)
-        if message:
-            codes = [str(_VIOLATION[self.check])]
-            if self.check == "policy" and run.validation is not None:
-                codes += sorted({f.code for f in run.validation.findings if f.severity == "error"})
-            fail(self, message, self._result("failed", tuple(codes)))
+        # each policy finding keeps its subject (view, dataset, scan unit) and message in the
+        # report, whether the item failed or passed with warnings
         findings = (
             tuple(
                 PolicyFinding(
@@ -112,6 +109,9 @@ class GateItem(pytest.Item):
             if self.check == "policy" and run.validation is not None
             else ()
         )
+        if message:
+            codes = (str(_VIOLATION[self.check]),)
+            fail(self, message, self._result("failed", codes, findings=findings))
         publish(self, self._result("passed", (), findings=findings))
 
     def _result(self, status: Any, codes: tuple[str, ...], **rest: Any) -> GateResult:
@@ -145,7 +145,10 @@ class GateItem(pytest.Item):
         assert run.validation is not None
         if run.validation.ok:
             return None
-        lines = ["policy validation failed:"]
+        errors = [f for f in run.validation.findings if f.severity == "error"]
+        named = ", ".join(f"{f.code} {f.subject}" for f in errors[:3])
+        more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+        lines = [f"policy validation failed: {len(errors)} error(s): {named}{more}"]
         for finding in run.validation.findings:
             lines.append(
                 f"  {finding.severity}[{finding.code}] {finding.subject}: {finding.message}"

@@ -111,7 +111,10 @@ class Report(_Strict, frozen=True):
 def summarize(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]) -> Summary:
     plans = [r for r in results if r.kind == "plan"]
     statuses = Counter(r.status for r in plans)
-    by_class = Counter(r.primary or "unknown" for r in plans if r.status == "changed")
+    # every class of every changed view (a view can be semantic and schema_breaking at once)
+    by_class = Counter(
+        c for r in plans if r.status == "changed" for c in (r.classes or ("unknown",))
+    )
     checks = {
         f"{r.manifest}::{r.check}": cast(CheckStatus, r.status) for r in results if r.kind != "plan"
     }

@@ -141,6 +141,26 @@ def test_schema_changes_are_breaking_or_additive(pytester: pytest.Pytester, shop
     }
     assert classes["big_spenders"][0] == "schema_breaking"
     assert classes["order_totals"] == ["semantic", "schema_additive"]
+    by_class = report(pytester)["summary"]["changed"]["by_class"]
+    # every class of every changed view counts, not only each view's first
+    assert by_class["schema_additive"] >= 1
+    assert by_class["semantic"] >= 2
+    assert by_class["schema_breaking"] >= 1
+
+
+def test_the_report_keeps_the_view_and_message_of_a_planning_failure(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    accepted(pytester)
+    edit(shop / "manifest.toml", "SELECT e.kind, count(*) AS n", "SELECT e.nope, count(*) AS n")
+    gate(pytester, "--planguard-report", "report.json")
+    findings = report(pytester)["findings"]
+    (planning,) = [f for f in findings if f["code"] == "VIEW_PLANNING_FAILED"]
+    assert planning["view"] == "event_counts"
+    assert planning["severity"] == "error"
+    assert "nope" in planning["message"]
+    (policy,) = [f for f in findings if f["code"] == "POLICY_FAILED"]
+    assert "VIEW_PLANNING_FAILED event_counts" in policy["message"]
 
 
 def test_unused_snapshot_is_reported_then_deleted_on_update(
