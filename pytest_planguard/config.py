@@ -8,7 +8,6 @@ resolve against the invocation directory.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,19 +120,6 @@ class PlanguardConfig:
     """Granted by whoever runs pytest (ini, option, environment), never by a manifest."""
 
 
-def default_manifest() -> Path:
-    """The bundled TPC-H example (located without importing reference_impl)."""
-    spec = importlib.util.find_spec("reference_impl")
-    if spec is None or not spec.submodule_search_locations:
-        raise PlanguardError(
-            PlanguardCode.CONFIG_ERROR,
-            "no manifest configured and the bundled example (reference_impl) is not installed",
-            field_path="planguard_manifests",
-        )
-    base = Path(next(iter(spec.submodule_search_locations)))
-    return base / "examples" / "tpch" / "manifest.toml"
-
-
 MANIFEST_FILE_NAMES = ("manifest.toml", "manifest.json")
 
 
@@ -167,9 +153,17 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
     invocation = config.invocation_params.dir
     cli_manifests = [invocation / p for p in (config.getoption("planguard_manifest") or [])]
     ini_manifests = [ini_base / str(p) for p in config.getini("planguard_manifests")]
-    manifests = tuple(p.resolve() for p in (cli_manifests or ini_manifests)) or (
-        (default_manifest(),) if config.getoption("planguard") else ()
-    )
+    manifests = tuple(p.resolve() for p in (cli_manifests or ini_manifests))
+    if config.getoption("planguard") and not manifests:
+        # gating something nobody configured (the bundled example) would pass or fail for
+        # reasons that have nothing to do with the user's pipeline
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            "no manifests configured: set planguard_manifests in the pytest configuration "
+            "(pytest.ini, or [tool.pytest.ini_options] in pyproject.toml), or pass "
+            "--planguard-manifest PATH",
+            field_path="planguard_manifests",
+        )
     if config.getoption("planguard"):
         manifests = tuple(manifest_file(path) for path in manifests)
     snapshot_opt = config.getoption("planguard_snapshot_dir")

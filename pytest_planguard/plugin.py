@@ -38,8 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--planguard",
         action="store_true",
         default=False,
-        help="gate the configured manifests: collect invariant, policy and per-view "
-        "plan-bundle snapshot items (default manifest: the bundled TPC-H example)",
+        help="gate the configured manifests (planguard_manifests or --planguard-manifest): "
+        "collect invariant, policy and per-view plan-bundle snapshot items",
     )
     group.addoption(
         "--planguard-manifest",

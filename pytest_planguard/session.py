@@ -109,12 +109,13 @@ class PlanguardSession:
         if spy is not None:
             failures.append(spy.failure())
         if deterministic is not None and deterministic.get("manifest") is not None:
-            report = self.determinism(
-                Path(deterministic["manifest"]),
-                runs=deterministic.get("runs"),
-                processes=deterministic.get("processes"),
-                adapter=deterministic.get("adapter"),
-            )
+            with _coded_failure():
+                report = self.determinism(
+                    Path(deterministic["manifest"]),
+                    runs=deterministic.get("runs"),
+                    processes=deterministic.get("processes"),
+                    adapter=deterministic.get("adapter"),
+                )
             failures.append(report.failure())
         messages = [message for message in failures if message]
         if messages:
@@ -176,7 +177,8 @@ class DeterminismChecker:
                 f"check() takes runs, processes, adapter; got {', '.join(sorted(unknown))}",
             )
         options = {**{k: v for k, v in self._marker.items() if k != "manifest"}, **overrides}
-        report = self._session.determinism(Path(manifest), **options)
+        with _coded_failure():
+            report = self._session.determinism(Path(manifest), **options)
         message = report.failure()
         if message:
             pytest.fail(message, pytrace=False)
@@ -185,3 +187,22 @@ class DeterminismChecker:
 
 def determinism_checker(session: PlanguardSession, item: pytest.Item) -> DeterminismChecker:
     return DeterminismChecker(session, marker_arguments(item, DETERMINISTIC))
+
+
+_MANIFEST_HINT = (
+    "hint: the determinism check compiles `manifest` with the adapter: with the reference "
+    "pipeline it must be a planguard manifest (TOML or JSON); for your own pipeline pass "
+    "adapter='module:Factory' (a PipelineAdapter)"
+)
+
+
+@contextmanager
+def _coded_failure() -> Iterator[None]:
+    """Fail the test with a coded error's one line and a hint, never its traceback."""
+    try:
+        yield
+    except Exception as exc:
+        render = getattr(exc, "render", None)
+        if not callable(render):
+            raise
+        pytest.fail(f"{render()}\n{_MANIFEST_HINT}", pytrace=False)

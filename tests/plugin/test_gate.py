@@ -314,3 +314,34 @@ def test_manifest_error_is_a_collection_error_without_traceback(
     )
     assert "Traceback" not in result.stdout.str()
     assert not (pytester.path / "snapshots").exists()
+
+
+def test_nothing_configured_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    """Without planguard_manifests, the gate used to gate the bundled TPC-H example."""
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = gate(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*error[[]CONFIG_ERROR[]] planguard_manifests: no manifests*"])
+    assert "tpch" not in result.stdout.str() + result.stderr.str()
+    # twin: plain pytest (no --planguard) needs no configuration
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_the_determinism_marker_on_a_file_that_is_not_a_manifest(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """A coded error with a hint, not a traceback from the reference pipeline."""
+    pytester.makepyfile(
+        pipeline="def build():\n    return None\n",
+        test_det=(
+            "import pytest\n\n\n"
+            '@pytest.mark.planguard_deterministic(manifest="pipeline.py", processes=0)\n'
+            "def test_det():\n    pass\n"
+        ),
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_det.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*error[[]MANIFEST_*pipeline.py*", "*hint: *adapter=*"])
+    assert "Traceback" not in result.stdout.str()
+    assert "reference_impl/" not in result.stdout.str()
