@@ -69,6 +69,13 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         "linelist",
         [],
     ),
+    (
+        "planguard_strict_settings",
+        "keep target_partitions in the snapshots' settings hash (for teams that pin it; by "
+        "default it is left out, with partition counts normalized in the plans)",
+        "bool",
+        False,
+    ),
 )
 
 
@@ -118,6 +125,8 @@ class PlanguardConfig:
     rootpath: Path
     trusted_modules: tuple[str, ...] = ()
     """Granted by whoever runs pytest (ini, option, environment), never by a manifest."""
+    strict_settings: bool = False
+    """Keep ``target_partitions`` in the settings hash (``planguard_strict_settings``)."""
 
 
 MANIFEST_FILE_NAMES = ("manifest.toml", "manifest.json")
@@ -211,6 +220,7 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         execute=bool(config.getoption("planguard_execute")),
         only=bool(config.getoption("planguard_only")),
         rootpath=config.rootpath,
+        strict_settings=bool(config.getini("planguard_strict_settings")),
         trusted_modules=_trusted_modules(config),
     )
 

@@ -60,12 +60,16 @@ def normalize_plan_text(
     return "\n".join(line.rstrip() for line in out.strip("\n").splitlines())
 
 
-def settings_hash(settings: Mapping[str, str]) -> str:
-    """sha256 of the session settings, machine-dependent ones left out (16 hex digits)."""
+def settings_hash(settings: Mapping[str, str], *, strict: bool = False) -> str:
+    """sha256 of the session settings, machine-dependent ones left out (16 hex digits).
+
+    ``strict`` keeps ``target_partitions`` (for a team that pins it in every
+    environment); ``planning_concurrency`` and temporary directories always go."""
+    left_out = tuple(s for s in _MACHINE_SETTINGS if not (strict and s == "target_partitions"))
     kept = sorted(
         (name, value)
         for name, value in settings.items()
-        if not any(part in name for part in _MACHINE_SETTINGS)
+        if not any(part in name for part in left_out)
     )
     return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16]
 

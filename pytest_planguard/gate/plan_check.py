@@ -263,7 +263,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
 def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
     assert run.engine is not None
     if run.header is None:
-        run.header = snapshot_header(run.engine)
+        run.header = snapshot_header(run.engine, strict_settings=state.config.strict_settings)
     return render_snapshot(
         bundle,
         run.header,

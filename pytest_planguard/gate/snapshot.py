@@ -55,12 +55,12 @@ def valid_snapshot_name(name: str) -> bool:
     return bool(_SNAPSHOT_NAME.fullmatch(name)) and ".." not in name and os.sep not in name
 
 
-def snapshot_header(engine: EngineInfo) -> dict[str, str]:
+def snapshot_header(engine: EngineInfo, *, strict_settings: bool = False) -> dict[str, str]:
     return {
         "engine": " ".join(
             f"{name}={version}" for name, version in sorted(engine.versions.items())
         ),
-        "settings-hash": settings_hash(engine.settings),
+        "settings-hash": settings_hash(engine.settings, strict=strict_settings),
         "normalizer": str(NORMALIZER_VERSION),
     }
 

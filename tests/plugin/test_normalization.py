@@ -157,3 +157,36 @@ def test_settings_hash_ignores_machine_settings_only() -> None:
     other_setting = {**base, "datafusion.execution.batch_size": "1024"}
     assert settings_hash(base) == settings_hash(other_machine)
     assert settings_hash(base) != settings_hash(other_setting)
+
+
+def test_strict_settings_keep_target_partitions_in_the_hash() -> None:
+    base = {
+        "datafusion.execution.target_partitions": "4",
+        "datafusion.execution.planning_concurrency": "4",
+    }
+    more = {**base, "datafusion.execution.target_partitions": "8"}
+    assert settings_hash(base, strict=True) != settings_hash(more, strict=True)
+    other_machine = {**base, "datafusion.execution.planning_concurrency": "64"}
+    assert settings_hash(base, strict=True) == settings_hash(other_machine, strict=True)
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "twin: default"])
+def test_a_target_partitions_change_fails_only_under_strict_settings(
+    pytester: pytest.Pytester, strict: bool
+) -> None:
+    """target_partitions 4 -> 8 is invisible by default (partition counts are normalized,
+    the setting is left out of the settings hash); planguard_strict_settings shows it as a
+    header change, which the gate policy can fail."""
+    write_shop(pytester.path)
+    pytester.makeini(
+        "[pytest]\nplanguard_manifests = manifest.toml\nplanguard_gate = cosmetic = fail\n"
+        + ("planguard_strict_settings = true\n" if strict else "")
+    )
+    gates.gate(pytester, "--snapshot-update").assert_outcomes(passed=8)
+    edit(pytester.path / "manifest.toml", "target_partitions = 4", "target_partitions = 8")
+    result = gates.gate(pytester)
+    if strict:
+        result.assert_outcomes(passed=4, failed=4)
+        result.stdout.fnmatch_lines(["*class cosmetic*", "*settings-hash: * -> *"])
+    else:
+        result.assert_outcomes(passed=8)
