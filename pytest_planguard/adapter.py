@@ -113,7 +113,11 @@ class PipelineAdapter(Protocol):
         """Load and compile a manifest (one call is one compile)."""
 
     def view_names(self, compiled: Any) -> Sequence[str]:
-        """The compiled program's views, in the order items should run."""
+        """The compiled program's views, in the order items should run.
+
+        Optional, not part of the protocol: ``view_dependencies(compiled)`` returning
+        view -> the views it reads directly. With it, a changed view names the changed
+        upstream views that explain it (``caused_by``)."""
 
     def build_context(self, compiled: Any) -> Any:
         """Create the engine session and register datasets, UDFs and views."""

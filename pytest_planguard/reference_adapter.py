@@ -71,6 +71,10 @@ class ReferenceAdapter:
     def view_names(self, compiled: Any) -> Sequence[str]:
         return tuple(compiled.view_names())
 
+    def view_dependencies(self, compiled: Any) -> Mapping[str, tuple[str, ...]]:
+        """View -> the views its SQL reads (the compiled view DAG)."""
+        return {view.name: tuple(view.view_dependencies) for view in compiled.views}
+
     def build_context(self, compiled: Any) -> ReferenceContext:
         from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 

@@ -54,6 +54,10 @@ class ManifestFile(pytest.File):
         compiled = gate.compile_manifest(self.path)
         views = tuple(call_adapter(gate.session.adapter.view_names, compiled))
         gate.check_snapshot_paths(self.path, views)
+        dependencies = getattr(gate.session.adapter, "view_dependencies", None)
+        if callable(dependencies):
+            found = call_adapter(dependencies, compiled)
+            gate.dependencies[self.path] = {v: tuple(found.get(v, ())) for v in views}
         items: list[pytest.Item] = [
             GateItem.from_parent(self, name=f"invariant[{check}]", check=check, state=gate)
             for check in INVARIANTS

@@ -40,6 +40,7 @@ from pytest_planguard.gate.results import (
     render_error,
 )
 from pytest_planguard.gate.snapshot import (
+    FILE_EXTENSION,
     PlanBundleSnapshotExtension,
     parse_signals,
     parse_snapshot,
@@ -245,6 +246,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
             PlanguardCode.PLAN_NEW,
             action="fail",
         )
+    caused_by = _caused_by(state, run, view)
     result = _result(
         item,
         "changed",
@@ -252,12 +254,48 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
         classes=outcome.classes,
         primary=outcome.primary,
         action=outcome.action,
+        caused_by=caused_by,
     )
     if outcome.action == "warn":
         publish(item, result)  # warned: the snapshot stays as it is
         return
     assertion == text  # noqa: B015 - records the mismatch with syrupy
-    fail(item, f"{outcome.message}\n\nTo accept this change: {command}", result)
+    first, _, rest = outcome.message.partition("\n")
+    if caused_by:
+        first += f"\nchanged through upstream {', '.join(caused_by)}"
+    fail(item, f"{first}\n{rest}\n\nTo accept this change: {command}", result)
+
+
+def _caused_by(state: GateState, run: ManifestRun, view: str) -> tuple[str, ...]:
+    """The changed views among ``view``'s upstream views (direct or not), by name."""
+    dependencies = state.dependencies.get(run.path, {})
+    upstream: set[str] = set()
+    pending = list(dependencies.get(view, ()))
+    while pending:
+        name = pending.pop()
+        if name not in upstream:
+            upstream.add(name)
+            pending.extend(dependencies.get(name, ()))
+    if not upstream:
+        return ()
+    return tuple(sorted(upstream & _changed_views(state, run)))
+
+
+def _changed_views(state: GateState, run: ManifestRun) -> frozenset[str]:
+    """Views whose bundle differs from their stored snapshot, decided from the bundles
+    themselves, so the answer does not depend on which items ran first (or on which
+    pytest-xdist worker)."""
+    if run.changed is None:
+        directory = state.snapshot_dir(run.path)
+        changed = set()
+        for name, bundle in run.bundles.items():
+            if bundle.status != "planned" or not valid_snapshot_name(name):
+                continue
+            old = read_snapshot_text(directory / f"{name}.{FILE_EXTENSION}")
+            if old is not None and old != render(state, run, bundle):
+                changed.add(name)
+        run.changed = frozenset(changed)
+    return run.changed
 
 
 def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:

@@ -27,7 +27,7 @@ from pytest_planguard.gate.snapshot import atomic_write
 if TYPE_CHECKING:
     from pytest_planguard.config import PlanguardConfig
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2
 CHECKED: tuple[Status, ...] = ("unchanged", "changed", "new", "updated", "unstable")
 """Plan statuses of a view whose bundle was built and compared with its snapshot; the
 others (``unavailable``, ``error``) were not checked and are never counted as passed."""
@@ -94,10 +94,12 @@ class Finding(_Strict, frozen=True):
     classes: tuple[ChangeClass, ...]
     message: str
     nodeid: str | None
+    caused_by: tuple[str, ...] = ()
+    """For a changed view: the changed upstream views that explain it."""
 
 
 class Report(_Strict, frozen=True):
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     planguard_version: str
     manifests: list[str]
     snapshot_dir: str
@@ -154,6 +156,7 @@ def findings(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
                     classes=result.classes,
                     message=result.message,
                     nodeid=result.nodeid,
+                    caused_by=result.caused_by,
                 )
             )
         for finding in result.findings:

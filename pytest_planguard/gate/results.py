@@ -68,6 +68,8 @@ class GateResult(
     message: str = ""
     """The first line of the failure message."""
     findings: tuple[PolicyFinding, ...] = ()
+    caused_by: tuple[str, ...] = ()
+    """Changed upstream views (from lineage) that explain this view's change."""
 
 
 class ReportedResult(GateResult, frozen=True, kw_only=True, omit_defaults=True):

@@ -81,6 +81,8 @@ class ManifestRun:
     recheck: Mapping[str, BundleView] | None = None
     header: Mapping[str, str] | None = None
     """The snapshot header (engine versions, settings hash): computed once per run."""
+    changed: frozenset[str] | None = None
+    """Views whose bundle differs from their snapshot: computed once, when a view changed."""
 
 
 class GateState:
@@ -97,6 +99,8 @@ class GateState:
         self.results: list[ReportedResult] = []
         self.unused: list[UnusedSnapshot] = []
         self.collected: dict[Path, CollectedManifest] = {}
+        self.dependencies: dict[Path, Mapping[str, tuple[str, ...]]] = {}
+        """Manifest -> view -> the views it reads (when the adapter tells)."""
         """Manifests whose collection succeeded in this process (in a worker: its own)."""
         self.reported: list[dict[str, CollectedManifest]] = []
         """On the pytest-xdist controller: what each worker that finished collected."""

@@ -213,7 +213,7 @@ def test_json_report_validates_against_its_schema(pytester: pytest.Pytester, sho
     gate(pytester, "--planguard-report", "report.json")
     data = report(pytester)
     jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert all(f["code"] and "view" in f for f in data["findings"])
     # twin: the schema rejects a finding without a code
     broken = json.loads(json.dumps(data))
@@ -345,3 +345,35 @@ def test_the_determinism_marker_on_a_file_that_is_not_a_manifest(
     result.stdout.fnmatch_lines(["*error[[]MANIFEST_*pipeline.py*", "*hint: *adapter=*"])
     assert "Traceback" not in result.stdout.str()
     assert "reference_impl/" not in result.stdout.str()
+
+
+def test_downstream_changes_name_the_upstream_view_that_caused_them(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """order_totals -> customer_totals -> big_spenders: editing order_totals changes all
+    three; the two downstream views name it, the root change names nothing."""
+    accepted(pytester)
+    edit(shop / "manifest.toml", "FROM orders GROUP BY", "FROM orders WHERE amount > 1 GROUP BY")
+    result = gate(pytester, "--planguard-report", "report.json")
+    causes = {
+        f["view"]: f.get("caused_by", [])
+        for f in report(pytester)["findings"]
+        if f["code"] == "PLAN_CHANGED"
+    }
+    assert causes == {
+        "order_totals": [],
+        "customer_totals": ["order_totals"],
+        "big_spenders": ["customer_totals", "order_totals"],
+    }
+    result.stdout.fnmatch_lines_random(
+        [
+            "*changed through upstream customer_totals, order_totals*",
+            "*FAILED*manifest.toml::customer_totals: semantic* (through order_totals)",
+        ]
+    )
+    # twin: a change in a view nothing reads names no cause anywhere
+    edit(shop / "manifest.toml", "FROM orders WHERE amount > 1 GROUP BY", "FROM orders GROUP BY")
+    edit(shop / "manifest.toml", "GROUP BY e.kind", "GROUP BY e.kind HAVING count(*) > 0")
+    gate(pytester, "--planguard-report", "report.json")
+    changed = [f for f in report(pytester)["findings"] if f["code"] == "PLAN_CHANGED"]
+    assert [(f["view"], f.get("caused_by", [])) for f in changed] == [("event_counts", [])]
