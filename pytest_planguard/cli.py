@@ -54,12 +54,46 @@ def build_parser() -> argparse.ArgumentParser:
         extra=", new, removed; default fail, cosmetic warn",
     )
     diff.set_defaults(handler=_diff)
+
+    explain = sub.add_parser(
+        "explain",
+        help="print one view's plan bundle as its snapshot would hold it",
+        description="Plan MANIFEST (a dry run) and print VIEW's plan bundle exactly as the "
+        "gate's snapshot would hold it: normalized, with its header. Exit 0, or 2 for bad "
+        "input (an unknown view names the closest one).",
+    )
+    explain.add_argument("manifest", metavar="MANIFEST")
+    explain.add_argument("view", metavar="VIEW")
+    explain.add_argument(
+        "--section",
+        choices=("P0", "P1", "P2", "schema", "signals"),
+        help="print only this section (P0 logical, P1 optimized, P2 physical, schema, signals)",
+    )
+    explain.add_argument(
+        "--trust-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="as for validate: a module UDF providers may be imported from (repeatable)",
+    )
+    explain.set_defaults(handler=_explain)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(args.handler, args)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from pytest_planguard.explain import run_explain
+
+    return run_explain(
+        args.manifest,
+        args.view,
+        section=args.section,
+        trusted_modules=trust.granted_on_command_line(args.trust_module),
+    )
 
 
 def _diff(args: argparse.Namespace) -> int:
