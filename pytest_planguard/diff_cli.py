@@ -22,7 +22,7 @@ from pytest_planguard.gate.classify import classify
 from pytest_planguard.gate.policy import DIFF_ONLY, GateAction, parse_gate_policy
 from pytest_planguard.gate.snapshot import snapshot_damage
 
-DIFF_SCHEMA_VERSION = 1
+DIFF_SCHEMA_VERSION = 2  # 2: raw_diffs beside the tree diffs of plan sections
 
 
 def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) -> int:
@@ -125,9 +125,11 @@ def diff_trees(
             status = "new" if old is None else "removed"
             classes: tuple[str, ...] = (status,)
             diffs: dict[str, str] = {}
+            raw: dict[str, str] = {}
         else:
             found = classify(old, new, name=view)
             status, classes, diffs = "changed", found.classes, dict(found.diffs)
+            raw = dict(found.raw_diffs or {})
             damage = found.damage or snapshot_damage(new)
             if damage:
                 diffs["damage"] = "\n".join(damage)
@@ -141,6 +143,7 @@ def diff_trees(
                 "classes": list(classes),
                 "action": "fail" if failing else "warn",
                 "diffs": diffs,
+                "raw_diffs": raw,
             }
         )
     return changes

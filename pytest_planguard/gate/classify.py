@@ -27,9 +27,13 @@ class Classification:
     classes: tuple[ChangeClass, ...]
     """In priority order (:class:`ChangeClass`); empty when nothing differs."""
     diffs: Mapping[str, str]
+    """Per changed section: plan sections as a tree diff (:func:`tree_diff`), the others
+    as a unified diff."""
     schema_changes: tuple[str, ...]
     damage: tuple[str, ...] = ()
     """Where the stored snapshot departs from the format: such a change always fails."""
+    raw_diffs: Mapping[str, str] | None = None
+    """Per changed section, the plain unified diff of the text."""
 
     @property
     def primary(self) -> ChangeClass | None:
@@ -44,10 +48,18 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
     changed = tuple(
         s for s in (*SECTIONS, *extra) if old.sections.get(s, "") != new.sections.get(s, "")
     )
-    diffs = {
+    raw_diffs = {
         section: unified(
             old.sections.get(section, ""), new.sections.get(section, ""), section, name
         )
+        for section in changed
+    }
+    diffs = {
+        section: tree_diff(
+            old.sections.get(section, ""), new.sections.get(section, ""), section, name
+        )
+        if section in PLAN_SECTIONS
+        else raw_diffs[section]
         for section in changed
     }
     schema_changes, breaking, additive = _schema_changes(old, new)
@@ -77,7 +89,37 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
         diffs=diffs,
         schema_changes=tuple(schema_changes),
         damage=damage,
+        raw_diffs=raw_diffs,
     )
+
+
+PLAN_SECTIONS = ("P0 logical", "P1 optimized", "P2 physical")
+
+
+def tree_diff(old: str, new: str, section: str, name: str = "", context: int = 3) -> str:
+    """A diff of two indented plan texts, operator by operator.
+
+    Operators are compared without their indentation: a node inserted above a subtree
+    (a new filter) shows as one added line, and the subtree below it, only re-indented,
+    as unchanged context in its new position, not as removed and re-added.  The format
+    is a unified diff's, with ``@@ operator N @@`` hunk headers."""
+    before, after = old.splitlines(), new.splitlines()
+    matcher = difflib.SequenceMatcher(
+        None, [line.strip() for line in before], [line.strip() for line in after], autojunk=False
+    )
+    label = f"{name} {section}".strip()
+    out = [f"--- snapshot: {label}", f"+++ current: {label} (operators, indentation aside)"]
+    for group in matcher.get_grouped_opcodes(context):
+        out.append(f"@@ operator {group[0][3] + 1} @@")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in after[j1:j2]]
+                continue
+            out += ["-" + line for line in before[i1:i2]]
+            out += ["+" + line for line in after[j1:j2]]
+    if len(out) == 2:  # the same operators, only nested differently: show the text diff
+        return unified(old, new, section, name)
+    return "\n".join(out)
 
 
 def unified(old: str, new: str, section: str, name: str = "") -> str:

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from pytest_planguard.config import CostLimit
-from pytest_planguard.gate.classify import classify
+from pytest_planguard.gate.classify import classify, tree_diff, unified
 from pytest_planguard.gate.plan_check import decide
 from pytest_planguard.gate.policy import DEFAULT_GATE, ChangeClass, parse_gate_policy
 from pytest_planguard.gate.report import SCHEMA_PATH, report_schema_text
@@ -183,3 +183,41 @@ def test_the_committed_report_schema_is_the_generated_one() -> None:
         "pytest_planguard/gate/report_schema.json is stale: regenerate it with "
         "`python -m pytest_planguard.gate.report`"
     )
+
+
+OLD_PLAN = """\
+Projection: a, b
+  Aggregate: groupBy=[[a]], aggr=[[sum(b)]]
+    TableScan: t projection=[a, b]"""
+NEW_PLAN = """\
+Projection: a, b
+  Filter: a > 1
+    Aggregate: groupBy=[[a]], aggr=[[sum(b)]]
+      TableScan: t projection=[a, b]"""
+
+
+def test_a_new_filter_is_one_inserted_operator_in_the_tree_diff() -> None:
+    """The unified diff removes and re-adds the re-indented subtree; the tree diff shows
+    one added operator and the subtree as context in its new position."""
+    tree = tree_diff(OLD_PLAN, NEW_PLAN, "P0 logical", "v")
+    changed = [line for line in tree.splitlines()[2:] if line[:1] in "+-"]
+    assert changed == ["+  Filter: a > 1"]
+    assert "       TableScan: t projection=[a, b]" in tree.splitlines()
+    raw = unified(OLD_PLAN, NEW_PLAN, "P0 logical", "v")
+    assert "-    TableScan: t projection=[a, b]" in raw.splitlines()  # the noise it removes
+
+
+def test_the_tree_diff_falls_back_to_the_text_for_a_change_in_nesting_only() -> None:
+    """Same operators, nested differently: never an empty diff."""
+    flat = "Union\n  TableScan: a\n  TableScan: b"
+    nested = "Union\n  TableScan: a\n    TableScan: b"
+    assert tree_diff(flat, nested, "P2 physical") == unified(flat, nested, "P2 physical")
+    assert "+    TableScan: b" in tree_diff(flat, nested, "P2 physical")
+
+
+def test_classification_uses_tree_diffs_for_plans_and_keeps_the_raw_ones() -> None:
+    found = classify(snap(), snap(P1="Filter: a > 1\n  TableScan: t projection=[a, b]"), name="v")
+    assert found.diffs["P1 optimized"].startswith("--- snapshot: v P1 optimized")
+    assert "@@ operator" in found.diffs["P1 optimized"]
+    assert found.raw_diffs is not None
+    assert "@@ -" in found.raw_diffs["P1 optimized"]
