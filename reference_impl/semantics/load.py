@@ -8,6 +8,7 @@ Reads a TOML (or JSON) manifest, decodes it into the frozen structs of
 
 from __future__ import annotations
 
+import difflib
 import errno
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect
 
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.model import (
@@ -303,10 +305,56 @@ def _convert(value: Any, spec: type[_S], path: str) -> _S:
     try:
         return msgspec.convert(value, spec)
     except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc), path) from None
+        raise _validation_error(str(exc), path, spec) from None
 
 
-def _validation_error(text: str, prefix: str) -> ReferenceImplError:
+def _field_type(spec: type[msgspec.Struct], rel: str) -> Any:
+    """The msgspec type info at ``rel`` (``.a.b[0].c``) inside ``spec``, else None."""
+    info: Any = msgspec.inspect.type_info(spec)
+    for segment in re.findall(r"\.([^.\[]+)|\[\d+\]", rel):
+        while isinstance(info, msgspec.inspect.UnionType):  # Optional[X] -> X
+            options = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+            info = options[0] if len(options) == 1 else None
+        if isinstance(info, msgspec.inspect.ListType | msgspec.inspect.VarTupleType):
+            info = info.item_type
+        if not segment:
+            continue
+        if isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        elif isinstance(info, msgspec.inspect.StructType):
+            info = next((f.type for f in info.fields if f.encode_name == segment), None)
+        else:
+            return None
+    return info
+
+
+def _hint(spec: type[msgspec.Struct] | None, rel: str, unknown: str | None) -> str:
+    """``(allowed: ...)`` for an enum value, ``did you mean ...?`` for an unknown key."""
+    if spec is None:
+        return ""
+    if unknown is not None:
+        parent = _field_type(spec, rel)
+        while isinstance(parent, msgspec.inspect.UnionType):
+            parent = next(
+                (t for t in parent.types if isinstance(t, msgspec.inspect.StructType)), None
+            )
+        if not isinstance(parent, msgspec.inspect.StructType):
+            return ""
+        names = [f.encode_name for f in parent.fields]
+        close = difflib.get_close_matches(unknown, names, n=1)
+        known = f" (known keys: {', '.join(names)})"
+        return f"; did you mean {close[0]!r}?{known}" if close else known
+    info = _field_type(spec, rel)
+    while isinstance(info, msgspec.inspect.UnionType):
+        info = next((t for t in info.types if isinstance(t, msgspec.inspect.LiteralType)), None)
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return " (allowed: " + ", ".join(repr(v) for v in info.values) + ")"
+    return ""
+
+
+def _validation_error(
+    text: str, prefix: str, spec: type[msgspec.Struct] | None = None
+) -> ReferenceImplError:
     match = _VALIDATION_RE.fullmatch(text)
     message = match.group("msg") if match else text
     rel = (match.group("path") if match else None) or ""
@@ -323,7 +371,7 @@ def _validation_error(text: str, prefix: str) -> ReferenceImplError:
     elif unknown:
         code = ErrorCode.MANIFEST_UNKNOWN_KEY
         path = f"{path}.{unknown.group('f')}"
-        message = f"unknown key {unknown.group('f')!r}"
+        message = f"unknown key {unknown.group('f')!r}" + _hint(spec, rel, unknown.group("f"))
     elif missing:
         code = ErrorCode.MANIFEST_MISSING_FIELD
         path = f"{path}.{missing.group('f')}"
@@ -338,6 +386,8 @@ def _validation_error(text: str, prefix: str) -> ReferenceImplError:
         )
     ):
         code = ErrorCode.MANIFEST_INVALID_VALUE
+        if message.startswith("Invalid enum value"):
+            message += _hint(spec, rel, None)
     return ReferenceImplError(code, message, field_path=path)
 
 

@@ -397,3 +397,35 @@ def test_an_error_in_a_directorys_manifest_names_the_manifest_file(
     err = load_error(path.parent)
     assert err.code == ErrorCode.MANIFEST_UNKNOWN_KEY
     assert err.file == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "field_path", "says"),
+    [
+        (
+            '[datasets.t]\nformat = "deltalake"\nlocation = "t"\n',
+            "datasets.t.format",
+            "(allowed: 'delta', 'parquet')",
+        ),
+        ('[policy]\nmode = "strict"\n', "policy.mode", "(allowed: 'error', 'ignore', 'warn')"),
+        (
+            '[datasets.t]\nformat = "delta"\nlocaton = "t"\n',
+            "datasets.t.locaton",
+            "did you mean 'location'?",
+        ),
+        (
+            "[policy.delta_support]\nmax_reader_versio = 3\n",
+            "policy.delta_support.max_reader_versio",
+            "did you mean 'max_reader_version'?",
+        ),
+        ('[views.v]\nsql = "SELECT 1"\nexecuter = "x"\n', "views.v.executer", "'executor'"),
+    ],
+    ids=["enum", "nested enum", "unknown key", "nested unknown key", "view key"],
+)
+def test_errors_say_what_would_have_been_right(
+    write_manifest: WriteManifest, text: str, field_path: str, says: str
+) -> None:
+    """Enum errors list the allowed values; unknown keys get the closest known key."""
+    error = load_error(write_manifest(text))
+    assert error.field_path == field_path
+    assert says in error.message, error.render()
