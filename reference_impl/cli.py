@@ -20,6 +20,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from reference_impl.errors import CodedError, ErrorCode
@@ -64,6 +65,17 @@ def register_commands(sub: argparse._SubParsersAction[Any], *, trust: TrustSourc
         description="Print the JSON Schema of manifest format v1.",
     )
     schema.set_defaults(handler=_schema)
+
+    init = sub.add_parser(
+        "init",
+        help="write a starter manifest.toml and pytest.ini for the tables in DIR",
+        description="Find the Delta tables and Parquet datasets under DIR (at most 4 levels "
+        "down) and write DIR/manifest.toml (a dataset and a starter view per table, "
+        "[policy.delta_support] from the tables' own protocols) and DIR/pytest.ini (the "
+        "gate on it). Never overwrites: when either file exists nothing is written (exit 2).",
+    )
+    init.add_argument("directory", metavar="DIR")
+    init.set_defaults(handler=_init)
 
     compile_ = sub.add_parser(
         "compile",
@@ -186,6 +198,17 @@ def emit(payload: Any) -> None:
 
 
 # ------------------------------------------------------------------- the commands
+
+
+def _init(args: argparse.Namespace) -> int:
+    from reference_impl.scaffold import scaffold_project
+
+    done = scaffold_project(Path(args.directory))
+    for dataset in done.datasets:
+        print(f"dataset {dataset.name}: {dataset.format} at {dataset.location}")
+    print(f"wrote {done.manifest} and {done.pytest_ini}")
+    print(f"next: planguard validate {done.manifest}")
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -68,6 +68,7 @@ class ErrorCode(StrEnum):
     UDF_PROVIDER_INVALID = "UDF_PROVIDER_INVALID"
     EXECUTION_FAILED = "EXECUTION_FAILED"
     OUTPUT_WRITE_FAILED = "OUTPUT_WRITE_FAILED"
+    INIT_TARGET_EXISTS = "INIT_TARGET_EXISTS"
     # the `planguard` command line itself (every command, the plugin's `diff` included)
     USAGE = "USAGE"
     INTERRUPTED = "INTERRUPTED"

@@ -237,6 +237,14 @@ def output_write_failed(root: Path) -> None:
     run_pipeline(manifest(root, text), mode="warn")
 
 
+def init_target_exists(root: Path) -> None:
+    from reference_impl.scaffold import scaffold_project
+
+    delta(root)
+    (root / "pytest.ini").write_text("[pytest]\n")  # someone's own: never overwritten
+    scaffold_project(root)
+
+
 SCENARIOS: dict[ErrorCode, Scenario] = {
     ErrorCode.MANIFEST_NOT_FOUND: manifest_not_found,
     ErrorCode.MANIFEST_PARSE_ERROR: manifest_parse_error,
@@ -269,6 +277,7 @@ SCENARIOS: dict[ErrorCode, Scenario] = {
     ErrorCode.UDF_PROVIDER_INVALID: udf_provider_invalid,
     ErrorCode.EXECUTION_FAILED: execution_failed,
     ErrorCode.OUTPUT_WRITE_FAILED: output_write_failed,
+    ErrorCode.INIT_TARGET_EXISTS: init_target_exists,
 }
 
 
