@@ -45,12 +45,15 @@ class PlanguardError(Exception):
         *,
         file: str | None = None,
         field_path: str | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.file = file
         self.field_path = field_path
+        self.detail = detail
+        """Extra lines shown only on request (``--tb=long``): e.g. the user's frames."""
 
     def render(self) -> str:
         where = ": ".join(part for part in (self.file, self.field_path) if part)

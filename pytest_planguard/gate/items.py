@@ -26,6 +26,7 @@ from pytest_planguard.gate.results import (
     manifest_label,
     publish,
     render_error,
+    with_detail,
 )
 from pytest_planguard.markers import GATE_ITEM
 
@@ -97,7 +98,7 @@ class GateItem(pytest.Item):
             fallback = PlanguardCode.ADAPTER_ERROR
             fail(
                 self,
-                render_error(run.error, fallback),
+                with_detail(self, render_error(run.error, fallback), run.error),
                 self._result("error", (error_code(run.error, fallback),)),
             )
         message = getattr(self, f"_check_{self.check}")(run)

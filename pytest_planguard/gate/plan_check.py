@@ -38,6 +38,7 @@ from pytest_planguard.gate.results import (
     manifest_label,
     publish,
     render_error,
+    with_detail,
 )
 from pytest_planguard.gate.snapshot import (
     FILE_EXTENSION,
@@ -202,7 +203,8 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
     run = state.manifest_run(item.path)
     if run.error is not None:
         code = PlanguardCode.ADAPTER_ERROR
-        _fail(item, render_error(run.error, code), "error", error_code(run.error, code))
+        message = with_detail(item, render_error(run.error, code), run.error)
+        _fail(item, message, "error", error_code(run.error, code))
     bundle = run.bundles.get(view)
     if bundle is None or bundle.status != "planned":
         reason = bundle.message if bundle is not None else "the adapter returned no bundle"

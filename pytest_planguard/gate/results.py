@@ -7,13 +7,20 @@ gathers them with the item's outcome for :mod:`.report` and :mod:`.terminal`.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Literal, NoReturn, ParamSpec, TypeVar
 
+import _pytest
 import msgspec
+import pluggy
 import pytest
 from _pytest.outcomes import OutcomeException
 
+import pytest_planguard
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate.policy import ChangeClass, GateAction
 
@@ -144,4 +151,38 @@ def call_adapter(method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -
         raise PlanguardError(
             PlanguardCode.ADAPTER_ERROR,
             f"adapter.{name} raised {type(exc).__name__}: {exc}",
+            detail=user_frames(exc),
         ) from None
+
+
+def _tool_dirs() -> tuple[str, ...]:
+    """Where planguard, the reference pipeline, pytest and pluggy live (found without
+    importing the reference pipeline)."""
+    modules = (pytest_planguard, pluggy, _pytest)
+    dirs = [Path(module.__file__).resolve().parent for module in modules if module.__file__]
+    spec = importlib.util.find_spec("reference_impl")
+    dirs += [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+    return tuple(str(d) + os.sep for d in dirs)
+
+
+def user_frames(exc: BaseException, limit: int = 10) -> str:
+    """The traceback of ``exc`` without planguard's, pytest's and pluggy's own frames (the
+    last ``limit``): where in the user's adapter or pipeline it was raised."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(_tool_dirs())
+    ][-limit:]
+    if not frames:
+        return ""
+    lines = ["Traceback (the adapter's own frames, most recent call last):"]
+    lines += [line.rstrip("\n") for line in traceback.format_list(frames)]
+    return "\n".join([*lines, f"{type(exc).__name__}: {exc}"])
+
+
+def with_detail(item: pytest.Item, message: str, exc: BaseException) -> str:
+    """``message``, plus the error's detail under ``--tb=long``."""
+    detail = getattr(exc, "detail", "")
+    if detail and item.config.option.tbstyle == "long":
+        return f"{message}\n{detail}"
+    return message

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate.policy import ChangeClass
 from pytest_planguard.gate.results import GateResult, call_adapter, received
+from tests.support.gate import FAST
 
 
 class Panic(BaseException):
@@ -76,3 +79,43 @@ def test_a_published_result_round_trips_with_its_outcome() -> None:
     back = received(text, "passed")
     assert back.outcome == "passed"
     assert back.classes == (ChangeClass.OPTIMIZER,)
+
+
+USER_ADAPTER = """
+from pytest_planguard.reference_adapter import ReferenceAdapter
+
+
+def read_settings(context):
+    raise ValueError("table 'information_schema.df_settings' not found")
+
+
+class MyAdapter(ReferenceAdapter):
+    def engine_info(self, context):
+        return read_settings(context)
+"""
+
+
+@pytest.mark.parametrize("tb", ["long", "auto"])
+def test_adapter_errors_show_the_users_frames_under_tb_long(
+    pytester: pytest.Pytester, shop: Path, tb: str
+) -> None:
+    """The method is always named; the user's own frames (not planguard's, pytest's or
+    the reference pipeline's) only under --tb=long."""
+    pytester.makepyfile(my_adapter=USER_ADAPTER)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--planguard", "--planguard-adapter", "my_adapter:MyAdapter", f"--tb={tb}"
+    )
+    out = result.stdout.str()
+    assert "error[ADAPTER_ERROR] adapter.engine_info raised ValueError: table" in out
+    if tb == "long":
+        result.stdout.fnmatch_lines(
+            [
+                "*Traceback (the adapter's own frames, most recent call last):",
+                '*my_adapter.py", line 10, in engine_info',
+                '*my_adapter.py", line 5, in read_settings',
+            ]
+        )
+        assert "pytest_planguard/" not in out
+        assert "_pytest/" not in out
+    else:
+        assert "the adapter's own frames" not in out
