@@ -37,9 +37,15 @@ from typing import Any
 import msgspec
 
 from reference_impl.engine.session import query_only
-from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
 from reference_impl.relspec.authority import DATAFUSION_EXECUTOR, ExecutionAuthorityContext
-from reference_impl.relspec.contracts import ExecutionPlan, PolicyCode, PolicyValidationIssue
+from reference_impl.relspec.contracts import (
+    AUTHORITY_CONTRACT_VERSION,
+    EXECUTION_PLAN_CONTRACT_VERSION,
+    ExecutionPlan,
+    PolicyCode,
+    PolicyValidationIssue,
+)
 from reference_impl.relspec.output_targets import (
     SCHEMA_MODE_HINT,
     delta_columns,
@@ -90,6 +96,8 @@ def execute_plan(
     """Execute the plan's output views and write them (see module docs)."""
     from deltalake import DeltaTable, write_deltalake
 
+    check_contract_version("execution plan", plan.contract_version, EXECUTION_PLAN_CONTRACT_VERSION)
+    check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     manifest = semantic.manifest
     resolver = semantic.dataset_resolver

@@ -140,6 +140,39 @@ def register_dataset(
     )
 
 
+def register_in_memory(
+    ctx: Any, resolver: DatasetBindings, name: str, *, version: int | None = None
+) -> RegisteredDataset:
+    """Register ``name`` as a one-partition in-memory table (the small-input scan policy).
+
+    The dataset is first registered as usual (every check of :func:`register_dataset`, a
+    Delta table pinned at ``version``), read once through that provider (so a Delta
+    table's deletion vectors and column mapping apply), and replaced by a ``MemTable``
+    holding the rows in one partition: its scans list no files, fetch no file
+    statistics and plan as ``DataSourceExec: partitions=1, partition_sizes=[...]``
+    instead of a file scan with ``file_groups``.
+    """
+    import pyarrow as pa
+
+    registered = register_dataset(ctx, resolver, name, version=version)
+    try:
+        table = _engine_call(name, registered.location, lambda: ctx.table(name).to_arrow_table())
+    except ReferenceImplError:
+        raise
+    except Exception as exc:
+        raise _location_error(
+            ErrorCode.DATASET_UNREADABLE,
+            name,
+            f"dataset {name!r}: cannot read {registered.location!r}: {_first_line(exc)}",
+        ) from None
+    batches = table.combine_chunks().to_batches() or [
+        pa.RecordBatch.from_pylist([], schema=table.schema)
+    ]
+    ctx.deregister_table(name)
+    ctx.register_record_batches(name, [batches])
+    return registered
+
+
 # -- the location and its declaration --------------------------------------------------
 
 

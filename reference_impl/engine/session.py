@@ -33,8 +33,12 @@ from reference_impl.engine.data_source import (
 from reference_impl.engine.failures import ViewFailure
 from reference_impl.engine.runtime import DataFusionRuntimeProfile, setting_field
 from reference_impl.engine.trusted_import import import_trusted
-from reference_impl.errors import ErrorCode, ReferenceImplError
-from reference_impl.semantics.program import DatasetBindings, SemanticProgramManifest
+from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
+from reference_impl.semantics.program import (
+    SEMANTIC_CONTRACT_VERSION,
+    DatasetBindings,
+    SemanticProgramManifest,
+)
 
 _UNKNOWN_FUNCTION = re.compile(r"Invalid function '(?P<name>[^']+)'")
 
@@ -61,6 +65,9 @@ def build_semantic_execution_context(
     manifest: SemanticProgramManifest, runtime_profile: DataFusionRuntimeProfile
 ) -> SemanticExecutionContext:
     """Create the session and register datasets, UDFs and views (see module docs)."""
+    check_contract_version(
+        "semantic", manifest.semantic_contract_version, SEMANTIC_CONTRACT_VERSION
+    )
     try:
         resolver = manifest.dataset_bindings
         ctx = new_session(runtime_profile)

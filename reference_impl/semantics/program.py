@@ -122,6 +122,10 @@ class SemanticProgramManifest(msgspec.Struct, frozen=True, kw_only=True):
     runtime: RuntimeSpec
     policy: PolicySpec
     fingerprint: str
+    """The semantic fingerprint: datasets, views, outputs, UDF declarations only."""
+    runtime_policy_fingerprint: str = ""
+    """The declared runtime/policy fingerprint: ``[runtime]``, ``[policy]``, ``[project]``,
+    ``[executors]`` (engine-free; the authority's runtime fingerprint includes it)."""
     executors: tuple[ExecutorDeclaration, ...] = ()
     """Declared executors besides the built-in ``datafusion`` (availability is checked
     by execution planning, never here)."""
