@@ -26,6 +26,7 @@ from typing import Any
 
 from reference_impl.engine.data_source import (
     DataFileScope,
+    DataSourceConfig,
     RegisteredDataset,
     is_engine_panic,
     register_dataset,
@@ -59,6 +60,11 @@ class SemanticExecutionContext:
     view_frames: Mapping[str, Any]
     """The never-executed DataFrame each registered view was planned from."""
     view_failures: Mapping[str, ViewFailure]
+    data_source: DataSourceConfig
+    """The manifest's data-source mode around ``dataset_resolver`` (the same object):
+    every dataset registration and output location goes through it."""
+    output_locations: Mapping[str, str]
+    """Output name -> the location it is written to (``data_source.resolve_output``)."""
 
 
 def build_semantic_execution_context(
@@ -76,8 +82,20 @@ def build_semantic_execution_context(
         scope = DataFileScope(
             root=manifest.root, allow_external=manifest.policy.allow_external_locations
         )
+        data_source = DataSourceConfig.of(manifest)
+        output_locations = {
+            output.name: data_source.resolve_output(output) for output in manifest.outputs
+        }
         datasets = {
-            name: register_dataset(ctx, resolver, name, scope=scope) for name in resolver.names()
+            name: register_dataset(
+                ctx,
+                resolver,
+                name,
+                scope=scope,
+                mode=data_source.mode,
+                fallback_root=data_source.fallback_root,
+            )
+            for name in resolver.names()
         }
         udfs = _register_udfs(ctx, manifest, runtime_profile)
         frames, failures = _register_views(
@@ -94,6 +112,8 @@ def build_semantic_execution_context(
         registered_udfs=udfs,
         view_frames=frames,
         view_failures=failures,
+        data_source=data_source,
+        output_locations=output_locations,
     )
 
 

@@ -353,6 +353,7 @@ def _assemble(
         output_targets=output_targets(
             semantic.manifest.outputs,
             {view: semantic.view_frames[view].schema() for view in planned},
+            semantic.output_locations,
         ),
     )
 

@@ -21,9 +21,13 @@ one registration: it is in memory only when every override of the dataset says
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from reference_impl.engine.data_source import register_dataset, register_in_memory
+from reference_impl.engine.data_source import (
+    DataSourceConfig,
+    register_dataset,
+    register_in_memory,
+)
 from reference_impl.relspec.contracts import (
     PlanSignals,
     PlanStatistics,
@@ -66,10 +70,19 @@ def scan_policy_overrides(
 
 
 def apply_scan_unit_overrides(
-    ctx: Any, resolver: DatasetBindings, overrides: Mapping[str, ScanPolicyOverride]
+    ctx: Any,
+    resolver: DatasetBindings,
+    overrides: Mapping[str, ScanPolicyOverride],
+    *,
+    data_source: DataSourceConfig | None = None,
 ) -> tuple[str, ...]:
     """Register the dataset of every overridden scan unit per its policy (see module
-    docs); returns the re-registered dataset names, sorted."""
+    docs); returns the re-registered dataset names, sorted.  ``data_source``: the run's
+    data-source mode (default: semantic-authority), applied around ``resolver``."""
+    mode: Literal["semantic-authority", "runtime-bootstrap"] = "semantic-authority"
+    fallback_root = None
+    if data_source is not None:
+        mode, fallback_root = data_source.mode, data_source.fallback_root
     by_dataset: dict[str, list[ScanPolicyOverride]] = {}
     for key in sorted(overrides):
         override = overrides[key]
@@ -78,7 +91,11 @@ def apply_scan_unit_overrides(
     for name, units in sorted(by_dataset.items()):
         version = units[0].delta_version
         if all(unit.policy == "small_input" for unit in units):
-            register_in_memory(ctx, resolver, name, version=version)
+            register_in_memory(
+                ctx, resolver, name, version=version, mode=mode, fallback_root=fallback_root
+            )
         else:
-            register_dataset(ctx, resolver, name, version=version)
+            register_dataset(
+                ctx, resolver, name, version=version, mode=mode, fallback_root=fallback_root
+            )
     return tuple(sorted(by_dataset))

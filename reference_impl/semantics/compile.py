@@ -112,14 +112,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                     name=name,
                     format=spec.format,
                     declared_location=spec.location,
-                    location=str(
-                        resolve_location(
-                            spec.location,
-                            root,
-                            allow_external=allow,
-                            field_path=f"datasets.{name}.location",
-                        )
-                    ),
+                    location=_resolved(spec.location, root, allow, f"datasets.{name}.location"),
                 )
                 for name, spec in sorted(document.datasets.items())
             },
@@ -142,14 +135,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 name=name,
                 view=spec.view,
                 declared_location=spec.location,
-                location=str(
-                    resolve_location(
-                        spec.location,
-                        root,
-                        allow_external=allow,
-                        field_path=f"outputs.{name}.location",
-                    )
-                ),
+                location=_resolved(spec.location, root, allow, f"outputs.{name}.location"),
                 format=spec.format,
                 mode=spec.mode,
                 schema_mode=spec.schema_mode,
@@ -176,11 +162,26 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
         policy=document.policy,
         fingerprint=semantic_fingerprint(model),
         runtime_policy_fingerprint=runtime_policy_fingerprint(model),
+        data_source_mode=document.project.data_source_mode,
+        fallback_root=_resolved(
+            document.runtime.fallback_root,
+            Path(model.root),
+            document.policy.allow_external_locations,
+            "runtime.fallback_root",
+        ),
         executors=tuple(
             ExecutorDeclaration(name=name, provider=spec.provider)
             for name, spec in sorted(document.executors.items())
         ),
     )
+
+
+def _resolved(location: str | None, root: Path, allow: bool, field_path: str) -> str | None:
+    """The absolute location of a declared one; None when none is declared (allowed in
+    ``runtime-bootstrap`` mode only: the engine's ``DataSourceConfig`` falls back)."""
+    if location is None:
+        return None
+    return str(resolve_location(location, root, allow_external=allow, field_path=field_path))
 
 
 def _analyse_view(

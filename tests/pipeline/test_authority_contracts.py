@@ -90,7 +90,7 @@ def shape(cls: type) -> dict[str, Any]:
 
 
 def test_the_semantic_context_has_semantic_fields_only() -> None:
-    from reference_impl.engine.data_source import RegisteredDataset
+    from reference_impl.engine.data_source import DataSourceConfig, RegisteredDataset
     from reference_impl.engine.failures import ViewFailure
 
     assert shape(SemanticExecutionContext) == {
@@ -102,6 +102,8 @@ def test_the_semantic_context_has_semantic_fields_only() -> None:
         "registered_udfs": tuple[str, ...],
         "view_frames": Mapping[str, Any],
         "view_failures": Mapping[str, ViewFailure],
+        "data_source": DataSourceConfig,
+        "output_locations": Mapping[str, str],
     }
     # no orchestration state in the semantic kernel (the review's 8.7)
     assert not {"evidence_plan", "executor_map", "capabilities"} & set(
@@ -125,6 +127,9 @@ def test_twin_the_built_authority_holds_what_its_fields_say(run: PlannedPipeline
     authority = run.authority
     semantic = authority.semantic_context
     assert semantic.dataset_resolver is semantic.manifest.dataset_bindings
+    assert semantic.data_source.resolver is semantic.dataset_resolver
+    assert semantic.data_source.mode == "semantic-authority"
+    assert dict(semantic.output_locations) == {"w": str(Path(run.program.root) / "out" / "w")}
     evidence = authority.evidence_plan
     assert evidence.views == ("v", "w")  # topological order
     assert evidence.datasets == ("t",)
