@@ -70,7 +70,10 @@ def planguard(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def read(location: Path) -> dict[str, list[int]]:
-    return deltalake.DeltaTable(str(location)).to_pyarrow_table().sort_by("a").to_pydict()
+    table: dict[str, list[int]] = (
+        deltalake.DeltaTable(str(location)).to_pyarrow_table().sort_by("a").to_pydict()
+    )
+    return table
 
 
 def test_runtime_bootstrap_reads_and_writes_under_the_fallback_root(
