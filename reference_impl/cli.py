@@ -236,6 +236,12 @@ def _compile(args: argparse.Namespace) -> int:
         "semantic_contract_version": manifest.semantic_contract_version,
         "project": manifest.project_name,
         "fingerprint": manifest.fingerprint,
+        "fingerprints": {
+            # semantics only (datasets, views, outputs, UDF declarations)
+            "semantic": manifest.fingerprint,
+            # the declared rest: [runtime], [policy], [project], [executors]
+            "runtime_policy": manifest.runtime_policy_fingerprint,
+        },
         "views": [
             {
                 "name": view.name,
@@ -261,12 +267,15 @@ def _compile(args: argparse.Namespace) -> int:
         assert state.authority is not None
         summary["execution_plan"] = msgspec.to_builtins(state.plan)
         summary["capabilities"] = msgspec.to_builtins(state.authority.capabilities)
+        # the session's effective runtime/policy fingerprint (settings as the engine has them)
+        summary["fingerprints"]["runtime"] = state.authority.runtime_fingerprint
     if args.json:
         emit(summary)
         return EXIT_OK
     print(
         f"manifest {args.manifest}: {len(manifest.views)} views, "
-        f"{len(manifest.dataset_bindings.bindings)} datasets, fingerprint {manifest.fingerprint}"
+        f"{len(manifest.dataset_bindings.bindings)} datasets, fingerprint {manifest.fingerprint} "
+        f"(runtime/policy {manifest.runtime_policy_fingerprint})"
     )
     for view in manifest.views:
         print(f"  {view.name} <- {', '.join(view.depends_on) or '(nothing)'}")

@@ -124,3 +124,21 @@ class ReferenceImplError(Exception):
         if self.file is None:
             self.file = file
         return self
+
+
+class ContractVersionError(RuntimeError):
+    """A stage was handed a contract of another version than the one it reads.
+
+    Each authority layer carries its own version (``SEMANTIC_CONTRACT_VERSION``,
+    ``AUTHORITY_CONTRACT_VERSION``, ``EXECUTION_PLAN_CONTRACT_VERSION``) and the stage
+    consuming it checks it: a mismatch is two incompatible builds of the pipeline talking
+    to each other (a bug, not bad input), so it has no :class:`ErrorCode`.
+    """
+
+
+def check_contract_version(layer: str, found: str, expected: str) -> None:
+    """Raise :class:`ContractVersionError` unless ``found == expected``."""
+    if found != expected:
+        raise ContractVersionError(
+            f"the {layer} contract is version {found!r}; this stage reads {expected!r}"
+        )

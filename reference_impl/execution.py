@@ -37,9 +37,15 @@ from typing import Any
 import msgspec
 
 from reference_impl.engine.session import query_only
-from reference_impl.errors import ErrorCode, ReferenceImplError
+from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
 from reference_impl.relspec.authority import DATAFUSION_EXECUTOR, ExecutionAuthorityContext
-from reference_impl.relspec.contracts import ExecutionPlan, PolicyCode, PolicyValidationIssue
+from reference_impl.relspec.contracts import (
+    AUTHORITY_CONTRACT_VERSION,
+    EXECUTION_PLAN_CONTRACT_VERSION,
+    ExecutionPlan,
+    PolicyCode,
+    PolicyValidationIssue,
+)
 from reference_impl.relspec.output_targets import (
     SCHEMA_MODE_HINT,
     delta_columns,
@@ -90,6 +96,8 @@ def execute_plan(
     """Execute the plan's output views and write them (see module docs)."""
     from deltalake import DeltaTable, write_deltalake
 
+    check_contract_version("execution plan", plan.contract_version, EXECUTION_PLAN_CONTRACT_VERSION)
+    check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     manifest = semantic.manifest
     resolver = semantic.dataset_resolver
@@ -119,9 +127,12 @@ def execute_plan(
             file=manifest.source_path,
             subjects=tuple(not_runnable),
         )
+    locations = semantic.output_locations
+    # the data-source mode of the run around the resolver this stage was handed
+    source = msgspec.structs.replace(semantic.data_source, resolver=resolver)
     for unit in plan.scan_units:
         if any(view in needed for view in unit.views):
-            resolver.require_location(unit.dataset_name)  # fail closed before any write
+            source.resolve(unit.dataset_name)  # fail closed before any write
 
     cached: list[str] = []
     ran: dict[str, str] = {}
@@ -165,14 +176,14 @@ def execute_plan(
             data = data_by_view[output.view]
             schema = data.schema
             nulls = [name for name in data.column_names if data.column(name).null_count]
-        exists, version, table_cols, error = read_table_columns(output.location)
+        exists, version, table_cols, error = read_table_columns(locations[output.name])
         problems: tuple[str, ...] = (error,) if error else ()
         if exists and not error:
             problems = schema_problems(
                 delta_columns(schema), table_cols, output.schema_mode, null_columns=nulls
             )
         if problems:
-            findings.append(_schema_finding(output, version, problems))
+            findings.append(_schema_finding(output, locations[output.name], version, problems))
     if any(f.code == PolicyCode.OUTPUT_SCHEMA_MISMATCH for f in findings):
         return ExecutionReport(
             outputs=(),
@@ -188,19 +199,19 @@ def execute_plan(
         version = None
         rows: int | None = None
         if not dry_run:
-            created = _first_missing(Path(output.location))
+            created = _first_missing(Path(locations[output.name]))
             try:
                 write_deltalake(
-                    output.location,
+                    locations[output.name],
                     data_by_view[output.view],
                     mode=output.mode,
                     schema_mode=None if output.schema_mode == "strict" else output.schema_mode,
                 )
-                table = DeltaTable(output.location)
+                table = DeltaTable(locations[output.name])
                 rows = _row_count(table)
                 version = int(table.version())
             except Exception as exc:
-                _remove_uncommitted(created, Path(output.location))
+                _remove_uncommitted(created, Path(locations[output.name]))
                 committed = ", ".join(f"{w.name} (version {w.delta_version})" for w in written)
                 raise _failed(
                     ErrorCode.OUTPUT_WRITE_FAILED,
@@ -213,7 +224,7 @@ def execute_plan(
             OutputWrite(
                 name=output.name,
                 view=output.view,
-                location=output.location,
+                location=locations[output.name],
                 mode=output.mode,
                 delta_version=version,
                 rows=rows,
@@ -287,14 +298,14 @@ def _executor_finding(
 
 
 def _schema_finding(
-    output: OutputBinding, version: int | None, problems: tuple[str, ...]
+    output: OutputBinding, location: str, version: int | None, problems: tuple[str, ...]
 ) -> PolicyValidationIssue:
     return PolicyValidationIssue(
         code=PolicyCode.OUTPUT_SCHEMA_MISMATCH,
         severity="error",
         subject=output.name,
         subject_kind="output",
-        message=f"writing view {output.view!r} to the Delta table at {output.location} "
+        message=f"writing view {output.view!r} to the Delta table at {location} "
         f"(version {version}) with schema_mode = {output.schema_mode!r} would fail: "
         f"{'; '.join(problems)}; no output was written ({SCHEMA_MODE_HINT})",
         field_path=f"outputs.{output.name}.schema_mode",

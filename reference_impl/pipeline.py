@@ -253,7 +253,10 @@ def execute_pipeline(
     """Apply the plan's scan overrides through the run's resolver, then execute the plan."""
     semantic = authority.semantic_context
     apply_scan_unit_overrides(
-        semantic.session, semantic.dataset_resolver, plan.scan_policy_overrides_by_key
+        semantic.session,
+        semantic.dataset_resolver,
+        plan.scan_policy_overrides_by_key,
+        data_source=semantic.data_source,
     )
     return execute_plan(plan, authority, dry_run=dry_run)
 

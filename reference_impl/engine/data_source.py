@@ -42,7 +42,11 @@ import msgspec
 
 from reference_impl.engine.delta_protocol import DeltaProtocol, delta_protocol_from_table
 from reference_impl.errors import ErrorCode, ReferenceImplError
-from reference_impl.semantics.program import DatasetBindings
+from reference_impl.semantics.program import (
+    DatasetBindings,
+    OutputBinding,
+    SemanticProgramManifest,
+)
 
 _UNSUPPORTED_PROTOCOL = re.compile(
     r"Unsupported: (Feature '[^']*' is not supported|Unsupported minimum (reader|writer) "
@@ -73,6 +77,35 @@ class DataSourceConfig(msgspec.Struct, frozen=True, kw_only=True):
                 f"dataset {name!r} has no location and runtime-bootstrap has no fallback root",
             )
         return os.path.join(self.fallback_root, name)
+
+    def resolve_output(self, output: OutputBinding) -> str:
+        """The location ``output`` is written to, per this config's mode: the declared one,
+        else (``runtime-bootstrap`` only) ``<fallback_root>/outputs/<name>``."""
+        if output.location is not None:
+            return output.location
+        if self.mode == "semantic-authority" or self.fallback_root is None:
+            raise ReferenceImplError(
+                ErrorCode.DATASET_LOCATION_UNRESOLVED,
+                f"output {output.name!r} has no location"
+                + (
+                    " (semantic-authority: the manifest is the only source of locations)"
+                    if self.mode == "semantic-authority"
+                    else " and runtime-bootstrap has no fallback root"
+                ),
+                field_path=f"outputs.{output.name}.location",
+                subjects=(output.name,),
+            )
+        return os.path.join(self.fallback_root, "outputs", output.name)
+
+    @classmethod
+    def of(cls, manifest: SemanticProgramManifest) -> DataSourceConfig:
+        """The config a manifest declares (``project.data_source_mode``,
+        ``runtime.fallback_root``), around the manifest's own resolver object."""
+        return cls(
+            mode=manifest.data_source_mode,
+            resolver=manifest.dataset_bindings,
+            fallback_root=manifest.fallback_root,
+        )
 
 
 class DataFileScope(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,6 +171,47 @@ def register_dataset(
         delta_version=int(table.version()),
         delta_protocol=delta_protocol_from_table(table.protocol()),
     )
+
+
+def register_in_memory(
+    ctx: Any,
+    resolver: DatasetBindings,
+    name: str,
+    *,
+    version: int | None = None,
+    mode: Literal["semantic-authority", "runtime-bootstrap"] = "semantic-authority",
+    fallback_root: str | None = None,
+) -> RegisteredDataset:
+    """Register ``name`` as a one-partition in-memory table (the small-input scan policy).
+
+    The dataset is first registered as usual (every check of :func:`register_dataset`, a
+    Delta table pinned at ``version``), read once through that provider (so a Delta
+    table's deletion vectors and column mapping apply), and replaced by a ``MemTable``
+    holding the rows in one partition: its scans list no files, fetch no file
+    statistics and plan as ``DataSourceExec: partitions=1, partition_sizes=[...]``
+    instead of a file scan with ``file_groups``.
+    """
+    import pyarrow as pa
+
+    registered = register_dataset(
+        ctx, resolver, name, version=version, mode=mode, fallback_root=fallback_root
+    )
+    try:
+        table = _engine_call(name, registered.location, lambda: ctx.table(name).to_arrow_table())
+    except ReferenceImplError:
+        raise
+    except Exception as exc:
+        raise _location_error(
+            ErrorCode.DATASET_UNREADABLE,
+            name,
+            f"dataset {name!r}: cannot read {registered.location!r}: {_first_line(exc)}",
+        ) from None
+    batches = table.combine_chunks().to_batches() or [
+        pa.RecordBatch.from_pylist([], schema=table.schema)
+    ]
+    ctx.deregister_table(name)
+    ctx.register_record_batches(name, [batches])
+    return registered
 
 
 # -- the location and its declaration --------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 
 from reference_impl.engine.data_source import (
     DataFileScope,
+    DataSourceConfig,
     RegisteredDataset,
     is_engine_panic,
     register_dataset,
@@ -33,8 +34,12 @@ from reference_impl.engine.data_source import (
 from reference_impl.engine.failures import ViewFailure
 from reference_impl.engine.runtime import DataFusionRuntimeProfile, setting_field
 from reference_impl.engine.trusted_import import import_trusted
-from reference_impl.errors import ErrorCode, ReferenceImplError
-from reference_impl.semantics.program import DatasetBindings, SemanticProgramManifest
+from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
+from reference_impl.semantics.program import (
+    SEMANTIC_CONTRACT_VERSION,
+    DatasetBindings,
+    SemanticProgramManifest,
+)
 
 _UNKNOWN_FUNCTION = re.compile(r"Invalid function '(?P<name>[^']+)'")
 
@@ -55,12 +60,20 @@ class SemanticExecutionContext:
     view_frames: Mapping[str, Any]
     """The never-executed DataFrame each registered view was planned from."""
     view_failures: Mapping[str, ViewFailure]
+    data_source: DataSourceConfig
+    """The manifest's data-source mode around ``dataset_resolver`` (the same object):
+    every dataset registration and output location goes through it."""
+    output_locations: Mapping[str, str]
+    """Output name -> the location it is written to (``data_source.resolve_output``)."""
 
 
 def build_semantic_execution_context(
     manifest: SemanticProgramManifest, runtime_profile: DataFusionRuntimeProfile
 ) -> SemanticExecutionContext:
     """Create the session and register datasets, UDFs and views (see module docs)."""
+    check_contract_version(
+        "semantic", manifest.semantic_contract_version, SEMANTIC_CONTRACT_VERSION
+    )
     try:
         resolver = manifest.dataset_bindings
         ctx = new_session(runtime_profile)
@@ -69,8 +82,20 @@ def build_semantic_execution_context(
         scope = DataFileScope(
             root=manifest.root, allow_external=manifest.policy.allow_external_locations
         )
+        data_source = DataSourceConfig.of(manifest)
+        output_locations = {
+            output.name: data_source.resolve_output(output) for output in manifest.outputs
+        }
         datasets = {
-            name: register_dataset(ctx, resolver, name, scope=scope) for name in resolver.names()
+            name: register_dataset(
+                ctx,
+                resolver,
+                name,
+                scope=scope,
+                mode=data_source.mode,
+                fallback_root=data_source.fallback_root,
+            )
+            for name in resolver.names()
         }
         udfs = _register_udfs(ctx, manifest, runtime_profile)
         frames, failures = _register_views(
@@ -87,6 +112,8 @@ def build_semantic_execution_context(
         registered_udfs=udfs,
         view_frames=frames,
         view_failures=failures,
+        data_source=data_source,
+        output_locations=output_locations,
     )
 
 

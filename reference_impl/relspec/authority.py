@@ -198,12 +198,25 @@ def udf_snapshot(ctx: Any, names: tuple[str, ...]) -> Mapping[str, UdfSignature]
 
 
 def runtime_fingerprint(ctx: Any, profile: Any) -> str:
-    """sha256 of the sorted ``information_schema.df_settings`` rows plus the perf policy."""
+    """The runtime/policy fingerprint: sha256 of the sorted
+    ``information_schema.df_settings`` rows, the perf policy, the features and the policy
+    thresholds and Delta support: everything but the semantics that decides what a run
+    plans, validates and executes.  The semantic fingerprint covers the rest.  The policy
+    *mode* is left out: it is the rollout switch (``--mode``) that re-grades findings and
+    never changes a plan; the validation artifact records it beside this hash."""
     rows = ctx.sql("SELECT name, value FROM information_schema.df_settings").to_pydict()
     settings = sorted(
         (name, value)
         for name, value in zip(rows["name"], rows["value"], strict=True)
         if name not in _EXCLUDED_SETTINGS
     )
-    payload = {"settings": settings, "perf_policy": profile.perf}
+    payload = {
+        "settings": settings,
+        "perf_policy": profile.perf,
+        "features": profile.features,
+        "policy": {
+            "small_input_rows": profile.policy.small_input_rows,
+            "delta_support": profile.policy.delta_support,
+        },
+    }
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()

@@ -8,7 +8,7 @@ task name), ``lineage_by_view``, ``plan_signals_by_view``, ``plan_bundles_by_vie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Literal
 
@@ -164,6 +164,9 @@ class PlanSignals(_Contract, frozen=True, kw_only=True):
     """The physical plan root's row estimate (``runtime.statistics = "plan"`` only)."""
     plan_fingerprint: str
     runtime_fingerprint: str
+    scan_stats: Mapping[str, PlanStatistics] = {}
+    """Normalized statistics of each scan unit the view reads (keyed by scan-unit key):
+    the scanned dataset's rows and bytes, with provenance.  Scan overrides read these."""
 
 
 class PlanBundle(_Contract, frozen=True, kw_only=True):
@@ -210,6 +213,15 @@ class OutputTarget(_Contract, frozen=True, kw_only=True):
 
 
 class ScanPolicyOverride(_Contract, frozen=True, kw_only=True):
+    """How execution registers the dataset of one scan unit (keyed by scan-unit key).
+
+    ``pinned_version``: the Delta provider, pinned at the version the plan was built
+    against.  ``small_input`` (the unit's statistics say fewer rows than
+    ``policy.small_input_rows``): the dataset, read once at the planned version, is
+    registered as a one-partition in-memory table: no file listing or file statistics at
+    execution, and a physical plan scanning ``partitions=1`` memory instead of files.
+    """
+
     scan_unit_key: str
     dataset_name: str
     policy: Literal["small_input", "pinned_version"]
@@ -265,6 +277,30 @@ class PolicyValidationResult(_Contract, frozen=True, kw_only=True):
     runtime_hash: str
     plan_hash: str
     is_deterministic: bool
+
+    @classmethod
+    def from_issues(
+        cls,
+        issues: Iterable[PolicyValidationIssue],
+        *,
+        mode: Literal["error", "warn", "ignore"] = "error",
+        runtime_hash: str = "",
+        plan_hash: str = "",
+    ) -> PolicyValidationResult:
+        """The result of ``issues`` in any order: sorted (code, subject, severity, message),
+        so the artifact bytes depend only on the issues; not deterministic when planning
+        was cut by the budget (``PLANNING_BUDGET_EXCEEDED``: what was planned depends on
+        the machine's speed)."""
+        ordered = tuple(sorted(issues, key=lambda i: (i.code, i.subject, i.severity, i.message)))
+        return cls(
+            mode=mode,
+            issues=ordered,
+            runtime_hash=runtime_hash,
+            plan_hash=plan_hash,
+            is_deterministic=not any(
+                issue.code == PolicyCode.PLANNING_BUDGET_EXCEEDED for issue in ordered
+            ),
+        )
 
     @property
     def errors(self) -> tuple[PolicyValidationIssue, ...]:

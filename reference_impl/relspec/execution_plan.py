@@ -24,8 +24,10 @@ from reference_impl.engine.budget import BudgetExceeded, PlanningWorker
 from reference_impl.engine.data_source import RegisteredDataset
 from reference_impl.engine.delta_protocol import delta_protocol_compatibility
 from reference_impl.engine.failures import ViewFailure
+from reference_impl.errors import check_contract_version
 from reference_impl.relspec.authority import ExecutionAuthorityContext
 from reference_impl.relspec.contracts import (
+    AUTHORITY_CONTRACT_VERSION,
     EXECUTION_PLAN_CONTRACT_VERSION,
     ExecutionPlan,
     LineageRecord,
@@ -33,7 +35,6 @@ from reference_impl.relspec.contracts import (
     PlanningStatus,
     PlanSignals,
     PlanStatistics,
-    ScanPolicyOverride,
     ScanProtocolSummary,
     ScanUnit,
     TaskPlanMetrics,
@@ -49,7 +50,8 @@ from reference_impl.relspec.plan_facts import (
     table_scans,
     udf_calls,
 )
-from reference_impl.semantics.program import SemanticView
+from reference_impl.relspec.scan_overrides import scan_policy_overrides
+from reference_impl.semantics.program import SEMANTIC_CONTRACT_VERSION, SemanticView
 
 _SHOW_STATISTICS = "datafusion.explain.show_statistics"
 
@@ -64,7 +66,11 @@ class _Planned(msgspec.Struct, frozen=True, kw_only=True):
 
 def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
     """Plan every view of the authority's program (see module docs)."""
+    check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
+    check_contract_version(
+        "semantic", semantic.manifest.semantic_contract_version, SEMANTIC_CONTRACT_VERSION
+    )
     ctx = semantic.session
     evidence = authority.evidence_plan
     manifest = semantic.manifest
@@ -264,7 +270,6 @@ def _assemble(
     semantic = authority.semantic_context
     resolver = semantic.dataset_resolver
     support = semantic.runtime_profile.policy.delta_support
-    small_rows = semantic.runtime_profile.policy.small_input_rows
     runtime_hash = authority.runtime_fingerprint
 
     units: dict[str, ScanUnit] = {}
@@ -304,6 +309,67 @@ def _assemble(
         if len(readers) > 1:
             units[key] = msgspec.structs.replace(units[key], views=tuple(readers))
 
+    metrics, lineage, signals = _plan_signals(
+        planned=planned,
+        bundles=bundles,
+        units=units,
+        unit_keys_by_view=unit_keys_by_view,
+        scans_by_view=scans_by_view,
+        dataset_stats=dataset_stats,
+        runtime_hash=runtime_hash,
+    )
+    # From here on, raw engine output (EXPLAIN statistics, plan text) is not read again:
+    # every decision below reads the signals and the scan units.
+
+    final_nodes = tuple(
+        msgspec.structs.replace(node, scan_unit_keys=unit_keys_by_view.get(node.name, ()))
+        for node in nodes
+    )
+    overrides = scan_policy_overrides(
+        units.values(), signals, small_input_rows=semantic.runtime_profile.policy.small_input_rows
+    )
+    scan_units = tuple(sorted(units.values(), key=lambda unit: unit.key))
+    hashed = {
+        "view_nodes": final_nodes,
+        "scan_units": scan_units,
+        "task_plan_metrics": metrics,
+        "lineage_by_view": lineage,
+        "plan_bundles_by_view": bundles,
+        "scan_policy_overrides_by_key": overrides,
+        "runtime": runtime_hash,
+    }
+    return ExecutionPlan(
+        contract_version=EXECUTION_PLAN_CONTRACT_VERSION,
+        manifest_fingerprint=semantic.manifest.fingerprint,
+        runtime_fingerprint=runtime_hash,
+        fingerprint=_digest(hashed),
+        view_nodes=final_nodes,
+        scan_units=scan_units,
+        task_plan_metrics=dict(sorted(metrics.items())),
+        lineage_by_view=dict(sorted(lineage.items())),
+        plan_signals_by_view=dict(sorted(signals.items())),
+        plan_bundles_by_view=dict(sorted(bundles.items())),
+        scan_policy_overrides_by_key=dict(sorted(overrides.items())),
+        output_targets=output_targets(
+            semantic.manifest.outputs,
+            {view: semantic.view_frames[view].schema() for view in planned},
+            semantic.output_locations,
+        ),
+    )
+
+
+def _plan_signals(
+    *,
+    planned: Mapping[str, _Planned],
+    bundles: dict[str, PlanBundle],
+    units: Mapping[str, ScanUnit],
+    unit_keys_by_view: Mapping[str, tuple[str, ...]],
+    scans_by_view: Mapping[str, list[TableScanFact]],
+    dataset_stats: Mapping[str, ExplainStatistics],
+    runtime_hash: str,
+) -> tuple[dict[str, TaskPlanMetrics], dict[str, LineageRecord], dict[str, PlanSignals]]:
+    """Metrics, lineage and the PlanSignals of every planned view: the one place raw
+    engine output (EXPLAIN statistics, plan text) becomes typed plan facts."""
     metrics: dict[str, TaskPlanMetrics] = {}
     lineage: dict[str, LineageRecord] = {}
     signals: dict[str, PlanSignals] = {}
@@ -339,39 +405,21 @@ def _assemble(
             estimated_output_rows=metrics[view].estimated_output_rows,
             plan_fingerprint=bundle.fingerprint,
             runtime_fingerprint=runtime_hash,
+            scan_stats={
+                unit.key: _unit_statistics(dataset_stats.get(unit.dataset_name))
+                for unit in view_units
+            },
         )
+    return metrics, lineage, signals
 
-    final_nodes = tuple(
-        msgspec.structs.replace(node, scan_unit_keys=unit_keys_by_view.get(node.name, ()))
-        for node in nodes
-    )
-    overrides = _scan_policy_overrides(units.values(), dataset_stats, small_rows)
-    scan_units = tuple(sorted(units.values(), key=lambda unit: unit.key))
-    hashed = {
-        "view_nodes": final_nodes,
-        "scan_units": scan_units,
-        "task_plan_metrics": metrics,
-        "lineage_by_view": lineage,
-        "plan_bundles_by_view": bundles,
-        "scan_policy_overrides_by_key": overrides,
-        "runtime": runtime_hash,
-    }
-    return ExecutionPlan(
-        contract_version=EXECUTION_PLAN_CONTRACT_VERSION,
-        manifest_fingerprint=semantic.manifest.fingerprint,
-        runtime_fingerprint=runtime_hash,
-        fingerprint=_digest(hashed),
-        view_nodes=final_nodes,
-        scan_units=scan_units,
-        task_plan_metrics=dict(sorted(metrics.items())),
-        lineage_by_view=dict(sorted(lineage.items())),
-        plan_signals_by_view=dict(sorted(signals.items())),
-        plan_bundles_by_view=dict(sorted(bundles.items())),
-        scan_policy_overrides_by_key=dict(sorted(overrides.items())),
-        output_targets=output_targets(
-            semantic.manifest.outputs,
-            {view: semantic.view_frames[view].schema() for view in planned},
-        ),
+
+def _unit_statistics(stat: ExplainStatistics | None) -> PlanStatistics:
+    if stat is None or stat.rows is None:
+        return PlanStatistics(
+            row_count=None, total_bytes=None, exact=False, provenance="unavailable"
+        )
+    return PlanStatistics(
+        row_count=stat.rows, total_bytes=stat.bytes, exact=stat.exact, provenance="explain:scan"
     )
 
 
@@ -437,29 +485,6 @@ def _protocol_summary(units: list[ScanUnit]) -> ScanProtocolSummary:
             )
         ),
     )
-
-
-def _scan_policy_overrides(
-    units: Any, dataset_stats: Mapping[str, ExplainStatistics], small_rows: int
-) -> dict[str, ScanPolicyOverride]:
-    out: dict[str, ScanPolicyOverride] = {}
-    for unit in units:
-        stat = dataset_stats.get(unit.dataset_name)
-        small = stat is not None and stat.rows is not None and stat.rows < small_rows
-        if not small and unit.delta_version is None:
-            continue
-        out[unit.key] = ScanPolicyOverride(
-            scan_unit_key=unit.key,
-            dataset_name=unit.dataset_name,
-            policy="small_input" if small else "pinned_version",
-            delta_version=unit.delta_version,
-            reason=(
-                f"{stat.rows} rows < small_input_rows={small_rows}"
-                if small and stat is not None
-                else f"execution reads the planned Delta version {unit.delta_version}"
-            ),
-        )
-    return out
 
 
 def _consumer_counts(views: tuple[SemanticView, ...]) -> dict[str, int]:

@@ -52,12 +52,14 @@ SCHEMA_MODE_HINT = (
 
 
 def output_targets(
-    outputs: Iterable[OutputBinding], schemas: Mapping[str, Any]
+    outputs: Iterable[OutputBinding], schemas: Mapping[str, Any], locations: Mapping[str, str]
 ) -> tuple[OutputTarget, ...]:
-    """One target per output; ``schemas`` maps each planned view to its pyarrow schema."""
+    """One target per output; ``schemas`` maps each planned view to its pyarrow schema,
+    ``locations`` each output to where it is written (resolved by the data source)."""
     targets: list[OutputTarget] = []
     for output in outputs:
-        exists, version, table_cols, error = read_table_columns(output.location)
+        location = locations[output.name]
+        exists, version, table_cols, error = read_table_columns(location)
         schema = schemas.get(output.view)
         view_cols = delta_columns(schema) if schema is not None else ()
         problems: tuple[str, ...] = (error,) if error else ()
@@ -67,7 +69,7 @@ def output_targets(
             OutputTarget(
                 name=output.name,
                 view=output.view,
-                location=output.location,
+                location=location,
                 mode=output.mode,
                 schema_mode=output.schema_mode,
                 table_exists=exists,

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reference_impl.engine.runtime import DataFusionRuntimeProfile
+from reference_impl.errors import check_contract_version
 from reference_impl.relspec.contracts import (
+    EXECUTION_PLAN_CONTRACT_VERSION,
     ExecutionPlan,
     PolicyCode,
     PolicyValidationIssue,
@@ -39,6 +41,9 @@ def validate_policy_bundle(
     udf_snapshot: Mapping[str, object],
 ) -> PolicyValidationResult:
     """Check the plan against the profile's policies (see module docs)."""
+    check_contract_version(
+        "execution plan", execution_plan.contract_version, EXECUTION_PLAN_CONTRACT_VERSION
+    )
     issues: list[PolicyValidationIssue] = []
     mode = runtime_profile.policy.mode
 
@@ -72,16 +77,17 @@ def validate_policy_bundle(
                 "view",
                 f"needs UDFs {', '.join(required)} but runtime.enable_udfs is false",
             )
-        else:
-            missing = sorted(name for name in required if name not in udf_snapshot)
-            if missing:
-                add(
-                    PolicyCode.UDF_MISSING,
-                    "error",
-                    node.name,
-                    "view",
-                    f"needs UDFs the session does not have: {', '.join(missing)}",
-                )
+        # both, like the review's skeleton: a disabled UDF set and a missing UDF are two
+        # faults (enabling UDFs does not provide a missing one)
+        missing = sorted(name for name in required if name not in udf_snapshot)
+        if missing:
+            add(
+                PolicyCode.UDF_MISSING,
+                "error",
+                node.name,
+                "view",
+                f"needs UDFs the session does not have: {', '.join(missing)}",
+            )
         if not node.executor_available:
             add(
                 PolicyCode.EXECUTOR_UNAVAILABLE,
@@ -168,12 +174,9 @@ def validate_policy_bundle(
                 "scans use the small-input policy",
             )
 
-    ordered = tuple(sorted(issues, key=lambda i: (i.code, i.subject, i.severity, i.message)))
-    budget_bound = any(i.code == PolicyCode.PLANNING_BUDGET_EXCEEDED for i in ordered)
-    return PolicyValidationResult(
+    return PolicyValidationResult.from_issues(
+        issues,
         mode=mode,
-        issues=ordered,
         runtime_hash=execution_plan.runtime_fingerprint,
         plan_hash=execution_plan.fingerprint,
-        is_deterministic=not budget_bound,
     )

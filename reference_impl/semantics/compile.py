@@ -5,8 +5,9 @@ one query (``MANIFEST_NOT_A_QUERY`` otherwise), it must parse (``MANIFEST_SQL_SY
 and the tables it reads must be declared datasets or views
 (``MANIFEST_UNKNOWN_REFERENCE``).  The references give the view DAG, ordered
 topologically with ties broken by name (``MANIFEST_CYCLE`` names the cycle).  The
-fingerprint is a sha256 over a canonical, key-sorted encoding of the declarations, so the
-order of keys and tables in the file does not change it.
+fingerprint is a sha256 over a canonical, key-sorted encoding of the semantic declarations
+(datasets, views, outputs, UDFs), so the order of keys and tables in the file does not
+change it; ``runtime_policy_fingerprint`` covers the rest of the manifest.
 """
 
 from __future__ import annotations
@@ -111,14 +112,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                     name=name,
                     format=spec.format,
                     declared_location=spec.location,
-                    location=str(
-                        resolve_location(
-                            spec.location,
-                            root,
-                            allow_external=allow,
-                            field_path=f"datasets.{name}.location",
-                        )
-                    ),
+                    location=_resolved(spec.location, root, allow, f"datasets.{name}.location"),
                 )
                 for name, spec in sorted(document.datasets.items())
             },
@@ -141,14 +135,7 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 name=name,
                 view=spec.view,
                 declared_location=spec.location,
-                location=str(
-                    resolve_location(
-                        spec.location,
-                        root,
-                        allow_external=allow,
-                        field_path=f"outputs.{name}.location",
-                    )
-                ),
+                location=_resolved(spec.location, root, allow, f"outputs.{name}.location"),
                 format=spec.format,
                 mode=spec.mode,
                 schema_mode=spec.schema_mode,
@@ -174,11 +161,27 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
         runtime=document.runtime,
         policy=document.policy,
         fingerprint=semantic_fingerprint(model),
+        runtime_policy_fingerprint=runtime_policy_fingerprint(model),
+        data_source_mode=document.project.data_source_mode,
+        fallback_root=_resolved(
+            document.runtime.fallback_root,
+            Path(model.root),
+            document.policy.allow_external_locations,
+            "runtime.fallback_root",
+        ),
         executors=tuple(
             ExecutorDeclaration(name=name, provider=spec.provider)
             for name, spec in sorted(document.executors.items())
         ),
     )
+
+
+def _resolved(location: str | None, root: Path, allow: bool, field_path: str) -> str | None:
+    """The absolute location of a declared one; None when none is declared (allowed in
+    ``runtime-bootstrap`` mode only: the engine's ``DataSourceConfig`` falls back)."""
+    if location is None:
+        return None
+    return str(resolve_location(location, root, allow_external=allow, field_path=field_path))
 
 
 def _analyse_view(
@@ -475,7 +478,10 @@ def _find_cycle(edges: Mapping[str, list[str]]) -> list[str]:
 
 
 def semantic_fingerprint(model: SemanticModel) -> str:
-    """sha256 over the canonical, key-sorted encoding of the manifest's declarations."""
+    """sha256 over the canonical encoding of the semantics alone: datasets, views, outputs
+    and UDF declarations.  ``[runtime]``, ``[policy]``, ``[project]`` and ``[executors]``
+    are not semantics (they change how and where the program runs, not what it means):
+    they are covered by :func:`runtime_policy_fingerprint`."""
     return hashlib.sha256(canonical_bytes(model)).hexdigest()
 
 
@@ -489,6 +495,23 @@ def canonical_bytes(model: SemanticModel) -> bytes:
         }
         for name, spec in document.views.items()
     }
+    payload = {
+        "manifest_version": model.manifest_version,
+        "semantic_contract_version": SEMANTIC_CONTRACT_VERSION,
+        "datasets": msgspec.to_builtins(document.datasets),
+        "views": views,
+        "outputs": msgspec.to_builtins(document.outputs),
+        "udfs": msgspec.to_builtins(document.udfs),
+    }
+    return msgspec.json.encode(payload, order="sorted")
+
+
+def runtime_policy_fingerprint(model: SemanticModel) -> str:
+    """sha256 over the canonical encoding of everything the semantic fingerprint leaves
+    out: ``[runtime]`` (session settings and the perf policy), ``[policy]``, ``[project]``
+    (data-source mode, bootstrap) and ``[executors]``.  Engine-free: the declared half of
+    the authority's runtime fingerprint, which adds the session's effective settings."""
+    document = model.document
     policy: dict[str, Any] = msgspec.to_builtins(document.policy)
     if document.policy.delta_support is not None:
         support = policy["delta_support"]
@@ -498,16 +521,12 @@ def canonical_bytes(model: SemanticModel) -> bytes:
     runtime["retain_plans"] = sorted(set(runtime["retain_plans"]))
     payload = {
         "manifest_version": model.manifest_version,
-        "semantic_contract_version": SEMANTIC_CONTRACT_VERSION,
         "project": msgspec.to_builtins(document.project),
-        "datasets": msgspec.to_builtins(document.datasets),
-        "views": views,
-        "outputs": msgspec.to_builtins(document.outputs),
-        "udfs": msgspec.to_builtins(document.udfs),
+        "executors": msgspec.to_builtins(document.executors),
         "runtime": runtime,
         "policy": policy,
     }
-    return msgspec.json.encode(payload, order="sorted")
+    return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()
 
 
 def _first_line(text: str) -> str:

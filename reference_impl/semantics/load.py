@@ -474,15 +474,34 @@ def resolve_location(location: str, root: Path, *, allow_external: bool, field_p
 
 
 def _check_locations(document: ManifestDocument, root: Path) -> None:
+    """Every declared location resolves inside the root; a missing one is allowed only in
+    ``runtime-bootstrap`` mode, which needs ``runtime.fallback_root``."""
     allow = document.policy.allow_external_locations
-    for name, dataset in document.datasets.items():
-        resolve_location(
-            dataset.location, root, allow_external=allow, field_path=f"datasets.{name}.location"
+    bootstrap = document.project.data_source_mode == "runtime-bootstrap"
+    fallback = document.runtime.fallback_root
+    if bootstrap and fallback is None:
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_MISSING_FIELD,
+            "missing required key 'fallback_root' (project.data_source_mode is "
+            "'runtime-bootstrap')",
+            field_path="runtime.fallback_root",
         )
-    for name, output in document.outputs.items():
-        resolve_location(
-            output.location, root, allow_external=allow, field_path=f"outputs.{name}.location"
-        )
+    if fallback is not None:
+        resolve_location(fallback, root, allow_external=allow, field_path="runtime.fallback_root")
+    entries = [("datasets", name, spec.location) for name, spec in document.datasets.items()]
+    entries += [("outputs", name, spec.location) for name, spec in document.outputs.items()]
+    for section, name, location in entries:
+        path = f"{section}.{name}.location"
+        if location is None:
+            if bootstrap:
+                continue
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_MISSING_FIELD,
+                "missing required key 'location' (project.data_source_mode is "
+                "'semantic-authority': the manifest is the only source of locations)",
+                field_path=path,
+            )
+        resolve_location(location, root, allow_external=allow, field_path=path)
 
 
 def _resolve_view_sql(document: ManifestDocument, root: Path) -> dict[str, str]:

@@ -121,10 +121,14 @@ BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1_048_576)]
 Concurrency = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 BudgetMs = Annotated[int, msgspec.Meta(ge=1, le=86_400_000, description="At most one day.")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1)]
+DataSourceMode = Literal["semantic-authority", "runtime-bootstrap"]
 
 
 class ProjectSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[project]``: optional metadata and the optional data bootstrap hook."""
+    """``[project]``: optional metadata, the optional data bootstrap hook and the
+    data-source mode: ``semantic-authority`` (default; every location comes from the
+    manifest, an unresolved one fails closed) or ``runtime-bootstrap`` (datasets and
+    outputs without ``location`` fall back under ``runtime.fallback_root``)."""
 
     name: str | None = None
     bootstrap: str | None = msgspec.field(
@@ -133,16 +137,29 @@ class ProjectSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``module:function`` called with the manifest directory to create missing input
     tables (the bundled examples generate their data this way).  Subject to the same
     trusted-module rule as UDF providers."""
+    data_source_mode: DataSourceMode = "semantic-authority"
+    """Where dataset and output locations come from.  ``semantic-authority`` (default):
+    from the manifest alone; every dataset and output must declare ``location``, and one
+    that cannot be resolved fails closed (``DATASET_LOCATION_UNRESOLVED``).
+    ``runtime-bootstrap``: a dataset or output without ``location`` falls back to
+    ``runtime.fallback_root`` (``<fallback_root>/<dataset>``,
+    ``<fallback_root>/outputs/<output>``), e.g. while bootstrapping data before the
+    manifest declares it; needs ``runtime.fallback_root``."""
 
     def __post_init__(self) -> None:
         _check_provider(self.bootstrap, "bootstrap")
 
 
 class DatasetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[datasets.<name>]``: an input table."""
+    """``[datasets.<name>]``: an input table.  ``location`` is required unless
+    ``project.data_source_mode = "runtime-bootstrap"``, where a dataset without one is read
+    from ``<runtime.fallback_root>/<name>``."""
 
     format: Literal["delta", "parquet"]
-    location: Identifier
+    location: Identifier | None = None
+    """Manifest-relative path of the table.  Required unless
+    ``project.data_source_mode = "runtime-bootstrap"`` (then it defaults to
+    ``<runtime.fallback_root>/<name>``)."""
 
 
 class ViewSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -169,10 +186,15 @@ class ViewSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[outputs.<name>]``: a view written to a Delta table by ``planguard run``."""
+    """``[outputs.<name>]``: a view written to a Delta table by ``planguard run``.
+    ``location`` is required unless ``project.data_source_mode = "runtime-bootstrap"``,
+    where an output without one is written to ``<runtime.fallback_root>/outputs/<name>``."""
 
     view: Identifier
-    location: Identifier
+    location: Identifier | None = None
+    """Manifest-relative path of the Delta table written.  Required unless
+    ``project.data_source_mode = "runtime-bootstrap"`` (then it defaults to
+    ``<runtime.fallback_root>/outputs/<name>``)."""
     format: Literal["delta"] = "delta"
     mode: Literal["overwrite", "append"] = "overwrite"
     schema_mode: Literal["strict", "overwrite", "merge"] = "strict"
@@ -222,7 +244,9 @@ class ExecutorSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
 
 
 class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[runtime]``: pinned session settings and the perf policy; all optional."""
+    """``[runtime]``: pinned session settings and the perf policy; all optional.
+    ``fallback_root`` (manifest-relative) is where ``runtime-bootstrap`` resolves
+    datasets and outputs that declare no location."""
 
     target_partitions: Partitions = 4
     planning_concurrency: Partitions | None = None
@@ -245,6 +269,10 @@ class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     stats_fallback: Literal["warn", "error", "ignore"] = "warn"
     """What a view whose statistics are absent yields (``STATS_UNAVAILABLE``)."""
     retain_plans: tuple[Literal["P0", "P1", "P2"], ...] = ("P0", "P1", "P2")
+    fallback_root: Identifier | None = None
+    """Manifest-relative directory that datasets and outputs without ``location`` resolve
+    under, in ``project.data_source_mode = "runtime-bootstrap"`` only (required there;
+    ignored, since nothing falls back, in ``semantic-authority``)."""
     # No ``trusted_modules`` here: a manifest cannot grant itself trust.  The allowlist of
     # importable packages comes from whoever runs the tool (see engine.trusted_import).
 

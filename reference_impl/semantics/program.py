@@ -23,8 +23,9 @@ class DatasetBinding(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     format: Literal["delta", "parquet"]
-    declared_location: str
+    declared_location: str | None
     location: str | None
+    """Absolute; None when the manifest declares none (``runtime-bootstrap`` only)."""
 
 
 class DatasetBindings(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,8 +88,10 @@ class SemanticView(msgspec.Struct, frozen=True, kw_only=True):
 class OutputBinding(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     view: str
-    declared_location: str
-    location: str
+    declared_location: str | None
+    location: str | None
+    """Absolute; None when the manifest declares none (``runtime-bootstrap`` only): the
+    engine's ``DataSourceConfig.resolve_output`` gives the location written."""
     format: Literal["delta"]
     mode: Literal["overwrite", "append"]
     schema_mode: Literal["strict", "overwrite", "merge"] = "strict"
@@ -122,6 +125,13 @@ class SemanticProgramManifest(msgspec.Struct, frozen=True, kw_only=True):
     runtime: RuntimeSpec
     policy: PolicySpec
     fingerprint: str
+    """The semantic fingerprint: datasets, views, outputs, UDF declarations only."""
+    runtime_policy_fingerprint: str = ""
+    """The declared runtime/policy fingerprint: ``[runtime]``, ``[policy]``, ``[project]``,
+    ``[executors]`` (engine-free; the authority's runtime fingerprint includes it)."""
+    data_source_mode: Literal["semantic-authority", "runtime-bootstrap"] = "semantic-authority"
+    fallback_root: str | None = None
+    """Absolute ``runtime.fallback_root`` (``runtime-bootstrap`` falls back under it)."""
     executors: tuple[ExecutorDeclaration, ...] = ()
     """Declared executors besides the built-in ``datafusion`` (availability is checked
     by execution planning, never here)."""

@@ -237,7 +237,8 @@ def view_upstream_failed(project: Project) -> PolicyValidationResult:
 
 
 SCENARIOS: dict[PolicyCode, tuple[Callable[[Project], PolicyValidationResult], set[str]]] = {
-    PolicyCode.UDFS_DISABLED: (udfs_disabled, {"UDFS_DISABLED"}),
+    # both, as the review's skeleton: disabled UDFs are not registered, so also missing
+    PolicyCode.UDFS_DISABLED: (udfs_disabled, {"UDFS_DISABLED", "UDF_MISSING"}),
     PolicyCode.UDF_MISSING: (udf_missing, {"UDF_MISSING"}),
     PolicyCode.DELTA_PROTOCOL_INCOMPATIBLE: (
         delta_protocol_incompatible,

@@ -448,25 +448,54 @@ def test_explicit_defaults_and_omitted_defaults_fingerprint_alike(
     assert omitted == explicit
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ('sql = "SELECT o_orderkey FROM orders"', 'sql = "SELECT o_orderkey AS k FROM orders"'),
-        ('location = "data/orders"', 'location = "data/orders2"'),
-        ("target_partitions = 2", "target_partitions = 3"),
-        ('mode = "warn"', 'mode = "error"'),
-        ('"timestampNtz", "deletionVectors"', '"timestampNtz"'),
-        ('udfs = ["f", "g"]', 'udfs = ["f"]'),
-    ],
-    ids=["view-sql", "dataset-location", "runtime", "policy-mode", "delta-support", "udfs"],
-)
-def test_fingerprint_changes_when_a_declaration_changes(
+SEMANTIC_EDITS = {
+    "view-sql": (
+        'sql = "SELECT o_orderkey FROM orders"',
+        'sql = "SELECT o_orderkey AS k FROM orders"',
+    ),
+    "dataset-location": ('location = "data/orders"', 'location = "data/orders2"'),
+    "udfs": ('udfs = ["f", "g"]', 'udfs = ["f"]'),
+}
+RUNTIME_POLICY_EDITS = {
+    "runtime": ("target_partitions = 2", "target_partitions = 3"),
+    "policy-mode": ('mode = "warn"', 'mode = "error"'),
+    "delta-support": ('"timestampNtz", "deletionVectors"', '"timestampNtz"'),
+}
+
+
+def both_fingerprints(path: Path) -> tuple[str, str]:
+    program = compile_semantic_program(load_manifest(path))
+    return program.fingerprint, program.runtime_policy_fingerprint
+
+
+@pytest.mark.parametrize(("old", "new"), SEMANTIC_EDITS.values(), ids=list(SEMANTIC_EDITS))
+def test_fingerprint_changes_when_a_semantic_declaration_changes(
     write_manifest: WriteManifest, old: str, new: str
 ) -> None:
     assert FINGERPRINTED.count(old) == 1
-    base = fingerprint(write_manifest(FINGERPRINTED, name="a/manifest.toml"))
-    changed = fingerprint(write_manifest(FINGERPRINTED.replace(old, new), name="b/manifest.toml"))
-    assert base != changed
+    base = both_fingerprints(write_manifest(FINGERPRINTED, name="a/manifest.toml"))
+    changed = both_fingerprints(
+        write_manifest(FINGERPRINTED.replace(old, new), name="b/manifest.toml")
+    )
+    assert base[0] != changed[0]
+    assert base[1] == changed[1]  # the runtime/policy half does not see semantics
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), RUNTIME_POLICY_EDITS.values(), ids=list(RUNTIME_POLICY_EDITS)
+)
+def test_a_runtime_or_policy_edit_moves_only_the_runtime_policy_fingerprint(
+    write_manifest: WriteManifest, old: str, new: str
+) -> None:
+    """Twin of the semantic edits (issue 17.5): ``[runtime]`` and ``[policy]`` are not
+    semantics; they move the runtime/policy fingerprint and leave the semantic one."""
+    assert FINGERPRINTED.count(old) == 1
+    base = both_fingerprints(write_manifest(FINGERPRINTED, name="a/manifest.toml"))
+    changed = both_fingerprints(
+        write_manifest(FINGERPRINTED.replace(old, new), name="b/manifest.toml")
+    )
+    assert base[0] == changed[0]
+    assert base[1] != changed[1]
 
 
 def _reverse_keys(value: object) -> object:
