@@ -216,7 +216,11 @@ def runtime_fingerprint(ctx: Any, profile: Any) -> str:
         "features": profile.features,
         "policy": {
             "small_input_rows": profile.policy.small_input_rows,
-            "delta_support": profile.policy.delta_support,
+            "delta_support": (
+                profile.policy.delta_support.canonical()
+                if profile.policy.delta_support is not None
+                else None
+            ),
         },
     }
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()

@@ -514,9 +514,7 @@ def runtime_policy_fingerprint(model: SemanticModel) -> str:
     document = model.document
     policy: dict[str, Any] = msgspec.to_builtins(document.policy)
     if document.policy.delta_support is not None:
-        support = policy["delta_support"]
-        support["reader_features"] = sorted(set(support["reader_features"]))
-        support["writer_features"] = sorted(set(support["writer_features"]))
+        policy["delta_support"] = document.policy.delta_support.canonical()
     runtime: dict[str, Any] = msgspec.to_builtins(document.runtime)
     runtime["retain_plans"] = sorted(set(runtime["retain_plans"]))
     payload = {

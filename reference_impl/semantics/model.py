@@ -10,7 +10,7 @@ compile, not here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -290,6 +290,14 @@ class DeltaSupportSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=T
     max_writer_version: Annotated[int, msgspec.Meta(ge=1)]
     reader_features: tuple[str, ...] = ()
     writer_features: tuple[str, ...] = ()
+
+    def canonical(self) -> dict[str, Any]:
+        """For hashing: the feature lists are sets, so their declared order (and any
+        repetition) must not move a fingerprint."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        out["reader_features"] = sorted(set(self.reader_features))
+        out["writer_features"] = sorted(set(self.writer_features))
+        return out
 
 
 class PolicySpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
