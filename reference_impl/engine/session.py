@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,13 @@ class SemanticExecutionContext:
     manifest: SemanticProgramManifest
     dataset_resolver: DatasetBindings
     runtime_profile: DataFusionRuntimeProfile
-    session: Any
+    session: Any = field(repr=False)
     datasets: Mapping[str, RegisteredDataset]
     registered_udfs: tuple[str, ...]
-    view_frames: Mapping[str, Any]
-    """The never-executed DataFrame each registered view was planned from."""
+    view_frames: Mapping[str, Any] = field(repr=False)
+    """The never-executed DataFrame each registered view was planned from.  Left out of
+    ``repr``: a DataFrame's repr executes it, and an executed DataFrame reports runtime
+    filter values in its physical plan (a failing assert would change the plans)."""
     view_failures: Mapping[str, ViewFailure]
     data_source: DataSourceConfig
     """The manifest's data-source mode around ``dataset_resolver`` (the same object):

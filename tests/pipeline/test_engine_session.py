@@ -126,6 +126,19 @@ def test_delta_and_parquet_datasets_are_queryable_through_the_session(
     assert (clicks.format, clicks.delta_version, clicks.delta_protocol) == ("parquet", None, None)
 
 
+def test_the_context_repr_executes_no_view_frame(semantic: SemanticExecutionContext) -> None:
+    """A DataFrame's repr executes it, and an executed DataFrame shows runtime filter
+    values in its physical plan: a repr of the context (a failing assert, a log line) must
+    leave the frames the bundles are planned from untouched."""
+    frame = semantic.view_frames["big_events"]
+    before = frame.execution_plan().display_indent()
+    shown = repr(semantic)
+    assert "DataFrame" not in shown
+    assert "view_frames" not in shown
+    assert "manifest=" in shown  # the rest is still shown
+    assert frame.execution_plan().display_indent() == before
+
+
 def test_views_are_registered_in_topological_order_and_queryable(
     semantic: SemanticExecutionContext,
 ) -> None:
