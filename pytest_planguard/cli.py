@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from pytest_planguard import trust
 from pytest_planguard.gate.policy import add_gate_options
-from reference_impl.cli import CodedParser, register_commands, run_command
+from reference_impl.cli import CodedParser, add_trust_option, register_commands, run_command
 
 _DESCRIPTION = """\
 Compile, plan, validate and run DataFusion + Delta Lake pipelines described by a manifest
@@ -69,13 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("P0", "P1", "P2", "schema", "signals"),
         help="print only this section (P0 logical, P1 optimized, P2 physical, schema, signals)",
     )
-    explain.add_argument(
-        "--trust-module",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="as for validate: a module UDF providers may be imported from (repeatable)",
-    )
+    add_trust_option(explain, trust)
     explain.set_defaults(handler=_explain)
     return parser
 

@@ -88,7 +88,7 @@ def register_commands(sub: argparse._SubParsersAction[Any], *, trust: TrustSourc
     compile_.add_argument(
         "--plan", action="store_true", help="also compile the execution plan (uses DataFusion)"
     )
-    _add_trust(compile_, trust)
+    add_trust_option(compile_, trust)
     compile_.set_defaults(handler=_compile)
 
     validate = sub.add_parser(
@@ -104,7 +104,7 @@ def register_commands(sub: argparse._SubParsersAction[Any], *, trust: TrustSourc
         choices=("error", "warn", "ignore"),
         help="override policy.mode (rollout switch: warn reports errors as warnings)",
     )
-    _add_trust(validate, trust)
+    add_trust_option(validate, trust)
     validate.set_defaults(handler=_validate)
 
     run = sub.add_parser(
@@ -116,11 +116,11 @@ def register_commands(sub: argparse._SubParsersAction[Any], *, trust: TrustSourc
     run.add_argument("manifest", metavar="MANIFEST")
     run.add_argument("--json", action="store_true")
     run.add_argument("--mode", choices=("error", "warn", "ignore"))
-    _add_trust(run, trust)
+    add_trust_option(run, trust)
     run.set_defaults(handler=_run)
 
 
-def _add_trust(parser: argparse.ArgumentParser, trust: TrustSource) -> None:
+def add_trust_option(parser: argparse.ArgumentParser, trust: TrustSource) -> None:
     def module_name(value: str) -> str:
         if not trust.is_module_name(value):
             raise argparse.ArgumentTypeError(
