@@ -168,10 +168,11 @@ def _tool_dirs() -> tuple[str, ...]:
 def user_frames(exc: BaseException, limit: int = 10) -> str:
     """The traceback of ``exc`` without planguard's, pytest's and pluggy's own frames (the
     last ``limit``): where in the user's adapter or pipeline it was raised."""
+    tool_dirs = _tool_dirs()
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
-        if not str(Path(frame.filename).resolve()).startswith(_tool_dirs())
+        if not str(Path(frame.filename).resolve()).startswith(tool_dirs)
     ][-limit:]
     if not frames:
         return ""
