@@ -24,6 +24,21 @@ COST_SIGNALS = ("operator_total", "repartition_count", "estimated_rows")
 
 INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
     ("planguard_manifests", "manifests gated by --planguard (one path per line)", "linelist", []),
+    (
+        "planguard_sessions",
+        "DataFusion sessions gated by --planguard: 'package.module:factory' per line, a "
+        "zero-argument function returning a datafusion.SessionContext with the views "
+        "registered",
+        "linelist",
+        [],
+    ),
+    (
+        "planguard_session_views",
+        "gate only these views of the sessions (names or shell patterns, one per line; "
+        "default: every registered view)",
+        "linelist",
+        [],
+    ),
     ("planguard_adapter", "pipeline adapter factory, 'package.module:factory'", "string", ""),
     (
         "planguard_compile_entrypoints",
@@ -108,6 +123,25 @@ class CostLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class GateTarget:
+    """One gated pipeline: a manifest file, or a session factory (``spec``) in a module
+    file (``path``).  Its items are ``<path>::...`` or ``<path>::<factory>::...``."""
+
+    path: Path
+    spec: str | None = None
+    """``package.module:factory`` of a session; None for a manifest."""
+
+    @property
+    def factory(self) -> str | None:
+        return self.spec.rpartition(":")[2] if self.spec else None
+
+    @property
+    def key(self) -> str:
+        """A string naming the target across processes (pytest-xdist)."""
+        return f"{self.path}::{self.factory}" if self.spec else str(self.path)
+
+
+@dataclass(frozen=True, slots=True)
 class PlanguardConfig:
     enabled: bool
     manifests: tuple[Path, ...]
@@ -127,6 +161,14 @@ class PlanguardConfig:
     """Granted by whoever runs pytest (ini, option, environment), never by a manifest."""
     strict_settings: bool = False
     """Keep ``target_partitions`` in the settings hash (``planguard_strict_settings``)."""
+    sessions: tuple[GateTarget, ...] = ()
+    """Session factories gated like manifests (``planguard_sessions``)."""
+    session_views: tuple[str, ...] = ()
+    """Names or patterns restricting the gated views of the sessions."""
+
+    @property
+    def targets(self) -> tuple[GateTarget, ...]:
+        return (*(GateTarget(path) for path in self.manifests), *self.sessions)
 
 
 MANIFEST_FILE_NAMES = ("manifest.toml", "manifest.json")
@@ -156,6 +198,51 @@ def manifest_file(path: Path) -> Path:
     return path
 
 
+def session_target(spec: str, base: Path, field_path: str) -> GateTarget:
+    """``package.module:factory`` -> its target: the module's file, found without
+    importing the module (only its parent packages).  A module that is not importable
+    from ``sys.path`` is looked up once more with ``base`` (the ini file's directory) in
+    front, as pytest's ``rootdir/conftest.py`` would put it there."""
+    import importlib.util
+    import sys
+
+    module, sep, factory = spec.strip().partition(":")
+    if not sep or not module or not factory.isidentifier():
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"session {spec!r} must look like 'package.module:factory'",
+            field_path=field_path,
+        )
+
+    def find() -> Any:
+        try:
+            return importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+
+    found = find()
+    if found is None and str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+        found = find()
+    origin = getattr(found, "origin", None)
+    if found is None or not origin or not origin.endswith(".py"):
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"session {spec!r}: no Python module {module!r} on sys.path (install the "
+            "package, or set pytest's `pythonpath` ini key to the directory that holds it)",
+            field_path=field_path,
+        )
+    path = Path(origin).resolve()
+    if path.name == "__init__.py":
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"session {spec!r}: the factory must live in a module of its own, not in a "
+            "package's __init__.py (its items are named after the module file)",
+            field_path=field_path,
+        )
+    return GateTarget(path=path, spec=f"{module}:{factory}")
+
+
 def load_config(config: pytest.Config) -> PlanguardConfig:
     """Read options and ini keys; coded ``CONFIG_ERROR`` on bad values."""
     ini_base = config.inipath.parent if config.inipath else config.rootpath
@@ -163,18 +250,29 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
     cli_manifests = [invocation / p for p in (config.getoption("planguard_manifest") or [])]
     ini_manifests = [ini_base / str(p) for p in config.getini("planguard_manifests")]
     manifests = tuple(p.resolve() for p in (cli_manifests or ini_manifests))
-    if config.getoption("planguard") and not manifests:
+    cli_sessions = [str(s) for s in config.getoption("planguard_session") or []]
+    ini_sessions = [str(s) for s in config.getini("planguard_sessions")]
+    session_specs = cli_sessions or ([] if cli_manifests else ini_sessions)
+    if cli_sessions and not cli_manifests:
+        manifests = ()  # --planguard-session alone gates the sessions named, as -manifest
+    if config.getoption("planguard") and not manifests and not session_specs:
         # gating something nobody configured (the bundled example) would pass or fail for
         # reasons that have nothing to do with the user's pipeline
         raise PlanguardError(
             PlanguardCode.CONFIG_ERROR,
-            "no manifests configured: set planguard_manifests in the pytest configuration "
-            "(pytest.ini, or [tool.pytest.ini_options] in pyproject.toml), or pass "
-            "--planguard-manifest PATH",
-            field_path="planguard_manifests",
+            "no manifests or sessions configured: set planguard_manifests or "
+            "planguard_sessions in the pytest configuration (pytest.ini, or "
+            "[tool.pytest.ini_options] in pyproject.toml), or pass --planguard-manifest "
+            "PATH or --planguard-session MODULE:FACTORY",
+            field_path="planguard_sessions",
         )
+    sessions: tuple[GateTarget, ...] = ()
     if config.getoption("planguard"):
         manifests = tuple(manifest_file(path) for path in manifests)
+        field = "--planguard-session" if cli_sessions else "planguard_sessions"
+        sessions = tuple(
+            dict.fromkeys(session_target(spec, ini_base, field) for spec in session_specs)
+        )
     snapshot_opt = config.getoption("planguard_snapshot_dir")
     snapshot_ini = str(config.getini("planguard_snapshot_dir") or "")
     snapshot_dir = (
@@ -221,6 +319,8 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         only=bool(config.getoption("planguard_only")),
         rootpath=config.rootpath,
         strict_settings=bool(config.getini("planguard_strict_settings")),
+        sessions=sessions,
+        session_views=tuple(str(x) for x in config.getini("planguard_session_views")),
         trusted_modules=_trusted_modules(config),
     )
 

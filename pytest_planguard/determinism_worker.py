@@ -1,5 +1,5 @@
 """``python -m pytest_planguard.determinism_worker MANIFEST [--adapter SPEC]
-[--trust-module MODULE ...]``.
+[--session MODULE:FACTORY] [--trust-module MODULE ...]``.
 
 Runs compile -> plan -> validate once with the given adapter and prints the fingerprints
 as JSON on stdout; the determinism check starts one per PYTHONHASHSEED value.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_planguard.adapter import load_adapter
+from pytest_planguard.adapter import PipelineAdapter, load_adapter
 from pytest_planguard.invariants import fingerprints_once, fingerprints_to_json
 
 
@@ -20,11 +20,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_planguard.determinism_worker")
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--adapter", default=None)
+    parser.add_argument("--session", default=None, help="a session factory, MODULE:FACTORY")
     parser.add_argument("--trust-module", action="append", default=[])
     args = parser.parse_args(argv)
 
-    # the parent's allowlist, passed explicitly (PLANGUARD_TRUSTED_MODULES is not read here)
-    adapter = load_adapter(args.adapter, trusted_modules=args.trust_module)
+    adapter: PipelineAdapter
+    if args.session:
+        from pytest_planguard.session_adapter import SessionAdapter
+
+        adapter = SessionAdapter(args.session)
+    else:
+        # the parent's allowlist, passed explicitly (PLANGUARD_TRUSTED_MODULES is not read)
+        adapter = load_adapter(args.adapter, trusted_modules=args.trust_module)
     fingerprints = fingerprints_once(adapter, args.manifest)
     sys.stdout.write(fingerprints_to_json(fingerprints))
     return 0

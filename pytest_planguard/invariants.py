@@ -433,6 +433,7 @@ class DeterminismProcesses:
     manifest: Path
     children: list[tuple[str, subprocess.Popen[str]]]
     trusted_modules: tuple[str, ...] = ()
+    session: str | None = None
 
     def matches(
         self,
@@ -440,12 +441,14 @@ class DeterminismProcesses:
         manifest: Path,
         processes: int,
         trusted_modules: Sequence[str] = (),
+        session: str | None = None,
     ) -> bool:
-        return (adapter_spec, str(manifest), processes, tuple(trusted_modules)) == (
+        return (adapter_spec, str(manifest), processes, tuple(trusted_modules), session) == (
             self.adapter_spec,
             str(self.manifest),
             len(self.children),
             self.trusted_modules,
+            self.session,
         )
 
     def close(self) -> None:
@@ -462,15 +465,22 @@ def start_determinism_processes(
     processes: int,
     *,
     trusted_modules: Sequence[str] = (),
+    session: str | None = None,
 ) -> DeterminismProcesses:
     """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs; each
-    gets the same ``trusted_modules`` allowlist as this process."""
+    gets the same ``trusted_modules`` allowlist as this process.  ``session``: the
+    ``module:factory`` of a session target (``manifest`` is then its module)."""
     trusted = tuple(trusted_modules)
     children = [
-        (seed, _spawn(adapter_spec, manifest, seed, trusted)) for seed in _hash_seeds(processes)
+        (seed, _spawn(adapter_spec, manifest, seed, trusted, session))
+        for seed in _hash_seeds(processes)
     ]
     return DeterminismProcesses(
-        adapter_spec=adapter_spec, manifest=manifest, children=children, trusted_modules=trusted
+        adapter_spec=adapter_spec,
+        manifest=manifest,
+        children=children,
+        trusted_modules=trusted,
+        session=session,
     )
 
 
@@ -484,6 +494,7 @@ def check_determinism(
     first: PipelineFingerprints | None = None,
     started: DeterminismProcesses | None = None,
     trusted_modules: Sequence[str] = (),
+    session: str | None = None,
 ) -> DeterminismReport:
     """Run compile -> plan -> validate ``runs`` times here and once in each of
     ``processes`` subprocesses (distinct PYTHONHASHSEED), then compare.
@@ -491,13 +502,13 @@ def check_determinism(
     ``started``: the same subprocesses, already started (used when it matches).
     ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses."""
     if started is not None and not started.matches(
-        adapter_spec, manifest, processes, trusted_modules
+        adapter_spec, manifest, processes, trusted_modules, session
     ):
         started.close()
         started = None
     if started is None:
         started = start_determinism_processes(
-            adapter_spec, manifest, processes, trusted_modules=trusted_modules
+            adapter_spec, manifest, processes, trusted_modules=trusted_modules, session=session
         )
     seeds = [seed for seed, _ in started.children]
     children = [child for _, child in started.children]
@@ -530,7 +541,11 @@ def _hash_seeds(count: int) -> list[str]:
 
 
 def _spawn(
-    adapter_spec: str | None, manifest: Path, seed: str, trusted_modules: tuple[str, ...]
+    adapter_spec: str | None,
+    manifest: Path,
+    seed: str,
+    trusted_modules: tuple[str, ...],
+    session: str | None,
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = seed
@@ -539,6 +554,8 @@ def _spawn(
     command = [sys.executable, "-m", "pytest_planguard.determinism_worker", str(manifest)]
     if adapter_spec:
         command += ["--adapter", adapter_spec]
+    if session:
+        command += ["--session", session]
     for module in trusted_modules:
         command += ["--trust-module", module]
     return subprocess.Popen(

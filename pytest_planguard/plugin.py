@@ -38,8 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--planguard",
         action="store_true",
         default=False,
-        help="gate the configured manifests (planguard_manifests or --planguard-manifest): "
-        "collect invariant, policy and per-view plan-bundle snapshot items",
+        help="gate the configured pipelines (planguard_manifests, planguard_sessions, "
+        "--planguard-manifest, --planguard-session): collect invariant, policy and "
+        "per-view plan-bundle snapshot items",
     )
     group.addoption(
         "--planguard-manifest",
@@ -47,6 +48,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="PATH",
         help="gate this manifest instead of planguard_manifests (repeatable)",
+    )
+    group.addoption(
+        "--planguard-session",
+        action="append",
+        default=[],
+        metavar="MODULE:FACTORY",
+        help="gate the views of the datafusion.SessionContext this zero-argument factory "
+        "returns, instead of planguard_sessions (repeatable)",
     )
     group.addoption(
         "--planguard-adapter",
@@ -119,7 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     if session.config.enabled:
         present = {Path(arg.split("::", 1)[0]).resolve() for arg in config.args}
-        config.args.extend(str(path) for path in session.config.manifests if path not in present)
+        targets = dict.fromkeys(target.path for target in session.config.targets)
+        config.args.extend(str(path) for path in targets if path not in present)
         config.pluginmanager.register(session.gate.hooks(), "planguard-gate")
 
 
@@ -146,7 +156,29 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     session = _session(parent.config)
     if session.is_manifest(file_path):
         return session.gate.collect_file(file_path, parent)
+    if session.is_session_module(file_path) and not _python_collects(file_path, parent):
+        return session.gate.collect_session_module(file_path, parent)
     return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    """A session factory's module that pytest would collect as a test module (named on
+    the command line, or matching ``python_files``) holds the session's gate items
+    instead: importing it the way pytest imports test modules would import it twice."""
+    session = _session(parent.config)
+    if session.is_session_module(module_path):
+        return session.gate.collect_session_module(module_path, parent)
+    return None
+
+
+def _python_collects(path: Path, parent: pytest.Collector) -> bool:
+    """Does pytest's python plugin collect ``path`` (and so ask for its module)?"""
+    from _pytest.pathlib import fnmatch_ex
+
+    if parent.session.isinitpath(path):
+        return True
+    return any(fnmatch_ex(pattern, path) for pattern in parent.config.getini("python_files"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -168,7 +200,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     session = _session(config)
     if not session.config.enabled:
         return None
-    return "planguard: " + ", ".join(str(p) for p in session.config.manifests)
+    return "planguard: " + ", ".join(
+        target.spec or str(target.path) for target in session.config.targets
+    )
 
 
 @pytest.hookimpl(trylast=True)

@@ -171,20 +171,16 @@ class ReferenceAdapter:
         return out
 
     def engine_info(self, context: ReferenceContext) -> EngineInfo:
+        from reference_impl.relspec.frame_plan import session_settings
+
         caps = context.authority.capabilities
-        rows = context.authority.semantic_context.session.sql(
-            "SELECT name, value FROM information_schema.df_settings"
-        ).to_pydict()
         return EngineInfo(
             versions={
                 "datafusion": caps.datafusion_version,
                 "deltalake": caps.deltalake_version,
                 "pyarrow": caps.pyarrow_version,
             },
-            settings={
-                name: "" if value is None else str(value)
-                for name, value in zip(rows["name"], rows["value"], strict=True)
-            },
+            settings=session_settings(context.authority.semantic_context.session),
             locations={
                 name: dataset.location
                 for name, dataset in context.authority.semantic_context.datasets.items()

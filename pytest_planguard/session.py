@@ -130,12 +130,28 @@ class PlanguardSession:
         adapter: str | None = None,
         first: Any = None,
         started: Any = None,
+        session: str | None = None,
     ) -> DeterminismReport:
+        """The determinism check of a manifest, or (``session``: its ``module:factory``,
+        ``manifest`` its module) of a session target."""
         from pytest_planguard.adapter import load_adapter
         from pytest_planguard.invariants import check_determinism
 
         spec = adapter or self.config.adapter
         trusted = self.config.trusted_modules
+        if session is not None:
+            from pytest_planguard.session_adapter import SessionAdapter
+
+            return check_determinism(
+                SessionAdapter(session),
+                None,
+                manifest,
+                runs=runs if runs is not None else self.config.runs,
+                processes=processes if processes is not None else self.config.processes,
+                first=first,
+                started=started,
+                session=session,
+            )
         return check_determinism(
             load_adapter(spec, trusted_modules=trusted) if adapter else self.adapter,
             spec,
@@ -159,6 +175,11 @@ class PlanguardSession:
 
     def is_manifest(self, path: Path) -> bool:
         return self.config.enabled and path.resolve() in self.config.manifests
+
+    def is_session_module(self, path: Path) -> bool:
+        return self.config.enabled and any(
+            target.path == path.resolve() for target in self.config.sessions
+        )
 
 
 class DeterminismChecker:

@@ -2,8 +2,15 @@
 
 Per manifest (a :class:`ManifestFile`): ``invariant[single_compile]``,
 ``invariant[resolver_identity]``, ``invariant[determinism]``, ``policy[validation]`` (each
-a :class:`GateItem`), then one :class:`PlanItem` per view, named after the view.  Every
-item receives the process's :class:`~.state.GateState` when it is collected.
+a :class:`GateItem`), then one :class:`PlanItem` per view, named after the view.
+
+Per session factory (a :class:`SessionFactory` inside the :class:`SessionModule` of its
+module file, so items are ``<module path>::<factory>::<view>``): ``invariant[determinism]``
+(and ``single_compile`` / ``resolver_identity`` when entrypoints or stages of the user's
+own are configured), then one :class:`PlanItem` per view.  A session has no policies.
+
+Every item receives the process's :class:`~.state.GateState` and its target when it is
+collected.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pytest_planguard.gate.results import (
 from pytest_planguard.markers import GATE_ITEM
 
 if TYPE_CHECKING:
+    from pytest_planguard.config import GateTarget
     from pytest_planguard.gate.state import GateState, ManifestRun
 
 INVARIANTS: tuple[Check, ...] = ("single_compile", "resolver_identity", "determinism")
@@ -42,58 +50,112 @@ _VIOLATION = {
 }
 
 
-class ManifestFile(pytest.File):
-    """A gated manifest: its invariant, policy and per-view items."""
-
-    def __init__(self, *, state: GateState, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.state = state
-
-    def collect(self) -> Iterator[pytest.Item]:
-        gate = self.state
-        gate.check_snapshot_paths(self.path)
-        compiled = gate.compile_manifest(self.path)
-        views = tuple(call_adapter(gate.session.adapter.view_names, compiled))
-        gate.check_snapshot_paths(self.path, views)
-        dependencies = getattr(gate.session.adapter, "view_dependencies", None)
-        if callable(dependencies):
-            found = call_adapter(dependencies, compiled)
-            gate.dependencies[self.path] = {v: tuple(found.get(v, ())) for v in views}
-        items: list[pytest.Item] = [
-            GateItem.from_parent(self, name=f"invariant[{check}]", check=check, state=gate)
-            for check in INVARIANTS
-        ]
-        items.append(
-            GateItem.from_parent(self, name="policy[validation]", check="policy", state=gate)
+def collect_target(
+    collector: pytest.Collector, state: GateState, target: GateTarget
+) -> list[pytest.Item]:
+    """The items of one gated manifest or session (see module docs)."""
+    state.check_snapshot_paths(target)
+    compiled = state.compile_target(target)
+    adapter = state.adapter(target)
+    views = tuple(call_adapter(adapter.view_names, compiled))
+    state.check_snapshot_paths(target, views)
+    dependencies = getattr(adapter, "view_dependencies", None)
+    if callable(dependencies):
+        found = call_adapter(dependencies, compiled)
+        state.dependencies[target] = {v: tuple(found.get(v, ())) for v in views}
+    checks: tuple[Check, ...] = (*INVARIANTS, "policy")
+    if target.spec is not None:
+        config = state.config
+        checks = (
+            *(("single_compile",) if config.compile_entrypoints else ()),
+            *(("resolver_identity",) if config.resolver_stages else ()),
+            "determinism",
         )
-        items += [
-            PlanItem.from_parent(self, name=view, callobj=plan_bundle_gate, state=gate)
-            for view in views
-        ]
-        for item in items:
-            item.add_marker(GATE_ITEM.name)
-        gate.collected_manifest(self.path, views, items)
-        yield from items
+    items: list[pytest.Item] = [
+        GateItem.from_parent(
+            collector,
+            name="policy[validation]" if check == "policy" else f"invariant[{check}]",
+            check=check,
+            state=state,
+            target=target,
+        )
+        for check in checks
+    ]
+    items += [
+        PlanItem.from_parent(
+            collector, name=view, callobj=plan_bundle_gate, state=state, target=target
+        )
+        for view in views
+    ]
+    for item in items:
+        item.add_marker(GATE_ITEM.name)
+    state.collected_manifest(target, views, items)
+    return items
 
+
+class _CodedCollector(pytest.Collector):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if hasattr(excinfo.value, "render"):
             return render_error(excinfo.value, PlanguardCode.ADAPTER_ERROR)
         return str(super().repr_failure(excinfo))
 
 
-class GateItem(pytest.Item):
-    """An invariant or the policy check of one manifest."""
+class ManifestFile(_CodedCollector, pytest.File):
+    """A gated manifest: its invariant, policy and per-view items."""
 
-    def __init__(self, *, check: Check, state: GateState, **kwargs: Any) -> None:
+    def __init__(self, *, state: GateState, target: GateTarget, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self.target = target
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield from collect_target(self, self.state, self.target)
+
+
+class SessionModule(pytest.File):
+    """The module file of one or more gated session factories."""
+
+    def __init__(self, *, state: GateState, targets: tuple[GateTarget, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self.targets = targets
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        for target in self.targets:
+            assert target.factory is not None  # session targets name their factory
+            yield SessionFactory.from_parent(
+                self, name=target.factory, state=self.state, target=target
+            )
+
+
+class SessionFactory(_CodedCollector):
+    """One gated session factory: its invariant and per-view items."""
+
+    def __init__(self, *, state: GateState, target: GateTarget, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self.target = target
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield from collect_target(self, self.state, self.target)
+
+
+class GateItem(pytest.Item):
+    """An invariant or the policy check of one manifest or session."""
+
+    def __init__(
+        self, *, check: Check, state: GateState, target: GateTarget, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.check = check
         self.state = state
+        self.target = target
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{manifest_label(self)}::{self.name}"
 
     def runtest(self) -> None:
-        run = self.state.manifest_run(self.path)
+        run = self.state.manifest_run(self.target)
         if run.error is not None:
             fallback = PlanguardCode.ADAPTER_ERROR
             fail(
@@ -142,8 +204,10 @@ class GateItem(pytest.Item):
         return message
 
     def _check_determinism(self, run: ManifestRun) -> str | None:
-        started = self.state.started.pop(self.path, None)
-        report = self.state.session.determinism(self.path, first=run.fingerprints, started=started)
+        started = self.state.started.pop(self.target, None)
+        report = self.state.session.determinism(
+            self.target.path, first=run.fingerprints, started=started, session=self.target.spec
+        )
         return report.failure()
 
     def _check_policy(self, run: ManifestRun) -> str | None:
@@ -168,12 +232,17 @@ def plan_bundle_gate() -> None:
 class PlanItem(pytest.Function):
     """The plan-bundle gate of one view (a Function, so syrupy tracks its snapshot)."""
 
-    def __init__(self, *, state: GateState, **kwargs: Any) -> None:
+    def __init__(self, *, state: GateState, target: GateTarget, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = state
+        self.target = target
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{manifest_label(self)}::{self.name}"
+
+    @property
+    def snapshot_directory(self) -> Path:
+        return self.state.snapshot_dir(self.target)
 
     def runtest(self) -> None:
         check_plan_item(self, self.state)

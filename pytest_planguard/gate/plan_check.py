@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
+import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.location import PyTestLocation
 
@@ -52,8 +53,6 @@ from pytest_planguard.gate.snapshot import (
 )
 
 if TYPE_CHECKING:
-    import pytest
-
     from pytest_planguard.adapter import BundleView
     from pytest_planguard.config import CostLimit
     from pytest_planguard.gate.state import GateState, ManifestRun
@@ -200,12 +199,20 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
     # A view without a bundle never reaches syrupy: it was not checked, so it must not be
     # counted as a passed snapshot.  Its snapshot stays: unused-snapshot detection goes by
     # the manifest's views, not by the items that passed.
-    run = state.manifest_run(item.path)
+    run = state.manifest_run(item.target)  # type: ignore[attr-defined]
     if run.error is not None:
         code = PlanguardCode.ADAPTER_ERROR
         message = with_detail(item, render_error(run.error, code), run.error)
         _fail(item, message, "error", error_code(run.error, code))
     bundle = run.bundles.get(view)
+    if bundle is not None and bundle.status == "skipped":
+        # downstream of a view that failed: that view's item fails, this one is skipped
+        message = f"view {view!r} was not planned: {bundle.message}"
+        publish(
+            item,
+            _result(item, "unavailable", (PlanguardCode.PLAN_UNAVAILABLE,), message=message),
+        )
+        pytest.skip(message)
     if bundle is None or bundle.status != "planned":
         reason = bundle.message if bundle is not None else "the adapter returned no bundle"
         _fail(
@@ -270,7 +277,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
 
 def _caused_by(state: GateState, run: ManifestRun, view: str) -> tuple[str, ...]:
     """The changed views among ``view``'s upstream views (direct or not), by name."""
-    dependencies = state.dependencies.get(run.path, {})
+    dependencies = state.dependencies.get(run.target, {})
     upstream: set[str] = set()
     pending = list(dependencies.get(view, ()))
     while pending:
@@ -288,7 +295,7 @@ def _changed_views(state: GateState, run: ManifestRun) -> frozenset[str]:
     themselves, so the answer does not depend on which items ran first (or on which
     pytest-xdist worker)."""
     if run.changed is None:
-        directory = state.snapshot_dir(run.path)
+        directory = state.snapshot_dir(run.target)
         changed = set()
         for name, bundle in run.bundles.items():
             if bundle.status != "planned" or not valid_snapshot_name(name):
@@ -308,7 +315,7 @@ def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
         bundle,
         run.header,
         locations=run.engine.locations,
-        roots={"MANIFEST": str(run.path.parent), "ROOT": str(state.config.rootpath)},
+        roots={"MANIFEST": str(run.target.path.parent), "ROOT": str(state.config.rootpath)},
     )
 
 

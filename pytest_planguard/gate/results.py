@@ -86,7 +86,9 @@ class ReportedResult(GateResult, frozen=True, kw_only=True, omit_defaults=True):
 
 
 def manifest_label(item: pytest.Item) -> str:
-    return item.nodeid.split("::", 1)[0]
+    """What an item gates: its manifest's path, or ``<module path>::<factory>``."""
+    parent = item.parent
+    return parent.nodeid if parent is not None and parent.nodeid else item.nodeid.split("::")[0]
 
 
 def publish(item: pytest.Item, result: GateResult) -> None:

@@ -286,6 +286,10 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
+        # a gate item knows its directory (a session's is below its module's)
+        directory = getattr(test_location.item, "snapshot_directory", None)
+        if directory is not None:
+            return str(directory)
         return _snapshot_dirname(cls.snapshot_root, cls.rootpath, str(test_location.filepath))
 
     @classmethod

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_planguard.config import GateTarget
 from pytest_planguard.errors import PlanguardCode, PlanguardError
-from pytest_planguard.gate.items import GateItem, ManifestFile, is_gate_item
+from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
 from pytest_planguard.gate.report import UnusedSnapshot, write_report
 from pytest_planguard.gate.results import PROPERTY, ReportedResult, call_adapter, received
 from pytest_planguard.gate.snapshot import (
@@ -42,13 +43,14 @@ if TYPE_CHECKING:
     from pytest_planguard.adapter import (
         BundleView,
         EngineInfo,
+        PipelineAdapter,
         PipelineFingerprints,
         ValidationOutcome,
     )
     from pytest_planguard.session import PlanguardSession
 
 _WORKER_OUTPUT = "planguard_collected"
-"""``workeroutput`` key: what a pytest-xdist worker collected and selected, per manifest."""
+"""``workeroutput`` key: what a pytest-xdist worker collected and selected, per target."""
 
 
 @dataclass(slots=True)
@@ -63,10 +65,11 @@ class CollectedManifest:
 
 @dataclass(slots=True)
 class ManifestRun:
-    """One instrumented run of a manifest, shared by its items: the compile done at
-    collection, then context, plan, validation and a (dry-run) execution."""
+    """One instrumented run of a gated pipeline (a manifest or a session), shared by its
+    items: the compile done at collection, then context, plan, validation and a
+    (dry-run) execution."""
 
-    path: Path
+    target: GateTarget
     counter: CompileCounter
     spy: ResolverSpy
     compiled: Any = None
@@ -91,17 +94,19 @@ class GateState:
     def __init__(self, session: PlanguardSession) -> None:
         self.session = session
         self.config = session.config
-        self.runs: dict[Path, ManifestRun] = {}
-        self.compiles: dict[Path, tuple[Any, CompileCounter]] = {}
-        self.determinism_due: set[Path] = set()
-        """Manifests whose selected determinism item runs in this process."""
-        self.started: dict[Path, DeterminismProcesses] = {}
+        self.runs: dict[GateTarget, ManifestRun] = {}
+        self.compiles: dict[GateTarget, tuple[Any, CompileCounter]] = {}
+        self.adapters: dict[GateTarget, PipelineAdapter] = {}
+        self._snapshot_dirs: dict[GateTarget, Path] = {}
+        self.determinism_due: set[GateTarget] = set()
+        """Targets whose selected determinism item runs in this process."""
+        self.started: dict[GateTarget, DeterminismProcesses] = {}
         self.results: list[ReportedResult] = []
         self.unused: list[UnusedSnapshot] = []
-        self.collected: dict[Path, CollectedManifest] = {}
-        self.dependencies: dict[Path, Mapping[str, tuple[str, ...]]] = {}
-        """Manifest -> view -> the views it reads (when the adapter tells)."""
-        """Manifests whose collection succeeded in this process (in a worker: its own)."""
+        self.collected: dict[GateTarget, CollectedManifest] = {}
+        """Targets whose collection succeeded in this process (in a worker: its own)."""
+        self.dependencies: dict[GateTarget, Mapping[str, tuple[str, ...]]] = {}
+        """Target -> view -> the views it reads (when the adapter tells)."""
         self.reported: list[dict[str, CollectedManifest]] = []
         """On the pytest-xdist controller: what each worker that finished collected."""
         self.workers_down = 0
@@ -113,33 +118,57 @@ class GateState:
     # --------------------------------------------------------------------- collection
 
     def collect_file(self, path: Path, parent: pytest.Collector) -> ManifestFile:
-        return ManifestFile.from_parent(parent, path=path, state=self)
+        return ManifestFile.from_parent(parent, path=path, state=self, target=GateTarget(path))
+
+    def collect_session_module(self, path: Path, parent: pytest.Collector) -> SessionModule:
+        targets = tuple(t for t in self.config.sessions if t.path == path.resolve())
+        return SessionModule.from_parent(parent, path=path, state=self, targets=targets)
+
+    def adapter(self, target: GateTarget) -> PipelineAdapter:
+        """The manifests' adapter, or the session adapter of a session target."""
+        if target.spec is None:
+            return self.session.adapter
+        if target not in self.adapters:
+            from pytest_planguard.session_adapter import SessionAdapter
+
+            self.adapters[target] = SessionAdapter(target.spec, views=self.config.session_views)
+        return self.adapters[target]
 
     def collected_manifest(
-        self, path: Path, views: tuple[str, ...], items: list[pytest.Item]
+        self, target: GateTarget, views: tuple[str, ...], items: list[pytest.Item]
     ) -> None:
-        self.collected[path] = CollectedManifest(
+        self.collected[target] = CollectedManifest(
             views=views, nodeids=frozenset(item.nodeid for item in items)
         )
 
-    def snapshot_dir(self, manifest: Path) -> Path:
-        return snapshot_directory(self.config.snapshot_dir, self.config.rootpath, manifest)
+    def snapshot_dir(self, target: GateTarget) -> Path:
+        """``<snapshot dir>/<manifest dir>/<manifest stem>`` for a manifest,
+        ``<snapshot dir>/<module dir>/<module stem>/<factory>`` for a session."""
+        directory = self._snapshot_dirs.get(target)
+        if directory is None:
+            directory = snapshot_directory(
+                self.config.snapshot_dir, self.config.rootpath, target.path
+            )
+            if target.factory:
+                directory = directory / target.factory
+            self._snapshot_dirs[target] = directory
+        return directory
 
-    def check_snapshot_paths(self, manifest: Path, views: tuple[str, ...] = ()) -> None:
-        """``SNAPSHOT_PATH_COLLISION`` when another configured manifest maps to the same
+    def check_snapshot_paths(self, target: GateTarget, views: tuple[str, ...] = ()) -> None:
+        """``SNAPSHOT_PATH_COLLISION`` when another configured target maps to the same
         snapshot directory, or two views to the same file, on a file system that ignores
         case (where ``Q1.plan`` and ``q1.plan`` are one file) as on any other."""
-        mine = str(self.snapshot_dir(manifest)).casefold()
+        mine = str(self.snapshot_dir(target)).casefold()
         others = [
             other
-            for other in self.config.manifests
-            if other != manifest and str(self.snapshot_dir(other)).casefold() == mine
+            for other in self.config.targets
+            if other != target and str(self.snapshot_dir(other)).casefold() == mine
         ]
         if others:
             raise PlanguardError(
                 PlanguardCode.SNAPSHOT_PATH_COLLISION,
-                f"manifest {str(manifest)!r} and {str(others[0])!r} map to the same snapshot "
-                f"directory {str(self.snapshot_dir(manifest))!r}: rename or move one of them",
+                f"{_describe(target)} and {_describe(others[0])} map to the same snapshot "
+                f"directory {str(self.snapshot_dir(target))!r}: rename or move one of them",
             )
         seen: dict[str, str] = {}
         for view in views:
@@ -149,7 +178,7 @@ class GateState:
                     PlanguardCode.SNAPSHOT_PATH_COLLISION,
                     f"views {first!r} and {view!r} differ only in case: their snapshot files "
                     "would be one file on a case-insensitive file system; rename one",
-                    file=str(manifest),
+                    file=str(target.path),
                 )
 
     def collection_finished(self, session: pytest.Session) -> None:
@@ -163,8 +192,8 @@ class GateState:
         if worker_output is not None:
             worker_output[_WORKER_OUTPUT] = json.dumps(
                 {
-                    str(path): {"views": list(entry.views), "complete": entry.complete}
-                    for path, entry in self.collected.items()
+                    target.key: {"views": list(entry.views), "complete": entry.complete}
+                    for target, entry in self.collected.items()
                 }
             )
 
@@ -193,29 +222,40 @@ class GateState:
 
     # --------------------------------------------------------------------- the run
 
-    def compile_manifest(self, path: Path) -> Any:
-        """Compile ``path`` once per process, counting compiles (collection calls this)."""
-        if path not in self.compiles:
-            with count_compiles(self.session.compile_targets()) as counter:
-                compiled = call_adapter(self.session.adapter.compile, path)
-            self.compiles[path] = (compiled, counter)
-        return self.compiles[path][0]
+    def compile_target(self, target: GateTarget) -> Any:
+        """Compile ``target`` once per process, counting compiles (collection calls this);
+        a session's compile is its factory call."""
+        if target not in self.compiles:
+            with count_compiles(self.compile_targets(target)) as counter:
+                compiled = call_adapter(self.adapter(target).compile, target.path)
+            self.compiles[target] = (compiled, counter)
+        return self.compiles[target][0]
 
-    def manifest_run(self, path: Path) -> ManifestRun:
-        run = self.runs.get(path)
+    def compile_targets(self, target: GateTarget) -> tuple[str, ...]:
+        if target.spec is None:
+            return self.session.compile_targets()
+        return self.config.compile_entrypoints
+
+    def resolver_stages(self, target: GateTarget) -> tuple[Any, ...]:
+        if target.spec is None or self.config.resolver_stages:
+            return self.session.resolver_stages()
+        return ()
+
+    def manifest_run(self, target: GateTarget) -> ManifestRun:
+        run = self.runs.get(target)
         if run is None:
-            self._start_determinism(path)
+            self._start_determinism(target)
             # Tracing allocations (where a stray resolver was created) slows the run down
             # severalfold: a dry run is traced only when it shows a stray, by running the
             # stages again.  A real run (--planguard-execute) writes: it is traced at once.
             trace = self.config.execute
-            run = self.runs[path] = self._instrumented_run(path, trace_origins=trace)
+            run = self.runs[target] = self._instrumented_run(target, trace_origins=trace)
             if not trace and run.spy.stray() is not None:
-                traced = self._instrumented_run(path, trace_origins=True).spy
+                traced = self._instrumented_run(target, trace_origins=True).spy
                 if traced.stray() is not None:
                     run.spy = traced
-            if run.error is not None and path in self.started:
-                self.started.pop(path).close()  # the determinism item fails on run.error
+            if run.error is not None and target in self.started:
+                self.started.pop(target).close()  # the determinism item fails on run.error
         return run
 
     def expect_determinism(self, items: list[pytest.Item]) -> None:
@@ -224,35 +264,36 @@ class GateState:
         if hasattr(self.session.pytest_config, "workerinput"):
             return
         self.determinism_due = {
-            item.path
+            item.target
             for item in items
             if isinstance(item, GateItem) and item.check == "determinism"
         }
 
-    def _start_determinism(self, path: Path) -> None:
+    def _start_determinism(self, target: GateTarget) -> None:
         """Start the determinism check's subprocesses before the run that precedes it, so
         that they use the cores this process leaves idle.  Not for a real run: outputs
         being written could be read by the subprocesses' plans."""
-        if path not in self.determinism_due or self.config.execute or self.config.processes < 1:
+        if target not in self.determinism_due or self.config.execute or self.config.processes < 1:
             return
-        self.started[path] = start_determinism_processes(
-            self.config.adapter,
-            path,
+        self.started[target] = start_determinism_processes(
+            None if target.spec else self.config.adapter,
+            target.path,
             self.config.processes,
-            trusted_modules=self.config.trusted_modules,
+            trusted_modules=() if target.spec else self.config.trusted_modules,
+            session=target.spec,
         )
 
-    def _instrumented_run(self, path: Path, *, trace_origins: bool = True) -> ManifestRun:
+    def _instrumented_run(self, target: GateTarget, *, trace_origins: bool = True) -> ManifestRun:
         """Stages after the compile, with the counter and the spy active.  The compile
         happened at collection (also counted); the two windows together are the run."""
-        adapter = self.session.adapter
-        compiled = self.compile_manifest(path)
+        adapter = self.adapter(target)
+        compiled = self.compile_target(target)
         with (
-            count_compiles(self.session.compile_targets()) as counter,
-            spy_resolver(self.session.resolver_stages(), trace_origins=trace_origins) as spy,
+            count_compiles(self.compile_targets(target)) as counter,
+            spy_resolver(self.resolver_stages(target), trace_origins=trace_origins) as spy,
         ):
-            counter.calls.extend(self.compiles[path][1].calls)
-            run = ManifestRun(path=path, counter=counter, spy=spy, compiled=compiled)
+            counter.calls.extend(self.compiles[target][1].calls)
+            run = ManifestRun(target=target, counter=counter, spy=spy, compiled=compiled)
             try:
                 run.context = call_adapter(adapter.build_context, run.compiled)
                 run.plan = call_adapter(adapter.plan, run.context)
@@ -282,7 +323,7 @@ class GateState:
     def recheck_bundles(self, run: ManifestRun) -> Mapping[str, BundleView]:
         """A second, independent plan of the same compiled program (stability check)."""
         if run.recheck is None:
-            adapter = self.session.adapter
+            adapter = self.adapter(run.target)
             context = call_adapter(adapter.build_context, run.compiled)
             run.recheck = call_adapter(adapter.bundles, call_adapter(adapter.plan, context))
         return run.recheck
@@ -313,8 +354,8 @@ class GateState:
         if self.config.report is not None:
             write_report(self.config.report, self.results, self.unused, self.config)
 
-    def _complete_manifests(self, session: pytest.Session) -> dict[Path, tuple[str, ...]]:
-        """Manifest -> views, for the manifests whose items were all collected and selected
+    def _complete_targets(self, session: pytest.Session) -> dict[GateTarget, tuple[str, ...]]:
+        """Target -> views, for the targets whose items were all collected and selected
         in this session (under pytest-xdist: by every worker that reported)."""
         if hasattr(session.config, "workerinput"):
             return {}
@@ -324,13 +365,16 @@ class GateState:
                 isinstance(expected, int) and self.workers_down < expected
             ):
                 return {}  # a worker died or did not say what it collected: not complete
-            complete: dict[Path, tuple[str, ...]] = {}
+            targets = {target.key: target for target in self.config.targets}
+            complete: dict[GateTarget, tuple[str, ...]] = {}
             for name, entry in self.reported[0].items():
                 reports = [report.get(name) for report in self.reported]
-                if all(r is not None and r.complete and r.views == entry.views for r in reports):
-                    complete[Path(name)] = entry.views
+                if name in targets and all(
+                    r is not None and r.complete and r.views == entry.views for r in reports
+                ):
+                    complete[targets[name]] = entry.views
             return complete
-        return {path: entry.views for path, entry in self.collected.items() if entry.complete}
+        return {target: e.views for target, e in self.collected.items() if e.complete}
 
     def _unused_snapshots(self, session: pytest.Session) -> list[UnusedSnapshot]:
         """Snapshots of fully selected manifests that no view uses; deleted (and each path
@@ -349,8 +393,10 @@ class GateState:
         )
         root = self.config.snapshot_dir
         out = []
-        for manifest, views in sorted(self._complete_manifests(session).items()):
-            directory = self.snapshot_dir(manifest)
+        complete = self._complete_targets(session)
+        for target in sorted(complete, key=lambda t: t.key):
+            views = complete[target]
+            directory = self.snapshot_dir(target)
             if update:
                 for stale in stale_temporaries(directory, self.started_at):
                     stale.unlink(missing_ok=True)
@@ -386,6 +432,8 @@ class GateState:
         parts = ["pytest", "--planguard", "--snapshot-update"]
         for manifest in item.config.getoption("planguard_manifest") or []:
             parts += ["--planguard-manifest", str(manifest)]
+        for spec in item.config.getoption("planguard_session") or []:
+            parts += ["--planguard-session", spec]
         if self.config.adapter and item.config.getoption("planguard_adapter"):
             parts += ["--planguard-adapter", self.config.adapter]
         parts.append(f"'{item.nodeid}'")
@@ -408,6 +456,10 @@ class GateHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self._state.worker_finished(node)
+
+
+def _describe(target: GateTarget) -> str:
+    return f"session {target.spec!r}" if target.spec else f"manifest {str(target.path)!r}"
 
 
 def _relative(path: Path, root: Path) -> str:

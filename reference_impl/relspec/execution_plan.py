@@ -14,7 +14,6 @@ dataset (``runtime.statistics = "scan"``, the default) or per view (``"plan"``).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,13 +39,13 @@ from reference_impl.relspec.contracts import (
     TaskPlanMetrics,
     ViewNode,
 )
+from reference_impl.relspec.frame_plan import FramePlan, dataset_statistics, plan_frame
 from reference_impl.relspec.output_targets import output_targets
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
     explain_statistics,
     operator_counts,
-    schema_fields,
     table_scans,
     udf_calls,
 )
@@ -57,11 +56,24 @@ _SHOW_STATISTICS = "datafusion.explain.show_statistics"
 
 
 class _Planned(msgspec.Struct, frozen=True, kw_only=True):
-    p1_text: str
-    p2_text: str
-    partition_count: int
-    p1_plan: Any
+    frame: FramePlan
     view_stats: ExplainStatistics | None
+
+    @property
+    def p1_text(self) -> str:
+        return self.frame.p1
+
+    @property
+    def p2_text(self) -> str:
+        return self.frame.p2
+
+    @property
+    def partition_count(self) -> int:
+        return self.frame.partition_count
+
+    @property
+    def p1_plan(self) -> Any:
+        return self.frame.p1_plan
 
 
 def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
@@ -111,10 +123,10 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                 assert frame is not None  # planned views have a registered frame
                 planned[view.name] = result
                 scans_by_view[view.name] = table_scans(result.p1_plan)
-                schema = schema_fields(frame.schema())
+                schema = result.frame.schema
                 retained = evidence.retain_plans
                 texts = {
-                    "P0": p0 if "P0" in retained else "",
+                    "P0": result.frame.p0 if "P0" in retained else "",
                     "P1": result.p1_text if "P1" in retained else "",
                     "P2": result.p2_text if "P2" in retained else "",
                 }
@@ -145,7 +157,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     cache=cache_min > 0 and consumers[view.name] >= cache_min,
                 )
             )
-        dataset_stats = _dataset_statistics(
+        dataset_stats = dataset_statistics(
             ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}
         )
     finally:
@@ -194,12 +206,7 @@ def _plan_view(
     frame = frames[view.name]
 
     def plan() -> _Planned:
-        # Physical planning first: it releases the GIL, so the budget can stop waiting for
-        # it, and it runs the logical optimizer too.  optimized_logical_plan() holds the GIL
-        # (the deadline cannot interrupt it) but costs no more than the physical planning
-        # that just finished within the budget.
-        physical = frame.execution_plan()
-        p1 = frame.optimized_logical_plan()
+        planned = plan_frame(frame)
         stats = (
             # through the registered view, not its SQL text: the text may hold stray
             # semicolons or comments that DataFusion accepts alone but not after EXPLAIN
@@ -207,13 +214,7 @@ def _plan_view(
             if stats_ctx is not None
             else None
         )
-        return _Planned(
-            p1_text=p1.display_indent(),
-            p2_text=stable_plan_text(physical.display_indent()),
-            partition_count=int(physical.partition_count),
-            p1_plan=p1,
-            view_stats=stats,
-        )
+        return _Planned(frame=planned, view_stats=stats)
 
     try:
         return "planned", None, worker.run(plan, timeout_s)
@@ -231,31 +232,6 @@ def _plan_view(
         from reference_impl.engine.session import view_failure
 
         return "failed", view_failure(view.name, exc), None
-
-
-_FIELD_METADATA = re.compile(r', metadata: \{(?:"(?:[^"\\]|\\.)*": "(?:[^"\\]|\\.)*"(?:, )?)*\}')
-
-
-def stable_plan_text(text: str) -> str:
-    """Physical plan text without field metadata maps.
-
-    DataFusion prints a field's metadata (e.g. in ``BoundedWindowAggExec``) in hash-map
-    order, which changes from run to run, and Delta column mapping puts a random
-    ``delta.columnMapping.physicalName`` in it: either makes P2 and every fingerprint over
-    it nondeterministic.
-    """
-    return _FIELD_METADATA.sub("", text)
-
-
-def _dataset_statistics(ctx: Any, datasets: set[str]) -> dict[str, ExplainStatistics]:
-    """One EXPLAIN per scanned dataset: its row and byte statistics."""
-    out: dict[str, ExplainStatistics] = {}
-    for name in sorted(datasets):
-        try:
-            out[name] = explain_statistics(ctx.sql(f'EXPLAIN SELECT * FROM "{name}"').to_pydict())
-        except Exception:
-            out[name] = ExplainStatistics(rows=None, bytes=None, exact=False)
-    return out
 
 
 def _assemble(

@@ -322,7 +322,10 @@ def test_nothing_configured_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
     result = gate(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*error[[]CONFIG_ERROR[]] planguard_manifests: no manifests*"])
+    result.stderr.fnmatch_lines(
+        ["*error[[]CONFIG_ERROR[]] planguard_sessions: no manifests or sessions configured*"]
+    )
+    assert "planguard_sessions" in result.stderr.str().split("configured", 1)[1]
     assert "tpch" not in result.stdout.str() + result.stderr.str()
     # twin: plain pytest (no --planguard) needs no configuration
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
