@@ -94,9 +94,13 @@ def collect_target(
 
 
 class _CodedCollector(pytest.Collector):
+    """A collector whose coded errors (a manifest that does not compile, a session factory
+    that raises) show as one line, with the user's frames under ``--tb=long``."""
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if hasattr(excinfo.value, "render"):
-            return render_error(excinfo.value, PlanguardCode.ADAPTER_ERROR)
+            message = render_error(excinfo.value, PlanguardCode.ADAPTER_ERROR)
+            return with_detail(self, message, excinfo.value)
         return str(super().repr_failure(excinfo))
 
 

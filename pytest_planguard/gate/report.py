@@ -102,6 +102,9 @@ class Report(_Strict, frozen=True):
     schema_version: Literal[2]
     planguard_version: str
     manifests: list[str]
+    sessions: Annotated[
+        list[str], msgspec.Meta(description="gated session factories, 'module:factory'")
+    ]
     snapshot_dir: str
     gate: Annotated[dict[str, GateAction], msgspec.Meta(description="gate policy per class")]
     summary: Summary
@@ -199,6 +202,7 @@ def build_report(
         schema_version=SCHEMA_VERSION,
         planguard_version=__version__,
         manifests=[str(p) for p in config.manifests],
+        sessions=[str(target.spec) for target in config.sessions],
         snapshot_dir=str(config.snapshot_dir),
         gate=dict(sorted(config.gate.items())),
         summary=summarize(results, unused),

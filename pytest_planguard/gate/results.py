@@ -183,7 +183,7 @@ def user_frames(exc: BaseException, limit: int = 10) -> str:
     return "\n".join([*lines, f"{type(exc).__name__}: {exc}"])
 
 
-def with_detail(item: pytest.Item, message: str, exc: BaseException) -> str:
+def with_detail(item: pytest.Item | pytest.Collector, message: str, exc: BaseException) -> str:
     """``message``, plus the error's detail under ``--tb=long``."""
     detail = getattr(exc, "detail", "")
     if detail and item.config.option.tbstyle == "long":
