@@ -157,6 +157,16 @@ def _number(text: str | None) -> float | None:
 # ------------------------------------------------------------------- syrupy and reporting
 
 
+class PlanLocation(PyTestLocation):
+    """A plan item's location for syrupy: named after the view alone.  (syrupy takes the
+    node ids between file and item for a class name, which a session item's factory is
+    not, and would warn that the snapshot file is not named ``<factory>.<view>``.)"""
+
+    @property
+    def classname(self) -> str | None:
+        return None
+
+
 def _result(item: pytest.Item, status: Status, codes: tuple[str, ...], **rest: Any) -> GateResult:
     return GateResult(
         kind="plan",
@@ -188,7 +198,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
     assertion = SnapshotAssertion(
         session=item.config._syrupy,  # type: ignore[attr-defined]
         extension_class=PlanBundleSnapshotExtension,
-        test_location=PyTestLocation(item),
+        test_location=PlanLocation(item),
         update_snapshots=update,
         update_new_snapshots_only=bool(option.update_new_snapshots_only),
     )

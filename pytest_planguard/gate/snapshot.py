@@ -293,6 +293,19 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
         return _snapshot_dirname(cls.snapshot_root, cls.rootpath, str(test_location.filepath))
 
     @classmethod
+    def matches_test_location(
+        cls, *, test_location: PyTestLocation, snapshot_location: str
+    ) -> bool:
+        """A gate item's snapshot is the file in its own directory (syrupy's default wants
+        the test file's stem as the directory name, which a session's is not)."""
+        directory = getattr(test_location.item, "snapshot_directory", None)
+        if directory is None:
+            return super().matches_test_location(
+                test_location=test_location, snapshot_location=snapshot_location
+            )
+        return Path(snapshot_location).parent == Path(directory)
+
+    @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
         return cls.dirname(test_location=test_location)
 

@@ -81,12 +81,18 @@ def dataset_statistics(ctx: Any, datasets: Iterable[str]) -> dict[str, ExplainSt
 def session_settings(ctx: Any) -> dict[str, str]:
     """Every setting of ``ctx`` (name -> value), ``SET`` statements included.
 
-    Read through a session on a copy of its configuration with ``information_schema``
-    turned on, so the user's session need not enable it and is left untouched."""
-    from datafusion import SessionContext
+    A session without ``information_schema`` is read through a session on a copy of its
+    configuration with it turned on, so the user's session need not enable it and is left
+    untouched.  Such a copy carries the configuration but not the runtime environment: the
+    ``datafusion.runtime.*`` values (memory limit, cache sizes) then read as empty."""
+    query = "SELECT name, value FROM information_schema.df_settings"
+    try:
+        rows = ctx.sql(query).to_pydict()
+    except Exception:  # information_schema is off in this session
+        from datafusion import SessionContext
 
-    probe = SessionContext(ctx.copied_config().with_information_schema(True))
-    rows = probe.sql("SELECT name, value FROM information_schema.df_settings").to_pydict()
+        probe = SessionContext(ctx.copied_config().with_information_schema(True))
+        rows = probe.sql(query).to_pydict()
     return {
         str(name): "" if value is None else str(value)
         for name, value in zip(rows["name"], rows["value"], strict=True)
