@@ -170,6 +170,15 @@ class ReferenceAdapter:
             )
         return out
 
+    def project_view(
+        self, context: ReferenceContext, view: str, columns: Sequence[str]
+    ) -> BundleView:
+        """``view``'s bundle with only ``columns`` selected, planned in the run's session
+        (the gate's proof that added columns left the others alone)."""
+        from pytest_planguard.session_adapter import projected_bundle
+
+        return projected_bundle(context.authority.semantic_context.session, view, columns)
+
     def engine_info(self, context: ReferenceContext) -> EngineInfo:
         from reference_impl.relspec.frame_plan import session_settings
 

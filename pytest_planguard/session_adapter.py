@@ -242,6 +242,12 @@ class SessionAdapter:
     def bundles(self, plan: SessionPlan) -> Mapping[str, BundleView]:
         return plan.bundles
 
+    def project_view(
+        self, context: SessionProgram, view: str, columns: Sequence[str]
+    ) -> BundleView:
+        """``view``'s bundle with only ``columns`` selected (see :func:`projected_bundle`)."""
+        return projected_bundle(context.context, view, columns)
+
     def engine_info(self, context: SessionProgram) -> EngineInfo:
         from reference_impl.relspec.frame_plan import engine_versions, session_settings
 
@@ -249,6 +255,26 @@ class SessionAdapter:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def projected_bundle(ctx: Any, view: str, columns: Sequence[str]) -> BundleView:
+    """The plans of ``SELECT columns FROM view`` in ``ctx``: how the gate proves that a
+    view which gained columns computes its other columns exactly as before (the optimizer
+    prunes what is not selected, so these plans equal the old view's own)."""
+    from reference_impl.relspec.frame_plan import plan_frame
+
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    table = ".".join(quote(part) for part in view.split("."))
+    plan = plan_frame(ctx.sql(f"SELECT {', '.join(map(quote, columns))} FROM {table}"))
+    return BundleView(
+        view=view,
+        p0=plan.p0,
+        p1=plan.p1,
+        p2=plan.p2,
+        schema=tuple((f.name, f.type, f.nullable) for f in plan.schema),
+    )
 
 
 def _first_line(exc: BaseException) -> str:

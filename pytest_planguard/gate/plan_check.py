@@ -18,6 +18,7 @@ publishes the result:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,9 +90,15 @@ def decide(
     limits: Mapping[str, CostLimit],
     *,
     view: str = "",
+    additive: bool | str | None = None,
 ) -> PlanOutcome:
     """The gate's decision for a view whose stored snapshot is ``old`` (None: none yet)
-    and whose current bundle renders as ``new``."""
+    and whose current bundle renders as ``new``.
+
+    ``additive``: the engine's verdict on a change that added columns (see
+    :func:`needs_additive_proof`): True, the other columns are computed exactly as before
+    and the change is ``schema_additive`` alone; a string, why that could not be shown
+    (the classes stay as found, and the failure says why)."""
     if old is None:
         return PlanOutcome(
             status="new",
@@ -103,6 +110,8 @@ def decide(
         return PlanOutcome("unchanged", "warn", (PlanguardCode.PLAN_UNCHANGED,))
     breach = cost_breach(limits, old, new)
     found = classify(old, new, name=view)
+    if additive is True:
+        found = dataclasses.replace(found, classes=(ChangeClass.SCHEMA_ADDITIVE,))
     failing: list[str] = [c for c in found.classes if policy.get(c, "fail") == "fail"]
     if found.damage:
         failing.append("damaged snapshot")  # no gate policy lets a tampered file through
@@ -120,11 +129,27 @@ def decide(
         lines.append("the stored snapshot is damaged: " + "; ".join(found.damage))
     if found.schema_changes:
         lines.append("schema: " + "; ".join(found.schema_changes))
+    if isinstance(additive, str):
+        lines.append(f"not classified as schema_additive alone: {additive}")
     if breach:
         lines.append(breach)
     for section, diff in found.diffs.items():
         lines += ["", f"--- {section} ---", diff]
     return PlanOutcome("changed", "fail", codes, found, "\n".join(lines))
+
+
+def needs_additive_proof(outcome: PlanOutcome) -> bool:
+    """A change that added columns and changed plan sections too: adding an output column
+    always changes P0 (and usually P1/P2), so only the engine can tell whether the change
+    is additive and nothing else."""
+    found = outcome.classification
+    return (
+        found is not None
+        and not found.damage
+        and ChangeClass.SCHEMA_ADDITIVE in found.classes
+        and ChangeClass.SCHEMA_BREAKING not in found.classes
+        and len(found.classes) > 1
+    )
 
 
 def cost_breach(limits: Mapping[str, CostLimit], old: str, new: str) -> str | None:
@@ -233,6 +258,11 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
         )
     text = render(state, run, bundle)
     outcome = decide(old, text, state.config.gate, state.config.cost_limits, view=view)
+    if old is not None and needs_additive_proof(outcome):
+        proof = prove_additive(state, run, view, old)
+        outcome = decide(
+            old, text, state.config.gate, state.config.cost_limits, view=view, additive=proof
+        )
 
     if outcome.status == "unchanged":
         _assert(assertion, text, item)
@@ -283,6 +313,41 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
     if caused_by:
         first += f"\nchanged through upstream {', '.join(caused_by)}"
     fail(item, f"{first}\n{rest}\n\nTo accept this change: {command}", result)
+
+
+def prove_additive(state: GateState, run: ManifestRun, view: str, old: str) -> bool | str:
+    """True when the old columns, selected from the new view, plan exactly as the stored
+    snapshot's P1 and P2 (normalized alike): the change only added columns.  Otherwise
+    why not, for the failure message."""
+    before = parse_snapshot(old)
+    columns = [
+        line.partition(": ")[0]
+        for line in before.sections.get("schema", "").splitlines()
+        if ": " in line
+    ]
+    project = getattr(state.adapter(run.target), "project_view", None)
+    if not callable(project) or not columns:
+        return "the adapter cannot plan the old columns over the new view (no project_view)"
+    try:
+        projected = project(run.context, view, columns)
+    except Exception as exc:  # the proof is optional: a failure only keeps the classes
+        return f"planning the old columns over the new view failed: {exc}"
+    after = parse_snapshot(render(state, run, projected)).sections
+    if after.get("P2 physical") != before.sections.get("P2 physical"):
+        return "the old columns over the new view plan differently (P2 physical)"
+    p1 = after.get("P1 optimized", "")
+    if before.sections.get("P1 optimized") not in (p1, _without_top_alias(p1, view)):
+        return "the old columns over the new view optimize differently (P1 optimized)"
+    return True
+
+
+def _without_top_alias(plan: str, view: str) -> str:
+    """``plan`` without a top ``SubqueryAlias: view`` line (what selecting from a view
+    registered by name adds above the view's own plan), dedented."""
+    lines = plan.splitlines()
+    if not lines or lines[0].strip() != f"SubqueryAlias: {view}":
+        return plan
+    return "\n".join(line.removeprefix("  ") for line in lines[1:])
 
 
 def _caused_by(state: GateState, run: ManifestRun, view: str) -> tuple[str, ...]:

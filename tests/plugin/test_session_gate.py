@@ -206,3 +206,40 @@ def test_the_bundled_sales_example_is_gated(pytester: pytest.Pytester) -> None:
     gate(pytester, "--snapshot-update").assert_outcomes(passed=len(example.VIEWS) + 1)
     assert (pytester.path / "sales" / "data" / "orders" / "_delta_log").is_dir()
     gate(pytester).assert_outcomes(passed=len(example.VIEWS) + 1)
+
+
+def test_an_added_column_is_schema_additive_alone(pytester: pytest.Pytester) -> None:
+    """Adding an output column changes P0 (and P1/P2) too; the engine shows that the old
+    columns plan exactly as before, so the change is schema_additive and nothing else,
+    and `schema_additive = warn` lets it through.  Twin: a column added together with a
+    changed aggregate is not additive alone, and the failure says why."""
+    shop_project(pytester)
+    _accept(pytester)
+    added = dict(
+        VIEWS,
+        customer_totals=VIEWS["customer_totals"].replace(
+            "AS total_eur", "AS total_eur, count(*) AS orders"
+        ),
+    )
+    write_pipeline(pytester.path, added)
+    report = pytester.path / "report.json"
+    options = ("--planguard-gate", "schema_additive=warn", "--planguard-report", str(report))
+    result = gate(pytester, "-k", "customer_totals", *options)
+    result.assert_outcomes(passed=1)
+    (item,) = [r for r in json.loads(report.read_text())["items"] if r.get("view")]
+    assert item["classes"] == ["schema_additive"]
+    assert item["action"] == "warn"
+
+    both = dict(
+        added,
+        customer_totals=added["customer_totals"].replace("sum(amount_eur)", "max(amount_eur)"),
+    )
+    write_pipeline(pytester.path, both)
+    twin = gate(pytester, "-k", "customer_totals", *options)
+    twin.assert_outcomes(failed=1)
+    twin.stdout.fnmatch_lines(
+        [
+            "*class semantic, schema_additive*",
+            "*not classified as schema_additive alone: the old columns over the new view*",
+        ]
+    )
