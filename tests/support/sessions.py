@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from deltalake import write_deltalake  # at import, never in a test: see tests/support/shop
 
 VIEWS = {
     "valid_orders": "SELECT order_id, customer_id, amount_cents FROM orders "
@@ -53,8 +54,6 @@ def make_context():
 
 
 def write_tables(data: Path) -> None:
-    from deltalake import write_deltalake
-
     orders = pa.table(
         {
             "order_id": pa.array(range(1, 61), pa.int64()),
