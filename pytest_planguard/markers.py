@@ -59,16 +59,18 @@ RESOLVER_IDENTITY = MarkerSpec(
 DETERMINISTIC = MarkerSpec(
     name="planguard_deterministic",
     help=(
-        "planguard_deterministic(runs=3, processes=2, manifest=None, adapter=None): compare "
-        "fingerprints of compile -> plan -> validate over runs in-process and in processes "
-        "with other PYTHONHASHSEED values (automatically after the test when manifest is "
-        "given, else through the planguard_determinism fixture)"
+        "planguard_deterministic(runs=3, processes=2, manifest=None, adapter=None, "
+        "session=None): compare fingerprints of compile -> plan -> validate over runs "
+        "in-process and in processes with other PYTHONHASHSEED values (automatically after "
+        "the test when manifest, or session='module:factory' of a SessionContext factory, "
+        "is given, else through the planguard_determinism fixture)"
     ),
     arguments={
         "runs": (_positive_int, "a whole number >= 1"),
         "processes": (_non_negative_int, "a whole number >= 0"),
         "manifest": (_path_like, "a path"),
         "adapter": (lambda v: isinstance(v, str), "'package.module:factory'"),
+        "session": (lambda v: isinstance(v, str), "'package.module:factory'"),
     },
 )
 GATE_ITEM = MarkerSpec(

@@ -108,18 +108,40 @@ class PlanguardSession:
             failures.append(counter.failure(int(single.get("max_compiles", 1))))
         if spy is not None:
             failures.append(spy.failure())
-        if deterministic is not None and deterministic.get("manifest") is not None:
+        if deterministic is not None and (
+            deterministic.get("manifest") is not None or deterministic.get("session")
+        ):
             with _coded_failure():
-                report = self.determinism(
-                    Path(deterministic["manifest"]),
-                    runs=deterministic.get("runs"),
-                    processes=deterministic.get("processes"),
-                    adapter=deterministic.get("adapter"),
-                )
+                report = self.determinism_of(deterministic)
             failures.append(report.failure())
         messages = [message for message in failures if message]
         if messages:
             pytest.fail("\n\n".join(messages), pytrace=False)
+
+    def determinism_of(self, arguments: dict[str, Any]) -> DeterminismReport:
+        """The determinism check a marker or the fixture asks for: of ``manifest`` (with
+        ``adapter``), or of ``session``, a ``module:factory`` of a SessionContext."""
+        runs, processes = arguments.get("runs"), arguments.get("processes")
+        spec = arguments.get("session")
+        if spec is None:
+            return self.determinism(
+                Path(arguments["manifest"]),
+                runs=runs,
+                processes=processes,
+                adapter=arguments.get("adapter"),
+            )
+        if arguments.get("manifest") is not None or arguments.get("adapter") is not None:
+            raise PlanguardError(
+                PlanguardCode.MARKER_ARGUMENT,
+                "planguard_deterministic: pass session='module:factory' alone, or manifest= "
+                "(with adapter=), not both",
+            )
+        from pytest_planguard.config import session_target
+
+        pytest_config = self.pytest_config
+        base = pytest_config.inipath.parent if pytest_config.inipath else pytest_config.rootpath
+        target = session_target(str(spec), base, "session")
+        return self.determinism(target.path, runs=runs, processes=processes, session=target.spec)
 
     def determinism(
         self,
@@ -189,17 +211,25 @@ class DeterminismChecker:
         self._session = session
         self._marker = marker or {}
 
-    def check(self, manifest: str | Path, **overrides: Any) -> DeterminismReport:
-        """Run the check on ``manifest``; fail the test with the first difference."""
-        unknown = set(overrides) - {"runs", "processes", "adapter"}
+    def check(self, manifest: str | Path | None = None, **overrides: Any) -> DeterminismReport:
+        """Run the check on ``manifest`` (or ``session='module:factory'``); fail the test
+        with the first difference."""
+        unknown = set(overrides) - {"runs", "processes", "adapter", "session"}
         if unknown:
             raise PlanguardError(
                 PlanguardCode.MARKER_ARGUMENT,
-                f"check() takes runs, processes, adapter; got {', '.join(sorted(unknown))}",
+                "check() takes runs, processes, adapter, session; got "
+                + ", ".join(sorted(unknown)),
             )
-        options = {**{k: v for k, v in self._marker.items() if k != "manifest"}, **overrides}
+        inherited = {k: v for k, v in self._marker.items() if k not in ("manifest", "session")}
+        options = {**inherited, **overrides, "manifest": manifest}
+        if manifest is None and not overrides.get("session"):
+            raise PlanguardError(
+                PlanguardCode.MARKER_ARGUMENT,
+                "check() needs a manifest, or session='module:factory'",
+            )
         with _coded_failure():
-            report = self._session.determinism(Path(manifest), **options)
+            report = self._session.determinism_of(options)
         message = report.failure()
         if message:
             pytest.fail(message, pytrace=False)
@@ -212,7 +242,8 @@ def determinism_checker(session: PlanguardSession, item: pytest.Item) -> Determi
 
 _MANIFEST_HINT = (
     "hint: the determinism check compiles `manifest` with the adapter: with the reference "
-    "pipeline it must be a planguard manifest (TOML or JSON); for your own pipeline pass "
+    "pipeline it must be a planguard manifest (TOML or JSON); for a DataFusion session of "
+    "your own pass session='module:factory' (a zero-argument SessionContext factory), or "
     "adapter='module:Factory' (a PipelineAdapter)"
 )
 

@@ -243,3 +243,44 @@ def test_an_added_column_is_schema_additive_alone(pytester: pytest.Pytester) -> 
             "*not classified as schema_additive alone: the old columns over the new view*",
         ]
     )
+
+
+def test_the_determinism_marker_takes_a_session(pytester: pytest.Pytester) -> None:
+    """planguard_deterministic(session=...) in a test of the user's own suite (no gate):
+    the clean pipeline passes; its twin, with a view that depends on the hash seed, fails;
+    session and manifest together are a coded marker error."""
+    shop_project(pytester)
+    pytester.makepyfile(
+        test_mine="""
+        import pytest
+
+        @pytest.mark.planguard_deterministic(session="shop.pipeline:make_context", processes=1)
+        def test_marked():
+            pass
+
+        def test_fixture(planguard_determinism):
+            report = planguard_determinism.check(session="shop.pipeline:make_context")
+            assert len(report.runs) == 4  # 3 in-process runs, 1 subprocess
+
+        @pytest.mark.planguard_deterministic(session="shop.pipeline:make_context",
+                                             manifest="m.toml")
+        def test_both():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--planguard-processes", "1")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*MARKER_ARGUMENT*session='module:factory' alone*"])
+    module = pytester.path / "shop" / "pipeline.py"
+    module.write_text(
+        module.read_text().replace(
+            "ctx.register_view(name, ctx.sql(sql))",
+            "ctx.register_view(name, ctx.sql(sql.replace('count(*)', "
+            "f'count(*) + {hash(\"x\") % 997}')))",
+        )
+    )
+    leaky = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--planguard-processes", "1", "-k", "marked or fixture"
+    )
+    leaky.assert_outcomes(failed=2)
+    leaky.stdout.fnmatch_lines(["*plan fingerprint of view 'sku_counts' differs between runs*"])
