@@ -47,7 +47,7 @@ def render_summary(
     kept = sum(1 for entry in unused if not entry.deleted)
     if kept:
         yield (
-            f"{kept} unused snapshot(s): no view of a fully selected manifest uses them "
+            f"{kept} unused snapshot(s): no view of a fully selected manifest or session uses them "
             "(delete them with --snapshot-update, or report without failing with "
             "--snapshot-warn-unused)"
         )
