@@ -58,11 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser(
         "explain",
         help="print one view's plan bundle as its snapshot would hold it",
-        description="Plan MANIFEST (a dry run) and print VIEW's plan bundle exactly as the "
-        "gate's snapshot would hold it: normalized, with its header. Exit 0, or 2 for bad "
-        "input (an unknown view names the closest one).",
+        description="Plan TARGET (a dry run) and print VIEW's plan bundle exactly as the "
+        "gate's snapshot would hold it: normalized, with its header. TARGET is a manifest, "
+        "or package.module:factory, a zero-argument function returning a "
+        "datafusion.SessionContext (as in planguard_sessions). Exit 0, or 2 for bad input "
+        "(an unknown view names the closest one).",
     )
-    explain.add_argument("manifest", metavar="MANIFEST")
+    explain.add_argument(
+        "manifest", metavar="TARGET", help="a manifest path, or package.module:factory"
+    )
     explain.add_argument("view", metavar="VIEW")
     explain.add_argument(
         "--section",

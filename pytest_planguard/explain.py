@@ -1,8 +1,9 @@
-"""``planguard explain MANIFEST VIEW``: one view's plan bundle, exactly as its snapshot
+"""``planguard explain TARGET VIEW``: one view's plan bundle, exactly as its snapshot
 would hold it (normalized, with the header), without running the gate.
 
-``--section P0|P1|P2|schema|signals`` prints that section alone.  The reference pipeline
-plans the manifest (a dry run: nothing executes, nothing is written).
+``TARGET`` is a manifest, planned by the reference pipeline (a dry run: nothing executes,
+nothing is written), or ``package.module:factory``, a SessionContext factory planned as
+the session gate plans it.  ``--section P0|P1|P2|schema|signals`` prints one section.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+
+if TYPE_CHECKING:
+    from pytest_planguard.adapter import PipelineAdapter
 
 SECTION_NAMES = {
     "P0": "P0 logical",
@@ -28,10 +33,9 @@ def run_explain(
     manifest: str, view: str, *, section: str | None, trusted_modules: Sequence[str]
 ) -> int:
     from pytest_planguard.gate.snapshot import parse_snapshot, render_snapshot, snapshot_header
-    from pytest_planguard.reference_adapter import ReferenceAdapter
 
-    adapter = ReferenceAdapter(trusted_modules=trusted_modules)
-    compiled = adapter.compile(Path(manifest))
+    adapter, path, where = _adapter(manifest, trusted_modules)
+    compiled = adapter.compile(path)
     views = tuple(adapter.view_names(compiled))
     if view not in views:
         close = difflib.get_close_matches(view, views, n=3)
@@ -42,7 +46,7 @@ def run_explain(
         )
         raise PlanguardError(
             PlanguardCode.VIEW_NOT_FOUND,
-            f"no view {view!r} in the manifest{hint}",
+            f"no view {view!r} in {where}{hint}",
             file=manifest,
         )
     context = adapter.build_context(compiled)
@@ -58,9 +62,23 @@ def run_explain(
         bundle,
         snapshot_header(engine),
         locations=engine.locations,
-        roots={"MANIFEST": str(Path(manifest).resolve().parent), "ROOT": os.getcwd()},
+        roots={"MANIFEST": str(path.resolve().parent), "ROOT": os.getcwd()},
     )
     if section is not None:
         text = parse_snapshot(text).sections[SECTION_NAMES[section]] + "\n"
     sys.stdout.write(text)
     return 0
+
+
+def _adapter(target: str, trusted_modules: Sequence[str]) -> tuple[PipelineAdapter, Path, str]:
+    """The adapter that plans ``target``, the file it stands for, and how to name it."""
+    path = Path(target)
+    if ":" in target and not path.exists():
+        from pytest_planguard.config import session_target
+        from pytest_planguard.session_adapter import SessionAdapter
+
+        session = session_target(target, Path.cwd(), "TARGET")
+        return SessionAdapter(str(session.spec)), session.path, f"session {session.spec!r}"
+    from pytest_planguard.reference_adapter import ReferenceAdapter
+
+    return ReferenceAdapter(trusted_modules=trusted_modules), path, "the manifest"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import planguard_command
 from tests.support.gate import FAST, gate
 from tests.support.sessions import VIEWS, shop_project, snapshot_dir, write_pipeline
 
@@ -284,3 +285,25 @@ def test_the_determinism_marker_takes_a_session(pytester: pytest.Pytester) -> No
     )
     leaky.assert_outcomes(failed=2)
     leaky.stdout.fnmatch_lines(["*plan fingerprint of view 'sku_counts' differs between runs*"])
+
+
+def test_explain_prints_a_session_views_plan(pytester: pytest.Pytester) -> None:
+    """`planguard explain module:factory VIEW` prints the section the snapshot holds."""
+    shop_project(pytester)
+    _accept(pytester)
+    stored = (snapshot_dir(pytester) / "order_eur.plan").read_text()
+    result = pytester.run(
+        *planguard_command(),
+        "explain",
+        "shop.pipeline:make_context",
+        "order_eur",
+        "--section",
+        "P2",
+    )
+    assert result.ret == 0
+    p2 = stored.split("== P2 physical\n", 1)[1].split("\n== ", 1)[0].strip()
+    assert result.outlines
+    assert "\n".join(result.outlines).strip() == p2
+    typo = pytester.run(*planguard_command(), "explain", "shop.pipeline:make_context", "order_er")
+    assert typo.ret == 2
+    typo.stderr.fnmatch_lines(["error[[]VIEW_NOT_FOUND[]]*did you mean 'order_eur'*"])
