@@ -27,7 +27,12 @@ SECTION_NAMES = {
 def run_explain(
     manifest: str, view: str, *, section: str | None, trusted_modules: Sequence[str]
 ) -> int:
-    from pytest_planguard.gate.snapshot import parse_snapshot, render_snapshot, snapshot_header
+    from pytest_planguard.gate.snapshot import (
+        parse_snapshot,
+        render_snapshot,
+        snapshot_header,
+        view_header,
+    )
     from pytest_planguard.reference_adapter import ReferenceAdapter
 
     adapter = ReferenceAdapter(trusted_modules=trusted_modules)
@@ -56,7 +61,10 @@ def run_explain(
     engine = adapter.engine_info(context)
     text = render_snapshot(
         bundle,
-        snapshot_header(engine),
+        {
+            **snapshot_header(engine),
+            **view_header(adapter.view_dependencies(compiled).get(view, ()), bundle.udfs),
+        },
         locations=engine.locations,
         roots={"MANIFEST": str(Path(manifest).resolve().parent), "ROOT": os.getcwd()},
     )

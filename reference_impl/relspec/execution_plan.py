@@ -118,6 +118,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     "P1": result.p1_text if "P1" in retained else "",
                     "P2": result.p2_text if "P2" in retained else "",
                 }
+                udf_sources = _udf_sources(authority, required)
                 bundles[view.name] = PlanBundle(
                     view=view.name,
                     p0=texts["P0"],
@@ -128,7 +129,9 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     scan_unit_keys=(),
                     fingerprint=_digest(
                         {"texts": texts, "schema": schema, "required_udfs": required}
+                        | ({"udf_sources": udf_sources} if udf_sources else {})
                     ),
+                    udf_sources=udf_sources,
                 )
             nodes.append(
                 ViewNode(
@@ -497,3 +500,13 @@ def _consumer_counts(views: tuple[SemanticView, ...]) -> dict[str, int]:
 
 def _digest(payload: Any) -> str:
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()
+
+
+def _udf_sources(authority: ExecutionAuthorityContext, required: tuple[str, ...]) -> dict[str, str]:
+    """Name -> source hash of each UDF in ``required`` whose provider's code was read."""
+    snapshot = authority.capabilities.udf_snapshot
+    return {
+        name: source
+        for name in required
+        if name in snapshot and (source := snapshot[name].source_hash) is not None
+    }
