@@ -11,7 +11,9 @@ explain all of it.
      is exactly an upstream view's plan (the line ``SubqueryAlias: U`` and, one level
      deeper, the ``P0 logical`` section of ``U``'s snapshot of the same version) replaced
      by the placeholder ``<view U>``, is the same text in both versions, and not empty;
-  3. its ``udfs`` header line (the code of the UDFs it calls itself) is unchanged;
+  3. no UDF whose code changed (its ``udfs`` header line) is called in its own plan (a
+     view's plan calls the UDFs of the upstream views inlined into it too: their code
+     changes come through those views);
   4. its stored snapshot is not damaged.
 
   Everything else in the view's bundle (P1, P2, schema, signals) may differ: with the same
@@ -26,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-from pytest_planguard.gate.snapshot import parse_snapshot, snapshot_damage
+from pytest_planguard.gate.snapshot import header_udfs, parse_snapshot, snapshot_damage
 
 _ALIAS = re.compile(r"(?P<indent>\s*)SubqueryAlias: (?P<name>\S+)(?: \[.*\])?$")
 
@@ -92,11 +94,20 @@ def is_inherited(
     if not causes or snapshot_damage(old):
         return False
     before, after = parse_snapshot(old), parse_snapshot(new)
-    if before.header.get("udfs") != after.header.get("udfs"):
-        return False
     own_before = own_plan(before.sections.get("P0 logical", ""), _plans(old_upstream))
     own_after = own_plan(after.sections.get("P0 logical", ""), _plans(new_upstream))
-    return bool(own_before) and own_before == own_after
+    if not own_before or own_before != own_after:
+        return False
+    udfs_before, udfs_after = (
+        header_udfs(before.header.get("udfs")),
+        header_udfs(after.header.get("udfs")),
+    )
+    changed_udfs = {
+        name
+        for name in udfs_before.keys() | udfs_after.keys()
+        if udfs_before.get(name) != udfs_after.get(name)
+    }
+    return not any(re.search(rf"\b{re.escape(name)}\(", own_after) for name in changed_udfs)
 
 
 def _plans(texts: Mapping[str, str | None]) -> dict[str, str]:

@@ -39,8 +39,9 @@ def render_summary(
             else:
                 label = result.status.upper()
             classes = ", ".join(result.classes)
-            how = "inherited through" if result.inherited else "through"
-            through = f" ({how} {', '.join(result.caused_by)})" if result.caused_by else ""
+            through = f" (through {', '.join(result.caused_by)})" if result.caused_by else ""
+            if result.inherited:
+                classes += ", inherited"
             yield (f"  {label:<11} {result.nodeid}" + (f": {classes}" if classes else "") + through)
     for entry in unused:
         verb = "deleted" if entry.deleted else "unused"

@@ -184,8 +184,9 @@ class PlanBundle(_Contract, frozen=True, kw_only=True):
     scan_unit_keys: tuple[str, ...]
     fingerprint: str
     udf_sources: Mapping[str, str] = {}
-    """For each UDF the view calls (``required_udfs``) whose code could be read: its
-    source hash (``UdfSignature.source_hash``).  Part of ``fingerprint`` when not empty."""
+    """For each UDF the view's plan calls (its own calls and those of the upstream views
+    DataFusion inlines into it) whose code could be read: its source hash
+    (``UdfSignature.source_hash``).  Part of ``fingerprint`` when not empty."""
 
 
 class OutputColumn(_Contract, frozen=True, kw_only=True):

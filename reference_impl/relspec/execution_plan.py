@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -118,7 +118,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     "P1": result.p1_text if "P1" in retained else "",
                     "P2": result.p2_text if "P2" in retained else "",
                 }
-                udf_sources = _udf_sources(authority, required)
+                # every UDF the plan executes, those of the upstream views it inlines too
+                udf_sources = _udf_sources(authority, (*required, *udf_calls(p0, udf_names)))
                 bundles[view.name] = PlanBundle(
                     view=view.name,
                     p0=texts["P0"],
@@ -502,11 +503,11 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()
 
 
-def _udf_sources(authority: ExecutionAuthorityContext, required: tuple[str, ...]) -> dict[str, str]:
-    """Name -> source hash of each UDF in ``required`` whose provider's code was read."""
+def _udf_sources(authority: ExecutionAuthorityContext, names: Iterable[str]) -> dict[str, str]:
+    """Name -> source hash of each UDF of ``names`` whose provider's code was read."""
     snapshot = authority.capabilities.udf_snapshot
     return {
         name: source
-        for name in required
+        for name in sorted(set(names))
         if name in snapshot and (source := snapshot[name].source_hash) is not None
     }
