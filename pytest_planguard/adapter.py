@@ -86,6 +86,11 @@ class BundleView:
     status: str = "planned"
     """``planned``, or why no plan exists (``failed``, ``budget_exceeded``, ``skipped``)."""
     message: str = ""
+    udfs: Mapping[str, str] = field(default_factory=dict)
+    """Optional: for each UDF the view calls, a hash of the UDF's code (name -> hash).
+    Recorded in the snapshot header (``udfs``), so that a change of a UDF's body fails
+    the views that call it, as class ``udf``.  Leave it empty when the adapter cannot
+    tell: the snapshot then records no UDF line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,13 @@
 
 Every ``*.plan`` file is matched by its path relative to the tree root and classified
 like the gate does (:mod:`pytest_planguard.gate.classify`); a file only in HEAD is ``new``, one
-only in BASE is ``removed``.  The exit code follows the gate policy: 1 when a change has a
-class whose action is ``fail``, else 0; 2 for bad input.
+only in BASE is ``removed``.  A changed snapshot names, in ``caused_by``, the changed
+snapshots of its upstream views: the lineage comes from the ``depends-on`` header lines
+(HEAD's, BASE's for a removed view) of the snapshots in the same directory (one manifest's
+or session's); ``inherited`` says whether those explain all of the change
+(:mod:`pytest_planguard.gate.causes`).  The exit code follows the gate policy: 1 when a
+change has a class whose action is ``fail`` (unless it is inherited and the policy says
+``inherited=warn``), else 0; 2 for bad input.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.gate.causes import caused_by, is_inherited
 from pytest_planguard.gate.classify import classify
-from pytest_planguard.gate.policy import DIFF_ONLY, GateAction, parse_gate_policy
-from pytest_planguard.gate.snapshot import snapshot_damage
+from pytest_planguard.gate.policy import DIFF_ONLY, INHERITED, GateAction, parse_gate_policy
+from pytest_planguard.gate.snapshot import header_names, parse_snapshot, snapshot_damage
 
-DIFF_SCHEMA_VERSION = 2  # 2: raw_diffs beside the tree diffs of plan sections
+DIFF_SCHEMA_VERSION = 3  # 2: raw_diffs beside the tree diffs; 3: caused_by and inherited
 
 
 def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) -> int:
@@ -45,6 +51,9 @@ def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) ->
             classes = ", ".join(change["classes"])
             action = change["action"].upper()
             print(f"{action:<5} {change['snapshot']}: {change['status']} ({classes})")
+            if change["caused_by"]:
+                how = "inherited" if change["inherited"] else "changed"
+                print(f"  {how} through upstream {', '.join(change['caused_by'])}")
             for section, diff in change["diffs"].items():
                 print(f"  --- {section} ---")
                 print("\n".join("  " + line for line in diff.splitlines()))
@@ -115,6 +124,8 @@ def diff_trees(
 ) -> list[dict[str, Any]]:
     """Every snapshot that differs between the two trees, classified and gated."""
     changes: list[dict[str, Any]] = []
+    changed = {name for name in set(base) | set(head) if base.get(name) != head.get(name)}
+    lineage = _lineage(base, head)
     for name in sorted(set(base) | set(head)):
         old, new = base.get(name), head.get(name)
         if old == new:
@@ -133,7 +144,23 @@ def diff_trees(
             damage = found.damage or snapshot_damage(new)
             if damage:
                 diffs["damage"] = "\n".join(damage)
-        failing = any(gate.get(c, "fail") == "fail" for c in classes) or bool(damage)
+        causes = _causes(name, lineage, changed)
+        inherited = (
+            status == "changed"
+            and old is not None
+            and new is not None
+            and is_inherited(
+                old,
+                new,
+                causes,
+                _upstream_texts(name, lineage, base),
+                _upstream_texts(name, lineage, head),
+            )
+        )
+        excused = inherited and gate.get(INHERITED, "fail") == "warn"
+        failing = (any(gate.get(c, "fail") == "fail" for c in classes) and not excused) or bool(
+            damage
+        )
         changes.append(
             {
                 "code": _CODES[status],
@@ -144,9 +171,47 @@ def diff_trees(
                 "action": "fail" if failing else "warn",
                 "diffs": diffs,
                 "raw_diffs": raw,
+                "caused_by": list(causes),
+                "inherited": inherited,
             }
         )
     return changes
+
+
+def _lineage(base: Mapping[str, str], head: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Snapshot path -> the views it reads directly, from its ``depends-on`` header line
+    (HEAD's version, else BASE's)."""
+    return {
+        name: header_names(parse_snapshot(text).header.get("depends-on"))
+        for name, text in {**base, **head}.items()
+    }
+
+
+def _sibling(name: str, view: str) -> str:
+    """The path of view ``view``'s snapshot next to ``name``'s (the same manifest's)."""
+    return (Path(name).parent / f"{view}.plan").as_posix()
+
+
+def _causes(
+    name: str, lineage: Mapping[str, tuple[str, ...]], changed: set[str]
+) -> tuple[str, ...]:
+    """The changed upstream views of snapshot ``name``, among its directory's snapshots."""
+    dependencies = {
+        Path(other).stem: views
+        for other, views in lineage.items()
+        if Path(other).parent == Path(name).parent
+    }
+    changed_views = {
+        Path(other).stem for other in changed if Path(other).parent == Path(name).parent
+    }
+    return caused_by(Path(name).stem, dependencies, changed_views)
+
+
+def _upstream_texts(
+    name: str, lineage: Mapping[str, tuple[str, ...]], tree: Mapping[str, str]
+) -> dict[str, str | None]:
+    """The snapshot texts, in ``tree``, of the views ``name`` reads directly."""
+    return {view: tree.get(_sibling(name, view)) for view in lineage.get(name, ())}
 
 
 _CODES = {

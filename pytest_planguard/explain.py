@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 
@@ -32,7 +32,12 @@ SECTION_NAMES = {
 def run_explain(
     manifest: str, view: str, *, section: str | None, trusted_modules: Sequence[str]
 ) -> int:
-    from pytest_planguard.gate.snapshot import parse_snapshot, render_snapshot, snapshot_header
+    from pytest_planguard.gate.snapshot import (
+        parse_snapshot,
+        render_snapshot,
+        snapshot_header,
+        view_header,
+    )
 
     adapter, path, where = _adapter(manifest, trusted_modules)
     compiled = adapter.compile(path)
@@ -60,7 +65,10 @@ def run_explain(
     engine = adapter.engine_info(context)
     text = render_snapshot(
         bundle,
-        snapshot_header(engine),
+        {
+            **snapshot_header(engine),
+            **view_header(_dependencies(adapter, compiled).get(view, ()), bundle.udfs),
+        },
         locations=engine.locations,
         roots={"MANIFEST": str(path.resolve().parent), "ROOT": os.getcwd()},
     )
@@ -82,3 +90,9 @@ def _adapter(target: str, trusted_modules: Sequence[str]) -> tuple[PipelineAdapt
     from pytest_planguard.reference_adapter import ReferenceAdapter
 
     return ReferenceAdapter(trusted_modules=trusted_modules), path, "the manifest"
+
+
+def _dependencies(adapter: PipelineAdapter, compiled: Any) -> Mapping[str, tuple[str, ...]]:
+    """View -> the views it reads, when the adapter tells (``view_dependencies``)."""
+    found = getattr(adapter, "view_dependencies", None)
+    return found(compiled) if callable(found) else {}

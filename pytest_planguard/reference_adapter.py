@@ -167,6 +167,7 @@ class ReferenceAdapter:
                     "required_udfs": list(bundle.required_udfs),
                     "scan_datasets": list(signals.lineage.datasets),
                 },
+                udfs=dict(bundle.udf_sources),
             )
         return out
 

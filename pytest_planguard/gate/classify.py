@@ -7,6 +7,8 @@ Classes (a change may have several; the gate fails when any of them is set to fa
 * ``physical``: only P2 changed;
 * ``schema_breaking``: an output column was removed, retyped, reordered or became
   nullable;
+* ``udf``: the code of a UDF the view calls, in both versions, changed (the hashes of its
+  ``udfs`` header line differ);
 * ``schema_additive``: columns were only added (or became not-null);
 * ``cosmetic``: every section is equal (after normalization); only the header (engine
   versions, settings hash, normalizer version) or the signals differ.
@@ -19,7 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pytest_planguard.gate.policy import ChangeClass
-from pytest_planguard.gate.snapshot import SECTIONS, ParsedSnapshot, parse_snapshot, snapshot_damage
+from pytest_planguard.gate.snapshot import (
+    SECTIONS,
+    ParsedSnapshot,
+    header_udfs,
+    parse_snapshot,
+    snapshot_damage,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,8 @@ class Classification:
     """Where the stored snapshot departs from the format: such a change always fails."""
     raw_diffs: Mapping[str, str] | None = None
     """Per changed section, the plain unified diff of the text."""
+    udfs: tuple[str, ...] = ()
+    """The UDFs whose code changed (class ``udf``)."""
 
     @property
     def primary(self) -> ChangeClass | None:
@@ -70,6 +80,9 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
         classes.add(ChangeClass.OPTIMIZER)
     elif "P2 physical" in changed:
         classes.add(ChangeClass.PHYSICAL)
+    udfs = udf_changes(old, new)
+    if udfs:
+        classes.add(ChangeClass.UDF)
     if breaking:
         classes.add(ChangeClass.SCHEMA_BREAKING)
     elif additive:
@@ -90,10 +103,21 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
         schema_changes=tuple(schema_changes),
         damage=damage,
         raw_diffs=raw_diffs,
+        udfs=udfs,
     )
 
 
 PLAN_SECTIONS = ("P0 logical", "P1 optimized", "P2 physical")
+
+
+def udf_changes(old: ParsedSnapshot, new: ParsedSnapshot) -> tuple[str, ...]:
+    """The UDFs, called in both versions, whose code hash differs.  A UDF the view starts
+    or stops calling changes P0 (``semantic``); a snapshot written before UDF hashes were
+    recorded has no ``udfs`` line, and so no UDF whose code could be compared."""
+    before, after = header_udfs(old.header.get("udfs")), header_udfs(new.header.get("udfs"))
+    return tuple(
+        sorted(name for name in before.keys() & after.keys() if before[name] != after[name])
+    )
 
 
 def tree_diff(old: str, new: str, section: str, name: str = "", context: int = 3) -> str:

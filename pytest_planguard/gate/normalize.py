@@ -1,7 +1,9 @@
 """Normalization of DataFusion 55 + Delta plan texts, so snapshots do not depend on the
 machine, the checkout directory or the run.
 
-What varies, and what replaces it (``NORMALIZER_VERSION`` changes when this list does):
+What varies, and what replaces it (``NORMALIZER_VERSION`` changes when this list does, or
+when the snapshot text gains something new: 3 added the ``depends-on`` and ``udfs`` header
+lines):
 
 * partition counts: ``RoundRobinBatch(N)``, ``Hash([...], N)``, ``input_partitions=N``
   -> ``<N>`` (DataFusion defaults target_partitions to the CPU count);
@@ -27,7 +29,7 @@ import json
 import re
 from collections.abc import Mapping
 
-NORMALIZER_VERSION = 2
+NORMALIZER_VERSION = 3
 
 _PARTITIONS = [
     (re.compile(r"RoundRobinBatch\(\d+\)"), "RoundRobinBatch(<N>)"),

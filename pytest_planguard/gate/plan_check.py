@@ -30,8 +30,10 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.location import PyTestLocation
 
 from pytest_planguard.errors import PlanguardCode
+from pytest_planguard.gate.causes import caused_by as upstream_causes
+from pytest_planguard.gate.causes import is_inherited
 from pytest_planguard.gate.classify import Classification, classify
-from pytest_planguard.gate.policy import ChangeClass, GateAction
+from pytest_planguard.gate.policy import INHERITED, ChangeClass, GateAction
 from pytest_planguard.gate.results import (
     GateResult,
     Status,
@@ -51,6 +53,7 @@ from pytest_planguard.gate.snapshot import (
     render_snapshot,
     snapshot_header,
     valid_snapshot_name,
+    view_header,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +76,8 @@ class PlanOutcome:
     """Set when there was a stored snapshot and the texts differ."""
     message: str = ""
     """Why the view fails (without the command that accepts it); empty when it passes."""
+    inherited: bool = False
+    """The change is inherited from changed upstream views (:mod:`.causes`)."""
 
     @property
     def classes(self) -> tuple[ChangeClass, ...]:
@@ -91,6 +96,7 @@ def decide(
     *,
     view: str = "",
     additive: bool | str | None = None,
+    inherited: bool = False,
 ) -> PlanOutcome:
     """The gate's decision for a view whose stored snapshot is ``old`` (None: none yet)
     and whose current bundle renders as ``new``.
@@ -98,7 +104,11 @@ def decide(
     ``additive``: the engine's verdict on a change that added columns (see
     :func:`needs_additive_proof`): True, the other columns are computed exactly as before
     and the change is ``schema_additive`` alone; a string, why that could not be shown
-    (the classes stay as found, and the failure says why)."""
+    (the classes stay as found, and the failure says why).
+
+    ``inherited``: the change is fully explained by changed upstream views
+    (:func:`.causes.is_inherited`); with the policy's ``inherited = warn`` its classes do
+    not fail it (a damaged snapshot or a cost breach still does)."""
     if old is None:
         return PlanOutcome(
             status="new",
@@ -110,17 +120,24 @@ def decide(
         return PlanOutcome("unchanged", "warn", (PlanguardCode.PLAN_UNCHANGED,))
     breach = cost_breach(limits, old, new)
     found = classify(old, new, name=view)
-    if additive is True:
-        found = dataclasses.replace(found, classes=(ChangeClass.SCHEMA_ADDITIVE,))
-    failing: list[str] = [c for c in found.classes if policy.get(c, "fail") == "fail"]
+    if additive is True:  # what the plans show is additive alone; a UDF change stays
+        kept = (ChangeClass.UDF, ChangeClass.SCHEMA_ADDITIVE)
+        found = dataclasses.replace(found, classes=tuple(c for c in found.classes if c in kept))
+    excused = inherited and policy.get(INHERITED, "fail") == "warn"
+    failing: list[str] = [
+        c for c in found.classes if policy.get(c, "fail") == "fail" and not excused
+    ]
     if found.damage:
         failing.append("damaged snapshot")  # no gate policy lets a tampered file through
     codes = (PlanguardCode.PLAN_CHANGED,) + (
         (PlanguardCode.PLAN_COST_REGRESSION,) if breach else ()
     )
     if not failing and not breach:
-        return PlanOutcome("changed", "warn", codes, found)  # warned: the snapshot stays
+        # warned: the snapshot stays
+        return PlanOutcome("changed", "warn", codes, found, inherited=inherited)
     gate = ", ".join(f"{c}={policy.get(c, 'fail')}" for c in found.classes)
+    if inherited:
+        gate += f"; inherited, {INHERITED}={policy.get(INHERITED, 'fail')}"
     lines = [
         f"error[{PlanguardCode.PLAN_CHANGED}] view {view!r}: plan changed, "
         f"class {', '.join(found.classes) or 'unchanged'} (gate: {gate})",
@@ -131,11 +148,15 @@ def decide(
         lines.append("schema: " + "; ".join(found.schema_changes))
     if isinstance(additive, str):
         lines.append(f"not classified as schema_additive alone: {additive}")
+    if found.udfs:
+        lines.append(
+            f"udf: the code of {', '.join(found.udfs)} changed (the plans may read the same)"
+        )
     if breach:
         lines.append(breach)
     for section, diff in found.diffs.items():
         lines += ["", f"--- {section} ---", diff]
-    return PlanOutcome("changed", "fail", codes, found, "\n".join(lines))
+    return PlanOutcome("changed", "fail", codes, found, "\n".join(lines), inherited)
 
 
 def needs_additive_proof(outcome: PlanOutcome) -> bool:
@@ -257,12 +278,13 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
             PlanguardCode.PLAN_UNAVAILABLE,
         )
     text = render(state, run, bundle)
-    outcome = decide(old, text, state.config.gate, state.config.cost_limits, view=view)
+    causes = _caused_by(state, run, view) if old is not None and old != text else ()
+    inherited = bool(causes) and _inherited(state, run, view, (old or "", text), causes)
+    gate, limits = state.config.gate, state.config.cost_limits
+    outcome = decide(old, text, gate, limits, view=view, inherited=inherited)
     if old is not None and needs_additive_proof(outcome):
         proof = prove_additive(state, run, view, old)
-        outcome = decide(
-            old, text, state.config.gate, state.config.cost_limits, view=view, additive=proof
-        )
+        outcome = decide(old, text, gate, limits, view=view, additive=proof, inherited=inherited)
 
     if outcome.status == "unchanged":
         _assert(assertion, text, item)
@@ -295,7 +317,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
             PlanguardCode.PLAN_NEW,
             action="fail",
         )
-    caused_by = _caused_by(state, run, view)
+    caused_by = causes
     result = _result(
         item,
         "changed",
@@ -304,6 +326,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
         primary=outcome.primary,
         action=outcome.action,
         caused_by=caused_by,
+        inherited=outcome.inherited,
     )
     if outcome.action == "warn":
         publish(item, result)  # warned: the snapshot stays as it is
@@ -312,6 +335,8 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
     first, _, rest = outcome.message.partition("\n")
     if caused_by:
         first += f"\nchanged through upstream {', '.join(caused_by)}"
+        if outcome.inherited:
+            first += " (inherited: its own plan is unchanged)"
     fail(item, f"{first}\n{rest}\n\nTo accept this change: {command}", result)
 
 
@@ -353,16 +378,33 @@ def _without_top_alias(plan: str, view: str) -> str:
 def _caused_by(state: GateState, run: ManifestRun, view: str) -> tuple[str, ...]:
     """The changed views among ``view``'s upstream views (direct or not), by name."""
     dependencies = state.dependencies.get(run.target, {})
-    upstream: set[str] = set()
-    pending = list(dependencies.get(view, ()))
-    while pending:
-        name = pending.pop()
-        if name not in upstream:
-            upstream.add(name)
-            pending.extend(dependencies.get(name, ()))
-    if not upstream:
+    if not dependencies.get(view):
         return ()
-    return tuple(sorted(upstream & _changed_views(state, run)))
+    return upstream_causes(view, dependencies, _changed_views(state, run))
+
+
+def _inherited(
+    state: GateState,
+    run: ManifestRun,
+    view: str,
+    texts: tuple[str, str],
+    causes: tuple[str, ...],
+) -> bool:
+    """Is the change of ``view`` between ``texts`` (stored, current) inherited from
+    ``causes`` (:func:`.causes.is_inherited`)?  The plans of its direct upstream views
+    come from their stored snapshots and their current bundles."""
+    directory = state.snapshot_dir(run.target)
+    upstream = state.dependencies.get(run.target, {}).get(view, ())
+    old_upstream: dict[str, str | None] = {}
+    new_upstream: dict[str, str | None] = {}
+    for name in upstream:
+        bundle = run.bundles.get(name)
+        ok = bundle is not None and bundle.status == "planned" and valid_snapshot_name(name)
+        old_upstream[name] = (
+            read_snapshot_text(directory / f"{name}.{FILE_EXTENSION}") if ok else None
+        )
+        new_upstream[name] = render(state, run, bundle) if ok and bundle is not None else None
+    return is_inherited(*texts, causes, old_upstream, new_upstream)
 
 
 def _changed_views(state: GateState, run: ManifestRun) -> frozenset[str]:
@@ -386,9 +428,10 @@ def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
     assert run.engine is not None
     if run.header is None:
         run.header = snapshot_header(run.engine, strict_settings=state.config.strict_settings)
+    depends_on = state.dependencies.get(run.target, {}).get(bundle.view, ())
     return render_snapshot(
         bundle,
-        run.header,
+        {**run.header, **view_header(depends_on, bundle.udfs)},
         locations=run.engine.locations,
         roots={"MANIFEST": str(run.target.path.parent), "ROOT": str(state.config.rootpath)},
     )

@@ -25,6 +25,10 @@ class ChangeClass(StrEnum):
     """An output column was removed, retyped, reordered or became nullable."""
     SEMANTIC = "semantic"
     """P0, the unoptimized logical plan, changed."""
+    UDF = "udf"
+    """The code of a UDF the view calls changed (its ``udfs`` header line): the results
+    may change although the plans read the same.  Ranked after ``semantic`` (a change of
+    what the view computes) and before the classes that leave results alone."""
     SCHEMA_ADDITIVE = "schema_additive"
     """Columns were only added (or became not null)."""
     OPTIMIZER = "optimizer"
@@ -35,14 +39,20 @@ class ChangeClass(StrEnum):
     """Every plan and schema section is equal; only the header or the signals differ."""
 
 
+INHERITED = "inherited"
+"""The gate entry for inherited changes (``inherited = warn|fail``): a view whose change
+is fully explained by changed upstream views (see :mod:`pytest_planguard.gate.causes`)."""
 DEFAULT_GATE: Mapping[str, GateAction] = {
     **dict.fromkeys(ChangeClass, "fail"),
     ChangeClass.COSMETIC: "warn",
+    INHERITED: "fail",
 }
 DIFF_ONLY = ("new", "removed")
 """Statuses ``planguard diff`` gates like classes (a snapshot only in HEAD or BASE)."""
-GATE_HELP = "gate policy for one change class, CLASS=fail|warn (repeatable); classes: " + ", ".join(
-    ChangeClass
+GATE_HELP = (
+    "gate policy for one change class, CLASS=fail|warn (repeatable); classes: "
+    + ", ".join(ChangeClass)
+    + f"; {INHERITED}=warn lets a change explained by changed upstream views warn"
 )
 
 
@@ -67,7 +77,7 @@ def parse_gate_policy(
 ) -> dict[str, GateAction]:
     """The default policy overridden by ``entries``, each ``(source, "CLASS=fail|warn")``;
     ``extra`` names more classes (``planguard diff``'s ``new`` and ``removed``)."""
-    known = (*ChangeClass, *extra)
+    known = (*ChangeClass, INHERITED, *extra)
     gate: dict[str, GateAction] = {**DEFAULT_GATE, **dict.fromkeys(extra, "fail")}
     for source, entry in entries:
         name, sep, action = (part.strip() for part in str(entry).partition("="))

@@ -96,6 +96,9 @@ class Finding(_Strict, frozen=True):
     nodeid: str | None
     caused_by: tuple[str, ...] = ()
     """For a changed view: the changed upstream views that explain it."""
+    inherited: bool = False
+    """For a changed view: its change is fully explained by ``caused_by`` (its own plan is
+    unchanged; the gate entry ``inherited = warn`` warns on such a change)."""
 
 
 class Report(_Strict, frozen=True):
@@ -160,6 +163,7 @@ def findings(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
                     message=result.message,
                     nodeid=result.nodeid,
                     caused_by=result.caused_by,
+                    inherited=result.inherited,
                 )
             )
         for finding in result.findings:

@@ -77,6 +77,8 @@ class GateResult(
     findings: tuple[PolicyFinding, ...] = ()
     caused_by: tuple[str, ...] = ()
     """Changed upstream views (from lineage) that explain this view's change."""
+    inherited: bool = False
+    """The change is fully explained by ``caused_by`` (its own plan is unchanged)."""
 
 
 class ReportedResult(GateResult, frozen=True, kw_only=True, omit_defaults=True):

@@ -4,7 +4,9 @@ One readable text file per (manifest, view)::
 
     <snapshot dir>/<manifest dir relative to rootdir>/<manifest stem>/<view>.plan
 
-A header (engine versions, pinned-settings hash, normalizer version) and sections
+A header (engine versions, pinned-settings hash, normalizer version; per view, when there
+are any, the views it reads directly, ``depends-on``, and a hash of the code of each UDF it
+calls, ``udfs``) and sections
 ``P0 logical``, ``P1 optimized``, ``P2 physical``, ``schema`` and ``signals``.  Files are
 written atomically (temporary file, fsync, rename): a killed writer leaves the old file or
 the new one, never a mix.
@@ -38,7 +40,9 @@ FILE_EXTENSION = "plan"
 FORMAT_LINE = "# planguard plan bundle v1"
 SECTIONS = ("P0 logical", "P1 optimized", "P2 physical", "schema", "signals")
 EXTERNAL = "_external"
-HEADER_KEYS = ("view", "engine", "settings-hash", "normalizer")
+HEADER_KEYS = ("view", "engine", "settings-hash", "normalizer", "depends-on", "udfs")
+UDF_HASH_CHARS = 16
+"""Hex digits of a UDF's code hash kept in the ``udfs`` header line."""
 _SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 _TEMPORARY = re.compile(r"\.(?P<name>[^/\\]+\.plan)\.[a-z0-9_]{8}\.tmp")
 """What :func:`atomic_write` leaves when it is killed between creating and renaming."""
@@ -63,6 +67,29 @@ def snapshot_header(engine: EngineInfo, *, strict_settings: bool = False) -> dic
         "settings-hash": settings_hash(engine.settings, strict=strict_settings),
         "normalizer": str(NORMALIZER_VERSION),
     }
+
+
+def view_header(depends_on: Collection[str], udfs: Mapping[str, str]) -> dict[str, str]:
+    """The header lines of one view: ``depends-on`` (the views it reads directly, sorted)
+    and ``udfs`` (``name=hash`` of each UDF it calls), each only when not empty."""
+    header = {}
+    if depends_on:
+        header["depends-on"] = ", ".join(sorted(set(depends_on)))
+    if udfs:
+        header["udfs"] = ", ".join(
+            f"{name}={source[:UDF_HASH_CHARS]}" for name, source in sorted(udfs.items())
+        )
+    return header
+
+
+def header_names(value: str | None) -> tuple[str, ...]:
+    """A list header line (``depends-on: a, b``) as names; ``()`` when absent."""
+    return tuple(name for name in (part.strip() for part in (value or "").split(",")) if name)
+
+
+def header_udfs(value: str | None) -> dict[str, str]:
+    """The ``udfs`` header line as name -> code hash; ``{}`` when absent."""
+    return dict(part.partition("=")[::2] for part in header_names(value))
 
 
 def render_snapshot(

@@ -40,6 +40,8 @@ def render_summary(
                 label = result.status.upper()
             classes = ", ".join(result.classes)
             through = f" (through {', '.join(result.caused_by)})" if result.caused_by else ""
+            if result.inherited:
+                classes += ", inherited"
             yield (f"  {label:<11} {result.nodeid}" + (f": {classes}" if classes else "") + through)
     for entry in unused:
         verb = "deleted" if entry.deleted else "unused"

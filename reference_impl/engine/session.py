@@ -34,6 +34,7 @@ from reference_impl.engine.data_source import (
 from reference_impl.engine.failures import ViewFailure
 from reference_impl.engine.runtime import DataFusionRuntimeProfile, setting_field
 from reference_impl.engine.trusted_import import import_trusted
+from reference_impl.engine.udf_source import provider_source_hash
 from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
 from reference_impl.semantics.program import (
     SEMANTIC_CONTRACT_VERSION,
@@ -67,6 +68,9 @@ class SemanticExecutionContext:
     every dataset registration and output location goes through it."""
     output_locations: Mapping[str, str]
     """Output name -> the location it is written to (``data_source.resolve_output``)."""
+    udf_sources: Mapping[str, str] = field(default_factory=dict)
+    """Registered UDF name -> the hash of its provider's code
+    (:mod:`reference_impl.engine.udf_source`); a UDF whose code cannot be read is absent."""
 
 
 def build_semantic_execution_context(
@@ -99,7 +103,7 @@ def build_semantic_execution_context(
             )
             for name in resolver.names()
         }
-        udfs = _register_udfs(ctx, manifest, runtime_profile)
+        udfs, udf_sources = _register_udfs(ctx, manifest, runtime_profile)
         frames, failures = _register_views(
             ctx, manifest, budget_ms=runtime_profile.perf.planning_budget_ms
         )
@@ -116,6 +120,7 @@ def build_semantic_execution_context(
         view_failures=failures,
         data_source=data_source,
         output_locations=output_locations,
+        udf_sources=udf_sources,
     )
 
 
@@ -191,12 +196,14 @@ def _bootstrap(manifest: SemanticProgramManifest, profile: DataFusionRuntimeProf
 
 def _register_udfs(
     ctx: Any, manifest: SemanticProgramManifest, profile: DataFusionRuntimeProfile
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Register the declared UDFs: (their names, name -> the hash of the provider's code)."""
     from datafusion import ScalarUDF
 
     if not profile.features.enable_udfs:
-        return ()
+        return (), {}
     registered: list[str] = []
+    sources: dict[str, str] = {}
     for declaration in manifest.udfs:
         path = f"udfs.{declaration.name}.provider"
         provided = import_trusted(
@@ -230,7 +237,10 @@ def _register_udfs(
             )
         ctx.register_udf(udf)
         registered.append(declaration.name)
-    return tuple(sorted(registered))
+        source = provider_source_hash(declaration.provider, provided, root=manifest.root)
+        if source is not None:
+            sources[declaration.name] = source
+    return tuple(sorted(registered)), dict(sorted(sources.items()))
 
 
 def query_only() -> Any:

@@ -98,7 +98,9 @@ def build_execution_authority(
         evidence_plan=evidence,
         executor_map=MappingProxyType(names),
         capabilities=capability_snapshot(ctx, profile.policy.delta_support, semantic_context),
-        runtime_fingerprint=runtime_fingerprint(ctx, profile),
+        runtime_fingerprint=runtime_fingerprint(
+            ctx, profile, udf_sources=semantic_context.udf_sources
+        ),
         executor_functions=MappingProxyType(functions),
     )
 
@@ -151,12 +153,18 @@ def capability_snapshot(
         deltalake_version=deltalake.__version__,
         pyarrow_version=pyarrow.__version__,
         supported_delta_protocol=support,
-        udf_snapshot=udf_snapshot(ctx, semantic_context.registered_udfs),
+        udf_snapshot=udf_snapshot(
+            ctx, semantic_context.registered_udfs, sources=semantic_context.udf_sources
+        ),
     )
 
 
-def udf_snapshot(ctx: Any, names: tuple[str, ...]) -> Mapping[str, UdfSignature]:
-    """Signatures of ``names`` as the session's function registry reports them."""
+def udf_snapshot(
+    ctx: Any, names: tuple[str, ...], *, sources: Mapping[str, str] | None = None
+) -> Mapping[str, UdfSignature]:
+    """Signatures of ``names`` as the session's function registry reports them, each with
+    the source hash of its provider (``sources``, name -> hash)."""
+    sources = sources or {}
     if not names:
         return {}
     listed = ", ".join(f"'{name}'" for name in names)
@@ -184,6 +192,7 @@ def udf_snapshot(ctx: Any, names: tuple[str, ...]) -> Mapping[str, UdfSignature]
             parameter_types=tuple(inputs.get(name, ())),
             return_type=outputs.get(name, None if dtype is None else str(dtype)),
             deterministic=deterministic,
+            source_hash=sources.get(name),
         )
         for name, dtype, deterministic in zip(
             routines["specific_name"],
@@ -197,13 +206,17 @@ def udf_snapshot(ctx: Any, names: tuple[str, ...]) -> Mapping[str, UdfSignature]
     return dict(sorted(snapshot.items()))
 
 
-def runtime_fingerprint(ctx: Any, profile: Any) -> str:
+def runtime_fingerprint(
+    ctx: Any, profile: Any, *, udf_sources: Mapping[str, str] | None = None
+) -> str:
     """The runtime/policy fingerprint: sha256 of the sorted
-    ``information_schema.df_settings`` rows, the perf policy, the features and the policy
-    thresholds and Delta support: everything but the semantics that decides what a run
-    plans, validates and executes.  The semantic fingerprint covers the rest.  The policy
-    *mode* is left out: it is the rollout switch (``--mode``) that re-grades findings and
-    never changes a plan; the validation artifact records it beside this hash."""
+    ``information_schema.df_settings`` rows, the perf policy, the features, the policy
+    thresholds and Delta support, and the source hash of each registered UDF's provider
+    (``udf_sources``; left out when there are none): everything but the semantics that
+    decides what a run plans, validates and executes.  The semantic fingerprint covers the
+    rest.  The policy *mode* is left out: it is the rollout switch (``--mode``) that
+    re-grades findings and never changes a plan; the validation artifact records it beside
+    this hash."""
     rows = ctx.sql("SELECT name, value FROM information_schema.df_settings").to_pydict()
     settings = sorted(
         (name, value)
@@ -223,4 +236,6 @@ def runtime_fingerprint(ctx: Any, profile: Any) -> str:
             ),
         },
     }
+    if udf_sources:
+        payload["udf_sources"] = dict(sorted(udf_sources.items()))
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()

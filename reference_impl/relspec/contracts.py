@@ -53,6 +53,9 @@ class UdfSignature(_Contract, frozen=True, kw_only=True):
     parameter_types: tuple[str, ...]
     return_type: str | None
     deterministic: bool | None
+    source_hash: str | None = None
+    """sha256 of the provider's code (:mod:`reference_impl.engine.udf_source`): a change of
+    the UDF's body changes it, although the plans that call the UDF read the same."""
 
 
 class CapabilitySnapshot(_Contract, frozen=True, kw_only=True):
@@ -180,6 +183,10 @@ class PlanBundle(_Contract, frozen=True, kw_only=True):
     required_udfs: tuple[str, ...]
     scan_unit_keys: tuple[str, ...]
     fingerprint: str
+    udf_sources: Mapping[str, str] = {}
+    """For each UDF the view's plan calls (its own calls and those of the upstream views
+    DataFusion inlines into it) whose code could be read: its source hash
+    (``UdfSignature.source_hash``).  Part of ``fingerprint`` when not empty."""
 
 
 class OutputColumn(_Contract, frozen=True, kw_only=True):

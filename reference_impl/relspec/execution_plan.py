@@ -14,7 +14,7 @@ dataset (``runtime.statistics = "scan"``, the default) or per view (``"plan"``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -130,6 +130,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     "P1": result.p1_text if "P1" in retained else "",
                     "P2": result.p2_text if "P2" in retained else "",
                 }
+                # every UDF the plan executes, those of the upstream views it inlines too
+                udf_sources = _udf_sources(authority, (*required, *udf_calls(p0, udf_names)))
                 bundles[view.name] = PlanBundle(
                     view=view.name,
                     p0=texts["P0"],
@@ -140,7 +142,9 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     scan_unit_keys=(),
                     fingerprint=_digest(
                         {"texts": texts, "schema": schema, "required_udfs": required}
+                        | ({"udf_sources": udf_sources} if udf_sources else {})
                     ),
+                    udf_sources=udf_sources,
                 )
             nodes.append(
                 ViewNode(
@@ -473,3 +477,13 @@ def _consumer_counts(views: tuple[SemanticView, ...]) -> dict[str, int]:
 
 def _digest(payload: Any) -> str:
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()
+
+
+def _udf_sources(authority: ExecutionAuthorityContext, names: Iterable[str]) -> dict[str, str]:
+    """Name -> source hash of each UDF of ``names`` whose provider's code was read."""
+    snapshot = authority.capabilities.udf_snapshot
+    return {
+        name: source
+        for name in sorted(set(names))
+        if name in snapshot and (source := snapshot[name].source_hash) is not None
+    }

@@ -104,6 +104,7 @@ def test_the_semantic_context_has_semantic_fields_only() -> None:
         "view_failures": Mapping[str, ViewFailure],
         "data_source": DataSourceConfig,
         "output_locations": Mapping[str, str],
+        "udf_sources": Mapping[str, str],
     }
     # no orchestration state in the semantic kernel (the review's 8.7)
     assert not {"evidence_plan", "executor_map", "capabilities"} & set(

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from pytest_planguard.config import CostLimit
+from pytest_planguard.errors import PlanguardError
 from pytest_planguard.gate.classify import classify, tree_diff, unified
 from pytest_planguard.gate.plan_check import decide
 from pytest_planguard.gate.policy import DEFAULT_GATE, ChangeClass, parse_gate_policy
@@ -24,6 +25,7 @@ BASE = {
     "P2 physical": "DataSourceExec: file_groups={1 group}",
     "schema": "a: int64 not null\nb: utf8 not null",
     "signals": "operator_total: 1\nrepartition_count: 0",
+    "udfs": "f=1111111111111111",
 }
 
 
@@ -38,6 +40,7 @@ def snap(**changes: str) -> str:
         f"# engine: {parts['engine']}",
         "# settings-hash: 0",
         "# normalizer: 2",
+        *([f"# udfs: {parts['udfs']}"] if parts["udfs"] else []),
     ]
     for section in ("P0 logical", "P1 optimized", "P2 physical", "schema", "signals"):
         lines += ["", f"== {section}", parts[section]]
@@ -57,6 +60,16 @@ ROWS = [
     ("optimizer", snap(P1="TableScan: t projection=[a, b], filter=[a > 1]"), (S.OPTIMIZER,), ()),
     ("physical", snap(P2="DataSourceExec: file_groups={2 groups}"), (S.PHYSICAL,), ()),
     ("cosmetic-header", snap(engine="datafusion=55.1.0"), (S.COSMETIC,), ()),
+    ("udf", snap(udfs="f=2222222222222222"), (S.UDF,), ()),
+    # a UDF only in one version has no code to compare (a new call changes P0 anyway)
+    ("udf-called-newly", snap(udfs="f=1111111111111111, g=3"), (S.COSMETIC,), ()),
+    ("udf-hashes-not-recorded-before", snap(udfs=""), (S.COSMETIC,), ()),
+    (
+        "semantic-and-udf",
+        snap(P0="Projection: t.a, t.b\n  Filter: t.a > 1\n    TableScan: t", udfs="f=2"),
+        (S.SEMANTIC, S.UDF),
+        (),
+    ),
     (
         "cosmetic-signals",
         snap(signals="operator_total: 1\nrepartition_count: 1"),
@@ -129,9 +142,13 @@ def test_every_class_has_a_row() -> None:
 
 
 def test_change_classes_are_in_priority_order() -> None:
-    assert list(ChangeClass)[:2] == [S.SCHEMA_BREAKING, S.SEMANTIC]
+    assert list(ChangeClass)[:3] == [S.SCHEMA_BREAKING, S.SEMANTIC, S.UDF]
     assert list(ChangeClass)[-1] == S.COSMETIC
-    assert {**dict.fromkeys(ChangeClass, "fail"), "cosmetic": "warn"} == DEFAULT_GATE
+    assert {
+        **dict.fromkeys(ChangeClass, "fail"),
+        "cosmetic": "warn",
+        "inherited": "fail",
+    } == DEFAULT_GATE
 
 
 # ----------------------------------------------------------------------------- decide()
@@ -221,3 +238,38 @@ def test_classification_uses_tree_diffs_for_plans_and_keeps_the_raw_ones() -> No
     assert "@@ operator" in found.diffs["P1 optimized"]
     assert found.raw_diffs is not None
     assert "@@ -" in found.raw_diffs["P1 optimized"]
+
+
+# ------------------------------------------------------------- inherited changes
+
+
+def test_an_inherited_change_warns_only_when_the_policy_says_so() -> None:
+    new = snap(P0="Projection: t.a, t.b\n  Filter: t.a > 1\n    TableScan: t")
+    warned = decide(snap(), new, parse_gate_policy([("t", "inherited=warn")]), NO_LIMITS,
+                    view="v", inherited=True)  # fmt: skip
+    assert (warned.action, warned.inherited, warned.message) == ("warn", True, "")
+    # twin: the default policy fails it and says it is inherited
+    failed = decide(snap(), new, DEFAULT_GATE, NO_LIMITS, view="v", inherited=True)
+    assert failed.action == "fail"
+    assert "(gate: semantic=fail; inherited, inherited=fail)" in failed.message
+    # twin: a root change (not inherited) fails whatever the inherited entry says
+    root = decide(snap(), new, parse_gate_policy([("t", "inherited=warn")]), NO_LIMITS, view="v")
+    assert (root.action, root.inherited) == ("fail", False)
+
+
+def test_inherited_warn_lets_neither_damage_nor_a_cost_breach_through() -> None:
+    policy = parse_gate_policy([("t", "inherited=warn")])
+    damaged = snap() + "\n== extra\nsomething\n"
+    assert decide(damaged, snap(), policy, NO_LIMITS, inherited=True).action == "fail"
+    limits = {"operator_total": CostLimit("operator_total", absolute=0, percent=None)}
+    grown = snap(P2="X", signals="operator_total: 3\nrepartition_count: 0")
+    outcome = decide(snap(), grown, policy, limits, inherited=True)
+    assert outcome.action == "fail"
+    assert outcome.codes == ("PLAN_CHANGED", "PLAN_COST_REGRESSION")
+
+
+def test_the_inherited_gate_entry_is_parsed_like_a_class() -> None:
+    assert parse_gate_policy([("t", "inherited = warn")])["inherited"] == "warn"
+    assert parse_gate_policy([])["inherited"] == "fail"
+    with pytest.raises(PlanguardError, match="inherited"):
+        parse_gate_policy([("t", "inherited=sometimes")])
