@@ -2,9 +2,11 @@
 
 It checks the execution plan (with the runtime profile and the UDF snapshot), never the
 session or the manifest, so that what it checks is what will run: UDF rules from
-``view_nodes[*].required_udfs``, Delta compatibility from
+``view_nodes[*].required_udfs`` (present in the session) and ``called_udfs`` against
+``declared_udfs`` (``UDF_UNDECLARED``, ``UDF_DECLARED_UNUSED``), Delta compatibility from
 ``scan_units[*].protocol_compatibility`` (``compatible`` is True / False / None; None is
-handled by mode, never coerced), size heuristics from ``task_plan_metrics``.  The mode is
+handled by mode, never coerced), one finding per dataset however many scan units read it,
+size heuristics from ``task_plan_metrics``.  The mode is
 a rollout switch: ``error`` keeps each finding's severity, ``warn`` turns errors into
 warnings, ``ignore`` records everything as info.
 Issues are sorted, so the result's artifact bytes depend only on the plan and runtime.
