@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from reference_impl.errors import CodedError, ErrorCode
 
 if TYPE_CHECKING:
+    from reference_impl.execution import ExecutionReport
     from reference_impl.relspec.contracts import PolicyValidationResult
 
 EXIT_OK = 0
@@ -63,6 +64,11 @@ def register_commands(sub: argparse._SubParsersAction[Any], *, trust: TrustSourc
         "schema",
         help="print the JSON Schema of the manifest format",
         description="Print the JSON Schema of manifest format v1.",
+    )
+    schema.add_argument(
+        "--issues",
+        action="store_true",
+        help="print the JSON Schema of one issue of the commands' --json output instead",
     )
     schema.set_defaults(handler=_schema)
 
@@ -175,9 +181,15 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
 
 def _report_exception(exc: BaseException, as_json: bool) -> int:
     if isinstance(exc, CodedError):
+        from reference_impl.issues import display_path, from_error
+
+        file = getattr(exc, "file", None)
+        if isinstance(file, str) and file:
+            exc.file = display_path(file)  # type: ignore[attr-defined]  # one path style
         print(exc.render(), file=sys.stderr)
         if as_json:
-            emit({"ok": False, "error": exc.to_dict()})
+            # ``error`` is the error's own record; ``issues`` the shape every command shares
+            emit({"ok": False, "error": exc.to_dict(), "issues": [from_error(exc)]})
         return EXIT_BAD_INPUT
     if os.environ.get("PLANGUARD_DEBUG"):
         traceback.print_exc()
@@ -212,15 +224,17 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from reference_impl.issues import issue_json_schema
     from reference_impl.schema import manifest_json_schema
 
-    emit(manifest_json_schema())
+    emit(issue_json_schema() if args.issues else manifest_json_schema())
     return EXIT_OK
 
 
 def _compile(args: argparse.Namespace) -> int:
     import msgspec
 
+    from reference_impl.issues import display_path
     from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 
     # load and compile only (engine-free); --plan carries on to the execution plan
@@ -262,6 +276,7 @@ def _compile(args: argparse.Namespace) -> int:
             for o in manifest.outputs
         ],
         "udfs": [{"name": u.name, "provider": u.provider} for u in manifest.udfs],
+        "issues": [],  # compile has no findings: bad input is an error (exit 2)
     }
     if args.plan:
         assert state.authority is not None
@@ -273,7 +288,7 @@ def _compile(args: argparse.Namespace) -> int:
         emit(summary)
         return EXIT_OK
     print(
-        f"manifest {args.manifest}: {len(manifest.views)} views, "
+        f"manifest {display_path(manifest.source_path)}: {len(manifest.views)} views, "
         f"{len(manifest.dataset_bindings.bindings)} datasets, fingerprint {manifest.fingerprint} "
         f"(runtime/policy {manifest.runtime_policy_fingerprint})"
     )
@@ -292,28 +307,32 @@ def _compile(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from reference_impl.pipeline import plan_pipeline
 
-    result = plan_pipeline(
-        args.manifest, mode=args.mode, trusted_modules=_trusted_modules(args)
-    ).validation
-    return _print_validation(result, args.json, args.manifest)
+    planned = plan_pipeline(args.manifest, mode=args.mode, trusted_modules=_trusted_modules(args))
+    return _print_validation(planned.validation, args.json, planned.program.source_path)
 
 
 def _print_validation(
     result: PolicyValidationResult,
     as_json: bool,
     manifest: str,
-    extra: Any = None,
-    *,
-    executed_ok: bool = True,
+    execution: ExecutionReport | None = None,
 ) -> int:
     import msgspec
 
-    ok = result.ok and executed_ok  # a run that skipped outputs has findings too
+    from reference_impl.issues import display_path, from_finding
+
+    # a run that skipped outputs has findings too
+    ok = result.ok and (execution is None or execution.ok)
     code = EXIT_OK if ok else EXIT_FINDINGS
     if as_json:
-        payload = {"ok": ok, "validation": msgspec.to_builtins(result.artifact())}
-        if extra is not None:
-            payload["execution"] = extra
+        findings = (*result.issues, *(execution.findings if execution is not None else ()))
+        payload = {
+            "ok": ok,
+            "validation": msgspec.to_builtins(result.artifact()),
+            "issues": [from_finding(finding, manifest) for finding in findings],
+        }
+        if execution is not None:
+            payload["execution"] = msgspec.to_builtins(execution)
         emit(payload)
         return code
     for issue in result.issues:
@@ -322,24 +341,21 @@ def _print_validation(
         )
     errors = len(result.errors)
     print(
-        f"{manifest}: {len(result.issues)} finding(s), {errors} error(s) (mode {result.mode}); "
+        f"{display_path(manifest)}: {len(result.issues)} finding(s), {errors} error(s) "
+        f"(mode {result.mode}); "
         f"runtime {result.runtime_hash[:16]}"
     )
     return code
 
 
 def _run(args: argparse.Namespace) -> int:
-    import msgspec
-
     from reference_impl.pipeline import run_pipeline
 
     run = run_pipeline(
         args.manifest, execute=True, mode=args.mode, trusted_modules=_trusted_modules(args)
     )
-    execution = msgspec.to_builtins(run.execution) if run.execution is not None else None
-    executed_ok = run.execution is None or run.execution.ok
     code = _print_validation(
-        run.validation, args.json, args.manifest, extra=execution, executed_ok=executed_ok
+        run.validation, args.json, run.planned.program.source_path, run.execution
     )
     if not args.json:
         if run.execution is None:

@@ -28,6 +28,8 @@ class PolicyCode(StrEnum):
 
     UDFS_DISABLED = "UDFS_DISABLED"
     UDF_MISSING = "UDF_MISSING"
+    UDF_UNDECLARED = "UDF_UNDECLARED"
+    UDF_DECLARED_UNUSED = "UDF_DECLARED_UNUSED"
     DELTA_PROTOCOL_INCOMPATIBLE = "DELTA_PROTOCOL_INCOMPATIBLE"
     DELTA_PROTOCOL_SUPPORT_UNCONFIGURED = "DELTA_PROTOCOL_SUPPORT_UNCONFIGURED"
     SMALL_INPUT_SCAN_POLICY = "SMALL_INPUT_SCAN_POLICY"
@@ -91,6 +93,13 @@ class ViewNode(_Contract, frozen=True, kw_only=True):
     consumers: int
     cache: bool
     """Selected for ``DataFrame.cache()`` at execution (read by >= N views, perf policy)."""
+    declared_udfs: tuple[str, ...] = ()
+    """The UDFs the manifest declares for the view (``udfs = [...]``)."""
+    called_udfs: tuple[str, ...] = ()
+    """The ``[udfs.*]`` UDFs the view's own SQL calls, read from its logical plan with the
+    upstream views it reads left out (their calls are theirs to declare); for a view that
+    failed to plan, the UDF whose call failed.  ``required_udfs`` is the union of these,
+    the declarations and the upstream views' calls: everything the view needs to run."""
 
 
 class ScanUnit(_Contract, frozen=True, kw_only=True):

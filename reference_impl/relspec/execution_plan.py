@@ -46,6 +46,7 @@ from reference_impl.relspec.plan_facts import (
     TableScanFact,
     explain_statistics,
     operator_counts,
+    own_udf_calls,
     table_scans,
     udf_calls,
 )
@@ -111,9 +112,27 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
             )
             frame = semantic.view_frames.get(view.name)
             p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
+            # what the view calls itself (upstream views left out) is checked against
+            # what it declares; what it needs to run includes its upstream views' calls
+            called = tuple(
+                sorted(
+                    {
+                        *(
+                            own_udf_calls(
+                                frame.logical_plan().display_indent(),
+                                udf_names,
+                                view.view_dependencies,
+                            )
+                            if frame is not None and udf_names
+                            else ()
+                        ),
+                        *({failure.function} & udf_names if failure and failure.function else ()),
+                    }
+                )
+            )
             required = tuple(
                 sorted(
-                    {*view.declared_udfs, *udf_calls(p0, udf_names)}
+                    {*view.declared_udfs, *called, *udf_calls(p0, udf_names)}
                     | ({failure.function} if failure and failure.function else set())
                 )
             )
@@ -152,6 +171,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     sql=view.sql,
                     dependencies=view.depends_on,
                     required_udfs=required,
+                    declared_udfs=view.declared_udfs,
+                    called_udfs=called,
                     executor=view.executor,
                     executor_available=view.executor in authority.executor_map,
                     status=status,

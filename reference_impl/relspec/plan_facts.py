@@ -136,3 +136,39 @@ def udf_calls(plan_text: str, candidates: Iterable[str]) -> tuple[str, ...]:
             if f"{name}(" in plan_text and re.search(rf"\b{re.escape(name)}\(", plan_text)
         )
     )
+
+
+def own_udf_calls(
+    plan_text: str, candidates: Iterable[str], upstream_views: Iterable[str]
+) -> tuple[str, ...]:
+    """Which of ``candidates`` a view calls itself, not through the views it reads.
+
+    ``plan_text`` is the view's unoptimized logical plan without schemas
+    (``display_indent()``): DataFusion inlines every view it reads as a ``SubqueryAlias``
+    named after that view, and those subtrees are left out.  A column an upstream view
+    computed without an alias keeps the call in its name, but every reference to it is
+    qualified (``up.f(t.a)``), so a call counts only when no name or ``.`` precedes it.
+    """
+    names = set(candidates)
+    if not names:
+        return ()
+    aliases = {f"SubqueryAlias: {view}" for view in upstream_views}
+    kept: list[str] = []
+    skip_deeper_than: int | None = None
+    for line in plan_text.splitlines():
+        depth = len(line) - len(line.lstrip(" "))
+        if skip_deeper_than is not None and depth > skip_deeper_than:
+            continue
+        skip_deeper_than = None
+        if line.strip() in aliases:
+            skip_deeper_than = depth
+            continue
+        kept.append(line)
+    own = "\n".join(kept)
+    return tuple(
+        sorted(
+            name
+            for name in names
+            if f"{name}(" in own and re.search(rf"(?<![\w.]){re.escape(name)}\(", own)
+        )
+    )

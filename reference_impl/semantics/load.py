@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -405,14 +405,33 @@ def _check_names(document: ManifestDocument) -> None:
     for name, view in document.views.items():
         for index, udf in enumerate(view.udfs):
             _check_name(udf, f"views.{name}.udfs[{index}]")
+            if udf not in document.udfs:
+                raise ReferenceImplError(
+                    ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
+                    f"view {name!r} declares UDF {udf!r}, which no [udfs.*] table provides"
+                    + _did_you_mean(udf, document.udfs),
+                    field_path=f"views.{name}.udfs[{index}]",
+                    subjects=(name, udf),
+                )
     for name, output in document.outputs.items():
         if output.view not in document.views:
             raise ReferenceImplError(
                 ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
-                f"output {name!r} writes view {output.view!r}, which the manifest does not declare",
+                f"output {name!r} writes view {output.view!r}, which the manifest does not declare"
+                + _did_you_mean(output.view, document.views),
                 field_path=f"outputs.{name}.view",
                 subjects=(name, output.view),
             )
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` (difflib) and what is declared, for an unknown reference."""
+    names = sorted(known)
+    if not names:
+        return " (the manifest declares none)"
+    close = difflib.get_close_matches(name, names, n=1)
+    declared = f" (declared: {', '.join(names)})"
+    return f"; did you mean {close[0]!r}?{declared}" if close else declared
 
 
 def _check_name(name: str, path: str) -> None:

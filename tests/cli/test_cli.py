@@ -229,7 +229,7 @@ def test_validate_the_tpch_example_exits_0(tpch_module_manifest: Path) -> None:
 def test_validate_the_dv_example_exits_1_with_the_incompatible_code(dv_manifest: Path) -> None:
     done = planguard("validate", dv_manifest)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "error[DELTA_PROTOCOL_INCOMPATIBLE] scan_unit scan::events::0::" in done.stdout
+    assert "error[DELTA_PROTOCOL_INCOMPATIBLE] dataset events: " in done.stdout
     assert "deletionVectors" in done.stdout
 
 

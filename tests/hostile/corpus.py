@@ -578,6 +578,14 @@ CASES: tuple[Case, ...] = (
         '[views.v]\nsql = "SELECT 1"\nudfs = ["f\\n"]\n',
     ),
     Case(
+        "udf-declared-but-not-provided",
+        "MANIFEST_UNKNOWN_REFERENCE",
+        "views.v.udfs[1]",
+        '[views.v]\nsql = "SELECT 1"\nudfs = ["plus_one", "plus_tow"]\n'
+        '[udfs.plus_one]\nprovider = "my_udfs:plus_one"\n'
+        '[udfs.plus_two]\nprovider = "my_udfs:plus_two"\n',
+    ),
+    Case(
         "size-trailing-newline",
         "MANIFEST_INVALID_VALUE",
         "runtime.list_files_cache_limit",
@@ -1026,10 +1034,30 @@ CASES: tuple[Case, ...] = (
         None,
         T
         + CLEAN
-        + '[views.v]\nsql = "SELECT a FROM t"\nudfs = ["f"]\n[runtime]\nenable_udfs = false\n',
+        + '[views.v]\nsql = "SELECT a FROM t"\nudfs = ["f"]\n[udfs.f]\nprovider = "nowhere:f"\n'
+        + "[runtime]\nenable_udfs = false\n",
         stage="policy",
         tables=("t",),
         subject="view v",
+    ),
+    Case(
+        "udf-called-but-not-declared",
+        "UDF_UNDECLARED",
+        None,
+        T
+        + CLEAN
+        + view("SELECT plus_one(a) AS x FROM t")
+        + '[udfs.plus_one]\nprovider = "plus_udfs:plus_one"\n',
+        stage="policy",
+        tables=("t",),
+        subject="view v",
+        files={
+            "plus_udfs.py": (
+                "import pyarrow as pa\nimport pyarrow.compute as pc\nfrom datafusion import udf\n"
+                "plus_one = udf(lambda v: pc.add(v, 1), [pa.int64()], pa.int64(), "
+                "'immutable', name='plus_one')\n"
+            )
+        },
     ),
     Case(
         "unknown-column",
@@ -1056,7 +1084,7 @@ CASES: tuple[Case, ...] = (
         '[datasets.dv]\nformat = "delta"\nlocation = "dv"\n' + CLEAN + view("SELECT a FROM dv"),
         stage="policy",
         setup=deletion_vectors,
-        subject="scan_unit scan::dv::",
+        subject="dataset dv: ",
     ),
     Case(
         "delta-support-unconfigured",
@@ -1065,7 +1093,7 @@ CASES: tuple[Case, ...] = (
         T + view("SELECT a FROM t"),
         stage="policy",
         tables=("t",),
-        subject="scan_unit scan::t::",
+        subject="dataset t: ",
     ),
     Case(
         "statistics-required-but-absent",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from reference_impl.issues import display_path
 from tests.hostile.corpus import Case
 
 ERROR_LINE = re.compile(r"^error\[(?P<code>[A-Z_]+)\] (?P<rest>.*)$", re.MULTILINE)
@@ -45,14 +47,23 @@ def assert_no_traceback(*streams: str) -> None:
             assert marker not in stream, f"{marker!r} in output:\n{stream[-2000:]}"
 
 
-def assert_error_line(case: Case, stderr: str, file: Path) -> re.Match[str]:
-    """The first line of ``stderr`` is ``error[CODE] file: field.path: message``."""
+def shown(path: Path, cwd: Path) -> str:
+    """``path`` as ``planguard`` run in ``cwd`` prints it: relative to ``cwd`` when inside
+    it, else absolute (``reference_impl.issues.display_path``)."""
+    with contextlib.chdir(cwd):
+        return display_path(path)
+
+
+def assert_error_line(case: Case, stderr: str, file: Path, cwd: Path) -> re.Match[str]:
+    """The first line of ``stderr`` is ``error[CODE] file: field.path: message``, the file
+    named as the command run in ``cwd`` prints it."""
     lines = stderr.strip().splitlines()
     assert lines, "no error line on stderr"
     match = ERROR_LINE.match(lines[0])
     assert match is not None, f"not an error[CODE] line: {lines[0]!r}"
     rest = match["rest"]
-    assert rest.startswith((f"{file}: ", f"{file.resolve()}: ")), f"{rest!r} does not name {file}"
+    named = shown(file, cwd)
+    assert rest.startswith(f"{named}: "), f"{rest!r} does not name {named}"
     if case.field_path is not None:
         where = rest.split(": ", 1)[1]
         assert where.startswith(f"{case.field_path}: "), (

@@ -55,7 +55,7 @@ def test_validate_gives_the_coded_error_and_writes_nothing(
         assert line.split("] ", 1)[1].startswith(f"{case.subject}"), line
     else:
         assert out == ""
-        match = assert_error_line(case, err, path)
+        match = assert_error_line(case, err, path, tmp_path)
         codes.expect(match["code"], case.code, err)
     assert_nothing_written(before, tree_state(tmp_path))
 
@@ -85,5 +85,5 @@ def test_compile_refuses_it_before_any_engine_work(
     before = tree_state(tmp_path)
     exit_code, out, err = run_cli("compile", str(path), cwd=tmp_path)
     assert (exit_code, out) == (2, "")
-    codes.expect(assert_error_line(case, err, path)["code"], case.code, err)
+    codes.expect(assert_error_line(case, err, path, tmp_path)["code"], case.code, err)
     assert_nothing_written(before, tree_state(tmp_path))

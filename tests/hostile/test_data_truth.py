@@ -34,7 +34,7 @@ import pytest
 
 from pytest_planguard import cli
 from reference_impl import cli as reference_cli
-from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, tree_state
+from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, shown, tree_state
 from tests.support.cli import run_planguard
 from tests.support.codes import CodeRecorder
 
@@ -433,7 +433,7 @@ def test_a_fifo_is_refused_promptly(what: str, tmp_path: Path, codes: CodeRecord
     assert result.returncode == 2, result
     code, rest = error_line(result.stderr)
     codes.expect(code, expected, result.stderr)
-    assert rest.startswith(f"{target}: {field}"), rest
+    assert rest.startswith(f"{shown(target, tmp_path)}: {field}"), rest
     assert elapsed < 30, elapsed
 
 
@@ -470,7 +470,7 @@ def test_a_character_device_is_not_read(what: str, tmp_path: Path, codes: CodeRe
     assert result.returncode == 2, result
     code, rest = error_line(result.stderr)
     codes.expect(code, expected, result.stderr)
-    assert rest.startswith(f"{path}: {field}: "), rest
+    assert rest.startswith(f"{shown(path, tmp_path)}: {field}: "), rest
 
 
 @pytest.mark.produces_codes("DATASET_UNREADABLE")
@@ -510,7 +510,7 @@ def test_an_engine_panic_on_a_corrupt_footer_is_a_coded_error(
         assert result.returncode == 2, result
         code, rest = error_line(result.stderr)
         codes.expect(code, "DATASET_UNREADABLE", result.stderr)
-        assert rest.startswith(f"{path}: datasets.p.location: dataset 'p': "), rest
+        assert rest.startswith(f"{shown(path, tmp_path)}: datasets.p.location: dataset 'p': "), rest
     assert not (root / "out").exists()
 
 

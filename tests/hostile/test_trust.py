@@ -26,7 +26,7 @@ import pytest
 from pytest_planguard.cli import main
 from reference_impl.errors import ReferenceImplError
 from reference_impl.pipeline import run_pipeline
-from tests.hostile.helpers import ERROR_LINE, assert_no_traceback
+from tests.hostile.helpers import ERROR_LINE, assert_no_traceback, shown
 from tests.support.cli import run_planguard
 from tests.support.codes import CodeRecorder
 
@@ -109,7 +109,7 @@ def test_a_manifest_trusting_os_cannot_abort_the_process(
     assert_no_traceback(result.stdout, result.stderr)
     code, rest = first_error(result.stderr)
     codes.expect(code, "MANIFEST_UNKNOWN_KEY", result.stderr)
-    assert rest.startswith(f"{path}: runtime.trusted_modules: "), rest
+    assert rest.startswith(f"{shown(path, tmp_path)}: runtime.trusted_modules: "), rest
     for hint in ("--trust-module", "planguard_trusted_modules", ENV):
         assert hint in rest, rest
 
@@ -131,7 +131,7 @@ def test_a_manifest_trusting_shutil_cannot_delete_its_directory(
     assert result.returncode == 2, (result.returncode, result.stderr)
     code, rest = first_error(result.stderr)
     codes.expect(code, "MANIFEST_UNKNOWN_KEY", result.stderr)
-    assert rest.startswith(f"{path}: runtime.trusted_modules: "), rest
+    assert rest.startswith(f"{shown(path, tmp_path)}: runtime.trusted_modules: "), rest
 
     # twin: the same bootstrap without the key is still refused, as untrusted, before import
     path.write_text(path.read_text().split("[runtime]")[0], encoding="utf-8")
@@ -172,7 +172,7 @@ def test_trust_from_the_command_line(
     assert main(["validate", str(path), "--trust-module", "json"]) == 2
     code, rest = first_error(capsys.readouterr().err)
     codes.expect(code, "UDF_PROVIDER_UNTRUSTED")
-    assert rest.startswith(f"{path}: udfs.spy.provider: "), rest
+    assert rest.startswith(f"{shown(path, tmp_path)}: udfs.spy.provider: "), rest
     assert "--trust-module" in rest, rest
     assert not marker.exists()
     assert MODULE not in sys.modules

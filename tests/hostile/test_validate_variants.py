@@ -64,7 +64,7 @@ def test_every_hostile_variant_is_one_coded_error_without_traceback(
     }
     assert answers == {case.id: (2, "", [case.code]) for case in VARIANTS}
     for case in VARIANTS:
-        match = assert_error_line(case, done[case.id].stderr, paths[case.id])
+        match = assert_error_line(case, done[case.id].stderr, paths[case.id], tmp_path)
         codes.expect(match["code"], case.code, done[case.id].stderr)
     assert_nothing_written(before, tree_state(tmp_path))
 

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +50,19 @@ sql = "SELECT * FROM broken"
 [views.needs_udfs]
 sql = "SELECT kind FROM events"
 udfs = ["zeta", "alpha", "mid"]
+
+# declared, but UDFs are disabled: not imported, not in the session (UDF_MISSING)
+[udfs.zeta]
+provider = "nowhere:zeta"
+
+[udfs.alpha]
+provider = "nowhere:alpha"
+
+[udfs.mid]
+provider = "nowhere:mid"
+
+[runtime]
+enable_udfs = false
 
 [policy.delta_support]
 max_reader_version = 1
@@ -107,7 +119,7 @@ def test_the_artifact_changes_with_the_runtime(
     """Twin: the comparison can fail; a different pinned runtime gives different bytes."""
     base = run_pipeline(findings_manifest, execute=False).validation.artifact()
     other = write_manifest(
-        FINDINGS + textwrap.dedent("[runtime]\ntarget_partitions = 2\n"), name="runtime2.toml"
+        FINDINGS.replace("[runtime]\n", "[runtime]\ntarget_partitions = 2\n"), name="runtime2.toml"
     )
     changed = run_pipeline(other, execute=False).validation.artifact()
     assert changed.runtime_hash != base.runtime_hash

@@ -61,7 +61,7 @@ def test_the_example_fails_validation_on_deletion_vectors_and_writes_nothing(
     assert run.validation.codes() == (PolicyCode.DELTA_PROTOCOL_INCOMPATIBLE,)
     (issue,) = run.validation.issues
     assert issue.severity == "error"
-    assert issue.subject.startswith("scan::events::0::")
+    assert (issue.subject, issue.subject_kind) == ("events", "dataset")
     (unit,) = run.plan.scan_units
     compat = unit.protocol_compatibility
     assert compat is not None

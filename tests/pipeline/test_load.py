@@ -45,6 +45,8 @@ def test_toml_manifest_decodes_into_frozen_typed_structs(write_manifest: WriteMa
         [views.w]
         sql_file = "views/w.sql"
         udfs = ["f"]
+        [udfs.f]
+        provider = "udfs:f"
         """
     )
     (path.parent / "views").mkdir()
@@ -419,8 +421,33 @@ def test_an_error_in_a_directorys_manifest_names_the_manifest_file(
             "did you mean 'max_reader_version'?",
         ),
         ('[views.v]\nsql = "SELECT 1"\nexecuter = "x"\n', "views.v.executer", "'executor'"),
+        (
+            '[views.v]\nsql = "SELECT 1"\nudfs = ["cents_to_eur", "cents_to_euro"]\n'
+            '[udfs.cents_to_eur]\nprovider = "udfs:cents_to_eur"\n',
+            "views.v.udfs[1]",
+            "did you mean 'cents_to_eur'?",
+        ),
+        (
+            '[views.v]\nsql = "SELECT 1"\nudfs = ["f"]\n',
+            "views.v.udfs[0]",
+            "no [udfs.*] table provides (the manifest declares none)",
+        ),
+        (
+            '[views.revenue]\nsql = "SELECT 1"\n[outputs.o]\nview = "revenu"\nlocation = "o"\n',
+            "outputs.o.view",
+            "did you mean 'revenue'?",
+        ),
     ],
-    ids=["enum", "nested enum", "unknown key", "nested unknown key", "view key"],
+    ids=[
+        "enum",
+        "nested enum",
+        "unknown key",
+        "nested unknown key",
+        "view key",
+        "udf name",
+        "udf with none declared",
+        "output view",
+    ],
 )
 def test_errors_say_what_would_have_been_right(
     write_manifest: WriteManifest, text: str, field_path: str, says: str
@@ -429,3 +456,19 @@ def test_errors_say_what_would_have_been_right(
     error = load_error(write_manifest(text))
     assert error.field_path == field_path
     assert says in error.message, error.render()
+
+
+def test_a_view_declaring_an_unprovided_udf_is_refused_at_load_without_an_engine(
+    write_manifest: WriteManifest,
+) -> None:
+    """A static check: the name is compared with ``[udfs.*]`` when the manifest loads, so
+    ``planguard compile`` (engine-free) refuses it, not only ``validate``."""
+    error = load_error(
+        write_manifest(MINIMAL + 'udfs = ["net_price"]\n[udfs.net_prise]\nprovider = "u:f"\n')
+    )
+    assert (error.code, error.field_path) == (
+        ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
+        "views.v.udfs[0]",
+    )
+    assert error.subjects == ("v", "net_price")
+    assert "did you mean 'net_prise'?" in error.message

@@ -135,10 +135,38 @@ def udfs_disabled(project: Project) -> PolicyValidationResult:
 
 
 def udf_missing(project: Project) -> PolicyValidationResult:
-    """A view declares a UDF that no ``[udfs.*]`` provides."""
+    """A view calls a function the session does not have.  (A view declaring a UDF that
+    no ``[udfs.*]`` provides is refused earlier, at load: MANIFEST_UNKNOWN_REFERENCE.)"""
     project.table()
     return project.validate(
-        TABLE + CLEAN_POLICY + '[views.v]\nsql = "SELECT a FROM t"\nudfs = ["plus_one"]\n'
+        TABLE + CLEAN_POLICY + '[views.v]\nsql = "SELECT plus_one(a) AS x FROM t"\n'
+    )
+
+
+PLUS_ONE = """
+[udfs.plus_one]
+provider = "plus_udfs:plus_one"
+"""
+
+
+def udf_undeclared(project: Project) -> PolicyValidationResult:
+    """A view calls a provided UDF without listing it in its ``udfs``."""
+    project.table()
+    project.file("plus_udfs.py", UDF_MODULE)
+    return project.validate(
+        TABLE + CLEAN_POLICY + PLUS_ONE + '[views.v]\nsql = "SELECT plus_one(a) AS x FROM t"\n'
+    )
+
+
+def udf_declared_unused(project: Project) -> PolicyValidationResult:
+    """A view lists a provided UDF in its ``udfs`` that its SQL never calls."""
+    project.table()
+    project.file("plus_udfs.py", UDF_MODULE)
+    return project.validate(
+        TABLE
+        + CLEAN_POLICY
+        + PLUS_ONE
+        + '[views.v]\nsql = "SELECT a FROM t"\nudfs = ["plus_one"]\n'
     )
 
 
@@ -240,6 +268,8 @@ SCENARIOS: dict[PolicyCode, tuple[Callable[[Project], PolicyValidationResult], s
     # both, as the review's skeleton: disabled UDFs are not registered, so also missing
     PolicyCode.UDFS_DISABLED: (udfs_disabled, {"UDFS_DISABLED", "UDF_MISSING"}),
     PolicyCode.UDF_MISSING: (udf_missing, {"UDF_MISSING"}),
+    PolicyCode.UDF_UNDECLARED: (udf_undeclared, {"UDF_UNDECLARED"}),
+    PolicyCode.UDF_DECLARED_UNUSED: (udf_declared_unused, {"UDF_DECLARED_UNUSED"}),
     PolicyCode.DELTA_PROTOCOL_INCOMPATIBLE: (
         delta_protocol_incompatible,
         {"DELTA_PROTOCOL_INCOMPATIBLE"},
@@ -330,8 +360,9 @@ def test_an_unknown_function_surfaces_as_udf_missing_for_that_view(project: Proj
 def test_a_deletion_vector_table_reports_the_missing_feature(project: Project) -> None:
     run_result = delta_protocol_incompatible(project)
     issue = only(run_result, PolicyCode.DELTA_PROTOCOL_INCOMPATIBLE)
-    assert issue.subject.startswith("scan::t::0::")
-    assert issue.subject_kind == "scan_unit"
+    assert (issue.subject, issue.subject_kind) == ("t", "dataset")
+    # the scenario allows reader version 3 but writer version 2: the first setting short
+    assert issue.field_path == "policy.delta_support.max_writer_version"
     assert "deletionVectors" in issue.message
     assert not run_result.ok
 
@@ -515,6 +546,12 @@ def many_findings(project: Project) -> PolicyValidationResult:
         [views.b_udf]
         sql = "SELECT a FROM small"
         udfs = ["zeta", "alpha"]
+        [udfs.zeta]
+        provider = "nowhere:zeta"
+        [udfs.alpha]
+        provider = "nowhere:alpha"
+        [runtime]
+        enable_udfs = false
         [policy.delta_support]
         max_reader_version = 1
         max_writer_version = 2
@@ -531,6 +568,8 @@ def test_issues_are_sorted_and_the_result_summarizes_them(project: Project) -> N
         "DELTA_PROTOCOL_INCOMPATIBLE",
         "EXECUTOR_UNAVAILABLE",
         "SMALL_INPUT_SCAN_POLICY",
+        "UDFS_DISABLED",
+        "UDF_DECLARED_UNUSED",
         "UDF_MISSING",
         "VIEW_PLANNING_FAILED",
         "VIEW_UPSTREAM_FAILED",
@@ -592,3 +631,128 @@ def test_views_that_scan_no_dataset_yield_no_scan_findings(project: Project) -> 
     nodes = {node.name: node for node in run.plan.view_nodes}
     assert nodes["constant"].scan_unit_keys == nodes["series"].scan_unit_keys == ()
     assert run.plan.lineage_by_view["mixed"].datasets == ("t",)
+
+
+# -- UDFs declared and used (issue 19.2) ----------------------------------------------------
+
+
+def test_an_undeclared_udf_call_names_the_view_the_udf_and_the_field(project: Project) -> None:
+    result = udf_undeclared(project)
+    issue = only(result, PolicyCode.UDF_UNDECLARED)
+    assert (issue.subject, issue.subject_kind, issue.severity) == ("v", "view", "error")
+    assert issue.field_path == "views.v.udfs"
+    assert 'udfs = ["plus_one"]' in issue.message
+    assert not result.ok
+
+
+@pytest.mark.parametrize(
+    ("mode", "severity", "ok"),
+    [("error", "error", False), ("warn", "warning", True), ("ignore", "info", True)],
+)
+def test_an_undeclared_udf_call_takes_its_severity_from_the_mode(
+    project: Project, mode: str, severity: str, ok: bool
+) -> None:
+    udf_undeclared(project)
+    run = run_pipeline(project.root / "manifest.toml", execute=False, mode=mode)  # type: ignore[arg-type]
+    assert only(run.validation, PolicyCode.UDF_UNDECLARED).severity == severity
+    assert run.validation.ok is ok
+
+
+def test_the_plan_records_what_a_view_calls_beside_what_it_declares(project: Project) -> None:
+    udf_undeclared(project)
+    run = run_pipeline(project.root / "manifest.toml", execute=False)
+    (node,) = run.plan.view_nodes
+    assert (node.declared_udfs, node.called_udfs, node.required_udfs) == (
+        (),
+        ("plus_one",),
+        ("plus_one",),
+    )
+    # the bundle still says what the view needs to run; the finding says it is undeclared
+    assert run.plan.plan_bundles_by_view["v"].required_udfs == ("plus_one",)
+
+
+def test_a_declaration_the_view_never_calls_is_a_warning(project: Project) -> None:
+    result = udf_declared_unused(project)
+    issue = only(result, PolicyCode.UDF_DECLARED_UNUSED)
+    assert (issue.subject, issue.severity, issue.field_path) == ("v", "warning", "views.v.udfs")
+    assert "plus_one" in issue.message
+    assert result.ok  # a warning does not fail validation
+
+
+UPSTREAM_CALLS = """
+[views.up]
+sql = "SELECT plus_one(a) AS p, plus_one(b), a FROM t"
+udfs = ["plus_one"]
+"""
+
+
+def test_a_view_reading_a_udf_calling_view_need_not_declare_that_udf(project: Project) -> None:
+    """The upstream view's calls are the upstream view's to declare (DataFusion inlines it
+    into the reader's plan), even through an alias; the reader still requires the UDF."""
+    project.table()
+    project.file("plus_udfs.py", UDF_MODULE)
+    run = run_pipeline(
+        project.manifest(
+            TABLE
+            + CLEAN_POLICY
+            + PLUS_ONE
+            + UPSTREAM_CALLS
+            + '[views.down]\nsql = "SELECT u.p, u.\\"plus_one(t.b)\\" AS q FROM up AS u"\n'
+        ),
+        execute=False,
+    )
+    assert run.validation.issues == ()
+    nodes = {node.name: node for node in run.plan.view_nodes}
+    assert nodes["down"].called_udfs == ()
+    assert nodes["down"].required_udfs == ("plus_one",)
+
+
+def test_twin_a_reader_calling_the_udf_itself_must_declare_it(project: Project) -> None:
+    project.table()
+    project.file("plus_udfs.py", UDF_MODULE)
+    result = project.validate(
+        TABLE
+        + CLEAN_POLICY
+        + PLUS_ONE
+        + UPSTREAM_CALLS
+        + '[views.down]\nsql = "SELECT plus_one(p) AS q FROM up"\n'
+    )
+    assert [(i.code, i.subject) for i in result.issues] == [(PolicyCode.UDF_UNDECLARED, "down")]
+
+
+# -- one Delta protocol finding per dataset (issue 19.4) -------------------------------------
+
+
+def test_a_dataset_read_by_many_scan_units_gets_one_protocol_finding(project: Project) -> None:
+    project.table()
+    run = run_pipeline(
+        project.manifest(
+            TABLE
+            + "[policy]\nsmall_input_rows = 0\n"
+            + '[views.v]\nsql = "SELECT a FROM t"\n'
+            + '[views.w]\nsql = "SELECT b FROM t WHERE a > 3"\n'
+            + '[views.x]\nsql = "SELECT a, b FROM t"\n'
+        ),
+        execute=False,
+    )
+    assert len(run.plan.scan_units) == 3
+    (issue,) = run.validation.issues
+    assert issue.code == PolicyCode.DELTA_PROTOCOL_SUPPORT_UNCONFIGURED
+    assert (issue.subject, issue.subject_kind) == ("t", "dataset")
+    assert issue.field_path == "policy.delta_support"
+    # what to write in [policy.delta_support]: the table's own versions and features
+    assert "max_reader_version = 1, max_writer_version = 2" in issue.message
+    assert "views v, w, x" in issue.message
+
+
+def test_an_incompatible_table_names_its_versions_features_and_the_short_setting(
+    project: Project,
+) -> None:
+    project.table(config=DV)
+    result = project.validate(TABLE + ALMOST_DV_SUPPORT + '[views.v]\nsql = "SELECT a FROM t"\n')
+    issue = only(result, PolicyCode.DELTA_PROTOCOL_INCOMPATIBLE)
+    assert (issue.subject, issue.subject_kind) == ("t", "dataset")
+    assert issue.field_path == "policy.delta_support.reader_features"
+    assert "reader version 3 and writer version 7" in issue.message
+    assert "unsupported reader features: deletionVectors" in issue.message
+    assert '"deletionVectors"' in issue.message  # the lists to paste
