@@ -52,6 +52,8 @@ class Finding:
     severity: str
     subject: str
     message: str
+    subject_kind: str = "view"
+    """What ``subject`` names: ``view``, ``dataset``, ``scan_unit``, ``output``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ class ReferenceAdapter:
                     severity=issue.severity,
                     subject=issue.subject,
                     message=issue.message,
+                    subject_kind=issue.subject_kind,
                 )
                 for issue in result.issues
             ),

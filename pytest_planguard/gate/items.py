@@ -173,7 +173,11 @@ class GateItem(pytest.Item):
         findings = (
             tuple(
                 PolicyFinding(
-                    code=f.code, severity=f.severity, subject=f.subject, message=f.message
+                    code=f.code,
+                    severity=f.severity,
+                    subject=f.subject,
+                    message=f.message,
+                    subject_kind=f.subject_kind,
                 )
                 for f in run.validation.findings
             )

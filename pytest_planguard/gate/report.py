@@ -94,6 +94,9 @@ class Finding(_Strict, frozen=True):
     classes: tuple[ChangeClass, ...]
     message: str
     nodeid: str | None
+    dataset: Annotated[
+        str | None, msgspec.Meta(description="the dataset a policy finding is about")
+    ] = None
     caused_by: tuple[str, ...] = ()
     """For a changed view: the changed upstream views that explain it."""
     inherited: bool = False
@@ -172,7 +175,8 @@ def findings(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
                     code=finding.code,
                     severity=cast(Severity, finding.severity),
                     manifest=result.manifest,
-                    view=None if finding.subject.startswith("scan::") else finding.subject,
+                    view=finding.subject if finding.subject_kind == "view" else None,
+                    dataset=finding.subject if finding.subject_kind == "dataset" else None,
                     check="policy",
                     primary=None,
                     classes=(),

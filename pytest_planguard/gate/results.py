@@ -53,6 +53,7 @@ class PolicyFinding(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     severity: str
     subject: str
     message: str
+    subject_kind: str = "view"
 
 
 class GateResult(

@@ -381,3 +381,20 @@ def test_downstream_changes_name_the_upstream_view_that_caused_them(
     gate(pytester, "--planguard-report", "report.json")
     changed = [f for f in report(pytester)["findings"] if f["code"] == "PLAN_CHANGED"]
     assert [(f["view"], f.get("caused_by", [])) for f in changed] == [("event_counts", [])]
+
+
+def test_a_protocol_finding_names_its_dataset_in_the_report(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """One finding per dataset, with the dataset in `dataset` and no pretend view (twin:
+    a planning failure keeps `view`, above)."""
+    edit(
+        shop / "manifest.toml",
+        "[policy.delta_support]\nmax_reader_version = 3\nmax_writer_version = 7\n",
+        "",
+    )
+    gate(pytester, "--planguard-report", "report.json", "-k", "policy")
+    findings = [f for f in report(pytester)["findings"] if f["check"] == "policy"]
+    protocol = [f for f in findings if f.get("dataset")]
+    assert sorted(f["dataset"] for f in protocol) == ["customers", "orders"]
+    assert all(f["view"] is None for f in protocol)
