@@ -161,21 +161,15 @@ class PlanguardSession:
 
         spec = adapter or self.config.adapter
         trusted = self.config.trusted_modules
+        chosen: PipelineAdapter
         if session is not None:
             from pytest_planguard.session_adapter import SessionAdapter
 
-            return check_determinism(
-                SessionAdapter(session),
-                None,
-                manifest,
-                runs=runs if runs is not None else self.config.runs,
-                processes=processes if processes is not None else self.config.processes,
-                first=first,
-                started=started,
-                session=session,
-            )
+            chosen, spec, trusted = SessionAdapter(session), None, ()
+        else:
+            chosen = load_adapter(spec, trusted_modules=trusted) if adapter else self.adapter
         return check_determinism(
-            load_adapter(spec, trusted_modules=trusted) if adapter else self.adapter,
+            chosen,
             spec,
             manifest,
             runs=runs if runs is not None else self.config.runs,
@@ -183,6 +177,7 @@ class PlanguardSession:
             first=first,
             started=started,
             trusted_modules=trusted,
+            session=session,
         )
 
     # ------------------------------------------------------------------ the plan gate

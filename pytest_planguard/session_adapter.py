@@ -267,13 +267,20 @@ def projected_bundle(ctx: Any, view: str, columns: Sequence[str]) -> BundleView:
         return '"' + name.replace('"', '""') + '"'
 
     table = ".".join(quote(part) for part in view.split("."))
-    plan = plan_frame(ctx.sql(f"SELECT {', '.join(map(quote, columns))} FROM {table}"))
+    return _bundle_view(
+        view, plan_frame(ctx.sql(f"SELECT {', '.join(map(quote, columns))} FROM {table}"))
+    )
+
+
+def _bundle_view(view: str, plan: Any, signals: Mapping[str, Any] | None = None) -> BundleView:
+    """A :class:`~reference_impl.relspec.frame_plan.FramePlan` as the gate sees it."""
     return BundleView(
         view=view,
         p0=plan.p0,
         p1=plan.p1,
         p2=plan.p2,
         schema=tuple((f.name, f.type, f.nullable) for f in plan.schema),
+        signals=signals or {},
     )
 
 
@@ -423,13 +430,10 @@ def _bundle(
     datasets = sorted({scan.dataset for scan in scans})
     counts = [getattr(stats.get(scan.dataset), "rows", None) for scan in scans]
     rows = sum(n for n in counts if n is not None) if None not in counts else None
-    return BundleView(
-        view=view,
-        p0=plan.p0,
-        p1=plan.p1,
-        p2=plan.p2,
-        schema=tuple((f.name, f.type, f.nullable) for f in plan.schema),
-        signals={
+    return _bundle_view(
+        view,
+        plan,
+        {
             "operator_counts": ops,
             "operator_total": sum(ops.values()),
             "repartition_count": ops.get("RepartitionExec", 0),

@@ -104,8 +104,8 @@ class _CodedCollector(pytest.Collector):
         return str(super().repr_failure(excinfo))
 
 
-class ManifestFile(_CodedCollector, pytest.File):
-    """A gated manifest: its invariant, policy and per-view items."""
+class _TargetCollector(_CodedCollector):
+    """Collects the items of one target (see :func:`collect_target`)."""
 
     def __init__(self, *, state: GateState, target: GateTarget, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -114,6 +114,10 @@ class ManifestFile(_CodedCollector, pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         yield from collect_target(self, self.state, self.target)
+
+
+class ManifestFile(_TargetCollector, pytest.File):
+    """A gated manifest: its invariant, policy and per-view items."""
 
 
 class SessionModule(pytest.File):
@@ -132,16 +136,8 @@ class SessionModule(pytest.File):
             )
 
 
-class SessionFactory(_CodedCollector):
+class SessionFactory(_TargetCollector):
     """One gated session factory: its invariant and per-view items."""
-
-    def __init__(self, *, state: GateState, target: GateTarget, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.state = state
-        self.target = target
-
-    def collect(self) -> Iterator[pytest.Item]:
-        yield from collect_target(self, self.state, self.target)
 
 
 class GateItem(pytest.Item):
