@@ -160,7 +160,7 @@ def test_poisoning_raw_statistics_after_the_signals_changes_no_decision(
     path = write_manifest(MANIFEST.format(threshold=50))
     clean = decisions(plan_pipeline(path))
     raw: list[PoisonableStats] = []
-    real_stats = execution_plan_module._dataset_statistics
+    real_stats = execution_plan_module.dataset_statistics
     real_signals = execution_plan_module._plan_signals
 
     def stats(ctx: Any, datasets: set[str]) -> PoisonableStats:
@@ -172,7 +172,7 @@ def test_poisoning_raw_statistics_after_the_signals_changes_no_decision(
         raw[-1].poisoned = True  # from here on, raw statistics lie
         return built
 
-    monkeypatch.setattr(execution_plan_module, "_dataset_statistics", stats)
+    monkeypatch.setattr(execution_plan_module, "dataset_statistics", stats)
     monkeypatch.setattr(execution_plan_module, "_plan_signals", signals)
     poisoned = plan_pipeline(path)
     assert raw
