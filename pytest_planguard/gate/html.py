@@ -92,6 +92,7 @@ q.addEventListener('input',apply);c.addEventListener('change',apply);
 f.addEventListener('change',apply);
 var h=new URLSearchParams(location.hash.slice(1));
 if(h.get('q')){q.value=h.get('q');}if(h.get('class')){c.value=h.get('class');}
+if(h.get('failing')){f.checked=true;}
 apply();window.planguardFilter=function(text,cls){q.value=text||'';c.value=cls||'';
 apply();return Number(n.textContent);};
 })();
@@ -232,6 +233,7 @@ def _view(view: ReviewView, labels: tuple[str, str]) -> Iterator[str]:
         yield f"<details{opened} class=section><summary>{escape(section)}</summary>"
         yield from _side_by_side(diff, labels)
         yield "</details>"
+    yield "</section>"
 
 
 def _plain(value: Any) -> str:

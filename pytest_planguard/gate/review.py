@@ -182,7 +182,9 @@ class ReviewView:
 
     @property
     def anchor(self) -> str:
-        return "v-" + "".join(c if c.isalnum() else "-" for c in f"{self.target}-{self.view}")
+        return "v-" + "".join(
+            c if c.isalnum() or c == "_" else "-" for c in f"{self.target}-{self.view}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
