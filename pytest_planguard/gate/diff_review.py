@@ -49,7 +49,7 @@ def diff_review(
     by_class = ", ".join(f"{k} {v}" for k, v in summary.get("by_class", {}).items())
     return Review(
         title="planguard diff: plan changes between two snapshot trees",
-        labels=("snapshot", "current"),
+        labels=("base", "head"),
         summary=[
             ("snapshots compared", str(summary.get("compared", 0))),
             ("unchanged", str(summary.get("unchanged", 0))),
