@@ -44,3 +44,17 @@ def test_diff_html_into_a_directory_is_bad_input(
     base, head = snapshot_trees(tmp_path)
     assert main(["diff", str(base), str(head), "--html", str(tmp_path)]) == 2
     assert "error[SNAPSHOT_WRITE_FAILED]" in capsys.readouterr().err
+
+
+def test_a_missing_chromium_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.support.browser import chromium
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium on it
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"\.ci/run installs it"):
+        chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        chromium()
