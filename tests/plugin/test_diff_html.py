@@ -31,7 +31,8 @@ def test_diff_html_renders_two_trees(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert outside(page.requests) == []
     rows = dict(re.findall(r'<tr data-view="([^"]+)" data-classes="([^"]+)"', page.dom))
     assert rows == {"q01": "physical", "q02": "removed"}
-    assert "<th>base</th>" in page.dom and "<th>head</th>" in page.dom
+    assert "<th>base</th>" in page.dom
+    assert "<th>head</th>" in page.dom
     assert re.search(r"<span class=\"op changed\" title=\"was: SortPreservingMergeExec", page.dom)
     assert "<del>SortPreservingMerge</del>" in page.dom or "<del>PreservingMerge" in page.dom
     total = len(list(base.rglob("*.plan")))

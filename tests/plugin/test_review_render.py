@@ -94,7 +94,9 @@ def test_html_escapes_what_it_shows() -> None:
         extra={"first_divergence": "<i>rule</i>"},
     )  # fmt: skip
     html = render_html(review(hostile))
-    assert "<script>alert" not in html and "<img src=x" not in html and "<i>rule" not in html
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+    assert "<i>rule" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.count("<script>") == 1  # the page's own
 
@@ -119,7 +121,8 @@ def test_extra_finding_fields_are_shown_as_they_come() -> None:
         "rules_started": ["a", "b"],
     }
     html = render_html(built)
-    assert "<b>first_divergence</b>" in html and "after rule push_down_filter" in html
+    assert "<b>first_divergence</b>" in html
+    assert "after rule push_down_filter" in html
     assert "<b>rules_started</b>: <span class=mono>a, b</span>" in html
     assert "acc m.toml::v" in html
 
