@@ -168,7 +168,8 @@ def test_github_actions_annotations_and_step_summary(
     for options in ((), NO_GITHUB_PLUGIN):
         result = gate(pytester, *options, "--planguard-gate", "semantic=warn")
         warnings = [x for x in result.outlines if x.startswith("::warning")]
-        assert len(warnings) == 1 and "big_spenders" in warnings[0], result.outlines
+        assert len(warnings) == 1, result.outlines
+        assert "big_spenders" in warnings[0]
         assert not [x for x in result.outlines + result.errlines if x.startswith("::error")]
 
 
