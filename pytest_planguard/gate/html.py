@@ -95,6 +95,8 @@ if(h.get('q')){q.value=h.get('q');}if(h.get('class')){c.value=h.get('class');}
 if(h.get('failing')){f.checked=true;}
 apply();window.planguardFilter=function(text,cls){q.value=text||'';c.value=cls||'';
 apply();return Number(n.textContent);};
+document.body.offsetHeight;
+document.documentElement.setAttribute('data-ready-ms',String(Math.round(performance.now())));
 })();
 """
 
