@@ -28,6 +28,8 @@ from pytest_planguard.gate.review import (
 
 TREE_SECTIONS = ("P2 physical", "P1 optimized")
 """The first of these that changed is drawn as a tree."""
+GLANCE_LINES = 2
+"""Changed lines per section in a view's at-a-glance list."""
 MAX_INTRALINE = 2000
 """Lines longer than this are marked whole, not character by character."""
 
@@ -73,6 +75,9 @@ border-radius:4px;border:1px solid var(--bd);background:#fff}
 .op b{font-weight:700}.op.added{background:var(--ins);border-color:#4ac26b}
 .op.removed{background:var(--del);border-color:#ff8182;text-decoration:line-through}
 .op.changed{background:var(--chg);border-color:#d4a72c}
+.op del,.glance del{background:var(--delx);text-decoration:line-through}
+.op ins,.glance ins{background:var(--insx);text-decoration:none}
+.glance{font:12px/1.5 ui-monospace,Menlo,monospace;margin:4px 0;padding-left:18px}
 .legend .op{margin-right:6px}.muted{color:var(--mut)}.hidden{display:none!important}
 .unchanged{columns:3 260px;font:12px/1.5 ui-monospace,Menlo,monospace}
 """
@@ -214,6 +219,7 @@ def _view(view: ReviewView, labels: tuple[str, str]) -> Iterator[str]:
     yield "</header>"
     if view.message:
         yield f"<p class=mono>{escape(view.message)}</p>"
+    yield from _glance(view)
     if view.caused_by:
         how = "inherited from" if view.inherited else "changed through"
         yield f"<p>{how} upstream <b>{escape(', '.join(view.caused_by))}</b></p>"
@@ -255,7 +261,11 @@ def _tree(nodes: Iterable[TreeNode]) -> Iterator[str]:
             yield "</li></ul>" * (depth - node.depth) + "</li><li>"
         depth = node.depth
         name, sep, rest = node.text.partition(":")
-        label = f"<b>{escape(name)}</b>{escape(sep + rest)}"
+        was_name, _, was_rest = node.was.partition(":")
+        if node.status == "changed" and was_name == name:
+            label = f"<b>{escape(name)}</b>{escape(sep)}{_merged(was_rest, rest)}"
+        else:
+            label = f"<b>{escape(name)}</b>{escape(sep + rest)}"
         title = f" title='was: {escape(node.was)}'" if node.was else ""
         yield f"<span class='op {node.status}'{title}>{label}</span>"
     if depth >= 0:
@@ -283,6 +293,46 @@ def _side_by_side(diff: str, labels: tuple[str, str]) -> Iterator[str]:
             f"<td class=n>{right if b is not None else ''}<td{b_cls}>{b_html}</tr>"
         )
     yield "</table>"
+
+
+def _merged(a: str, b: str) -> str:
+    """One line showing ``a`` turned into ``b``: what was removed struck through, what was
+    added underlined."""
+    if len(a) > MAX_INTRALINE or len(b) > MAX_INTRALINE:
+        return f"<del>{escape(a)}</del><ins>{escape(b)}</ins>"
+    out = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.append(escape(a[i1:i2]))
+            continue
+        if i2 > i1:
+            out.append(f"<del>{escape(a[i1:i2])}</del>")
+        if j2 > j1:
+            out.append(f"<ins>{escape(b[j1:j2])}</ins>")
+    return "".join(out)
+
+
+def _glance(view: ReviewView) -> Iterator[str]:
+    """The first changed lines of each section, each as one merged line: what a reviewer
+    reads first."""
+    lines = []
+    for section, diff in view.diffs.items():
+        if section == HEADER:
+            continue
+        shown = 0
+        for tag, a, b in diff_rows(diff):
+            if tag in ("equal", "gap") or shown >= GLANCE_LINES:
+                continue
+            shown += 1
+            if tag == "replace" and a is not None and b is not None:
+                text = _merged(a.strip(), b.strip())
+            elif a is not None:
+                text = f"<del>{escape(a.strip())}</del>"
+            else:
+                text = f"<ins>{escape((b or '').strip())}</ins>"
+            lines.append(f"<li><span class=muted>{escape(section)}</span> {text}</li>")
+    if lines:
+        yield f"<ul class=glance>{''.join(lines)}</ul>"
 
 
 def _intraline(a: str, b: str) -> tuple[str, str]:

@@ -239,3 +239,15 @@ def test_item_location_points_at_the_views_sql_file(tmp_path: Path, tpch_data: P
     shot = artifact_dir(tmp_path) / "tpch-report.png"
     screenshot((project / "r.html").as_uri(), shot)
     assert shot.stat().st_size > 10_000
+
+
+def test_an_html_path_that_is_a_directory_is_refused_before_the_run(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    (pytester.path / "out").mkdir()
+    result = gate(pytester, "--planguard-html", "out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*error?CONFIG_ERROR? planguard_html*is a directory; name a file"])
+    ok = gate(pytester, "--planguard-html", "out/r.html", "--snapshot-update")
+    ok.assert_outcomes(passed=4 + len(VIEWS))
+    assert (pytester.path / "out" / "r.html").is_file()

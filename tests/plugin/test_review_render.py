@@ -161,3 +161,20 @@ def test_markdown_stays_under_its_budget() -> None:
     shown = len(re.findall(r"<details>", text))
     assert 0 < shown < 100
     assert f"{100 - shown} more diff(s) left out" in text
+
+
+def test_a_changed_operator_reads_at_a_glance() -> None:
+    """Each view starts with its first changed lines, one merged line each, and a changed
+    operator in the tree shows what in it changed."""
+    new = OLD.replace("ProjectionExec: expr=[a]", "ProjectionExec: expr=[b]")
+    view = ReviewView(
+        target="m", view="v", status="changed", classes=("physical",),
+        diffs=section_diffs(OLD, new),
+    )  # fmt: skip
+    html = render_html(review(view))
+    glance = re.search(r"<ul class=glance>(.*?)</ul>", html)
+    assert glance is not None
+    assert glance.group(1) == (
+        "<li><span class=muted>P2 physical</span> ProjectionExec: expr=[<del>a</del><ins>b</ins>]</li>"
+    )
+    assert "<b>ProjectionExec</b>: expr=[<del>a</del><ins>b</ins>]</span>" in html
