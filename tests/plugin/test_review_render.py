@@ -175,6 +175,7 @@ def test_a_changed_operator_reads_at_a_glance() -> None:
     glance = re.search(r"<ul class=glance>(.*?)</ul>", html)
     assert glance is not None
     assert glance.group(1) == (
-        "<li><span class=muted>P2 physical</span> ProjectionExec: expr=[<del>a</del><ins>b</ins>]</li>"
+        "<li><span class=muted>P2 physical</span> "
+        "ProjectionExec: expr=[<del>a</del><ins>b</ins>]</li>"
     )
     assert "<b>ProjectionExec</b>: expr=[<del>a</del><ins>b</ins>]</span>" in html
