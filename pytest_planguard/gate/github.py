@@ -9,7 +9,9 @@ past GitHub's limit (10 errors and 10 warnings are shown per step).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from pytest_planguard.gate.review import Review, ReviewView
 
@@ -38,8 +40,16 @@ def command(
     return f"::{level}{' ' + joined if joined else ''}::{escape_data(message)}"
 
 
-def workflow_commands(review: Review, *, plugin_annotates_failures: bool) -> Iterator[str]:
-    """The workflow commands for the review's views, capped per level."""
+def workflow_commands(
+    review: Review,
+    *,
+    plugin_annotates_failures: bool,
+    root: Path | None = None,
+    workspace: str | None = None,
+) -> Iterator[str]:
+    """The workflow commands for the review's views, capped per level.  Locations are
+    relative to ``root`` (pytest's rootdir); under ``workspace`` (``GITHUB_WORKSPACE``)
+    they are made relative to it, as GitHub expects."""
     left_out = 0
     shown = {"error": 0, "warning": 0}
     for view in review.views:
@@ -50,7 +60,7 @@ def workflow_commands(review: Review, *, plugin_annotates_failures: bool) -> Ite
             left_out += 1
             continue
         shown[level] += 1
-        yield _annotation(level, view)
+        yield _annotation(level, view, _relocate(view.location, root, workspace))
     if left_out:
         yield command(
             "notice",
@@ -59,10 +69,17 @@ def workflow_commands(review: Review, *, plugin_annotates_failures: bool) -> Ite
         )
 
 
-def _annotation(level: str, view: ReviewView) -> str:
-    file, _, line = view.location.rpartition(":")
-    if not file:
-        file, line = view.location, ""
+def _relocate(location: str, root: Path | None, workspace: str | None) -> str:
+    if not location or root is None or not workspace:
+        return location
+    relative = os.path.relpath(root / location, workspace)
+    return location if relative.startswith("..") else Path(relative).as_posix()
+
+
+def _annotation(level: str, view: ReviewView, location: str) -> str:
+    file, _, line = location.rpartition(":")
+    if not line.isdigit():
+        file, line = location, ""
     classes = ", ".join(view.classes or (view.status,))
     message = view.message or f"view {view.view!r}: plan {view.status} ({classes})"
     if view.caused_by:

@@ -459,7 +459,13 @@ class GateState:
             reporter.write_line(line, red=True)
         if self.review is not None and github.active(os.environ):
             plugin = reporter.config.pluginmanager.has_plugin(github.PLUGIN)
-            for line in github.workflow_commands(self.review, plugin_annotates_failures=plugin):
+            commands = github.workflow_commands(
+                self.review,
+                plugin_annotates_failures=plugin,
+                root=self.config.rootpath,
+                workspace=os.environ.get("GITHUB_WORKSPACE"),
+            )
+            for line in commands:
                 reporter.write_line(line)
 
     def accept_command(self, item: pytest.Item) -> str:

@@ -4,6 +4,7 @@ GitHub workflow commands and their cap, the Markdown size limit, extra finding f
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pytest_planguard.gate import github
 from pytest_planguard.gate.html import render_html
@@ -143,6 +144,13 @@ def test_workflow_commands_are_capped_per_level_with_a_last_line() -> None:
     assert sum(x.startswith("::warning ") for x in lines) == github.PER_LEVEL
     assert lines[-1].startswith("::notice::planguard: 10 more plan change(s) not annotated")
     assert lines[0].startswith("::warning file=m.toml,line=1,title=planguard%3A v0 semantic::")
+    moved = github.workflow_commands(
+        review(views[0]),
+        plugin_annotates_failures=False,
+        root=Path("/ws/project"),
+        workspace="/ws",
+    )
+    assert next(moved).startswith("::warning file=project/m.toml,line=1,")
     only_warned = list(github.workflow_commands(review(*views), plugin_annotates_failures=True))
     assert not [x for x in only_warned if x.startswith("::error")]
     assert only_warned[-1].startswith("::notice::planguard: 5 more")
