@@ -62,23 +62,15 @@ def _chromium(url: str) -> tuple[float, str]:
         return time.perf_counter() - started, done.stdout
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--views", type=int, default=2000)
-    parser.add_argument("--changed", type=int, default=100)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--workdir", type=Path)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="planguard-html-bench-"))
-    project = work / f"dag_{args.views}"
+def _run_gates(project: Path, report: Path, size: int, changed: int) -> tuple[float, float]:
+    """Accept the DAG's snapshots, edit ``changed`` views of the last layer, gate again."""
     write_datasets(project / "data")
-    manifest = write_manifest(project / "manifest.toml", args.views)
+    manifest = write_manifest(project / "manifest.toml", size)
     (project / "pytest.ini").write_text("[pytest]\nplanguard_manifests = manifest.toml\n")
     accept_s = _gate(project, "--snapshot-update")
 
-    views = generate_views(args.views)
-    last = [v for v in views if v.name.startswith(f"l{LAYERS - 1}_")][: args.changed]
+    views = generate_views(size)
+    last = [v for v in views if v.name.startswith(f"l{LAYERS - 1}_")][:changed]
     text = manifest.read_text()
     for view in last:
         text = text.replace(
@@ -88,8 +80,40 @@ def main(argv: list[str] | None = None) -> int:
         line, newline, tail = rest.partition("\n")
         text = head + sep + line[:-1] + ') AS changed WHERE k >= 0"' + newline + tail
     manifest.write_text(text)
-    report = project / "report.html"
     gate_s = _gate(project, "--planguard-html", str(report), "--planguard-report", "report.json")
+    return accept_s, gate_s
+
+
+def _rerender(project: Path, report: Path) -> None:
+    from pytest_planguard.gate.html import render_html
+    from pytest_planguard.gate.review import review_from_report
+
+    data = json.loads((project / "report.json").read_text())
+    report.write_text(render_html(review_from_report(data)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--views", type=int, default=2000)
+    parser.add_argument("--changed", type=int, default=100)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse --workdir's gate run: render report.html again from its report.json "
+        "(to measure a renderer change without the gate runs)",
+    )
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="planguard-html-bench-"))
+    project = work / f"dag_{args.views}"
+    report = project / "report.html"
+    if args.reuse:
+        accept_s = gate_s = 0.0
+        _rerender(project, report)
+    else:
+        accept_s, gate_s = _run_gates(project, report, args.views, args.changed)
 
     html = report.read_text()
     changed = len(re.findall(r"<section class=view ", html))
