@@ -66,8 +66,8 @@ def test_html_report_of_an_edited_view_renders_offline_in_chromium(
     assert visible_rows(page.dom) == ["big_spenders"]
     # the physical plan as a tree, the changed operator marked; the sections side by side
     assert re.search(r"<span class=\"op changed\"[^>]*><b>FilterExec</b>", page.dom)
-    assert "<del>1</del>" in page.dom
-    assert "<ins>2</ins>" in page.dom
+    assert "<del>100</del>" in page.dom
+    assert "<ins>200</ins>" in page.dom
     assert "<th>snapshot</th>" in page.dom
     assert "<th>current</th>" in page.dom
     # unchanged views are listed, not rendered
