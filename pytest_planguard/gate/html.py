@@ -218,9 +218,7 @@ def _classes(view: ReviewView) -> str:
 def _view(view: ReviewView, labels: tuple[str, str], *, opened: bool) -> Iterator[str]:
     yield f"<section class=view id='{view.anchor}' {_data(view)}><header>"
     yield f"<h3>{escape(view.view)}</h3>{_classes(view)}{_badge(view.action, 'a')}"
-    yield f"<span class='muted mono'>{escape(view.target)}</span>"
-    if view.location:
-        yield f"<span class='muted mono'>{escape(view.location)}</span>"
+    yield f"<span class='muted mono'>{escape(view.location or view.target)}</span>"
     yield "</header>"
     if view.message:
         yield f"<p class=mono>{escape(view.message)}</p>"
