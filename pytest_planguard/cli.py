@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("base", metavar="BASE_DIR")
     diff.add_argument("head", metavar="HEAD_DIR")
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    diff.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write a self-contained HTML report of the changes (base/head side by side)",
+    )
     add_gate_options(
         diff.add_argument,
         prefix="",
@@ -97,7 +102,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from pytest_planguard.diff_cli import run_diff
 
-    return run_diff(args.base, args.head, policies=args.gate, as_json=args.json)
+    return run_diff(args.base, args.head, policies=args.gate, as_json=args.json, html=args.html)
 
 
 if __name__ == "__main__":  # pragma: no cover

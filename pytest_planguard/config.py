@@ -77,6 +77,13 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         [],
     ),
     ("planguard_report", "write the JSON report to this path", "string", ""),
+    ("planguard_html", "write the HTML report of plan changes to this path", "string", ""),
+    (
+        "planguard_markdown",
+        "write the Markdown summary of plan changes to this path (for a PR comment)",
+        "string",
+        "",
+    ),
     (
         "planguard_trusted_modules",
         "packages UDF providers and bootstrap hooks may be imported from (one module per "
@@ -165,6 +172,10 @@ class PlanguardConfig:
     """Session factories gated like manifests (``planguard_sessions``)."""
     session_views: tuple[str, ...] = ()
     """Names or patterns restricting the gated views of the sessions."""
+    html: Path | None = None
+    """Where to write the HTML report (``--planguard-html``, ``planguard_html``)."""
+    markdown: Path | None = None
+    """Where to write the Markdown summary (``--planguard-markdown``)."""
 
     @property
     def targets(self) -> tuple[GateTarget, ...]:
@@ -322,7 +333,24 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         sessions=sessions,
         session_views=tuple(str(x) for x in config.getini("planguard_session_views")),
         trusted_modules=_trusted_modules(config),
+        html=_output_path(config, "planguard_html", ini_base),
+        markdown=_output_path(config, "planguard_markdown", ini_base),
     )
+
+
+def _output_path(config: pytest.Config, key: str, ini_base: Path) -> Path | None:
+    """An output file from its option (against the invocation directory) or its ini key
+    (against the ini file's directory); a directory is refused before anything runs."""
+    option = config.getoption(key)
+    ini = str(config.getini(key) or "")
+    path = config.invocation_params.dir / option if option else (ini_base / ini if ini else None)
+    if path is not None and config.getoption("planguard") and path.is_dir():
+        raise PlanguardError(
+            PlanguardCode.CONFIG_ERROR,
+            f"{key} path {str(path)!r} is a directory; name a file",
+            field_path=key,
+        )
+    return path.resolve() if path is not None else None
 
 
 def _trusted_modules(config: pytest.Config) -> tuple[str, ...]:

@@ -31,11 +31,26 @@ from pytest_planguard.gate.snapshot import header_names, parse_snapshot, snapsho
 DIFF_SCHEMA_VERSION = 3  # 2: raw_diffs beside the tree diffs; 3: caused_by and inherited
 
 
-def run_diff(base: str, head: str, *, policies: Sequence[str], as_json: bool) -> int:
+def run_diff(
+    base: str, head: str, *, policies: Sequence[str], as_json: bool, html: str | None = None
+) -> int:
     gate = parse_gate_policy((("--policy", entry) for entry in policies), extra=DIFF_ONLY)
     base_tree, head_tree = _tree(base, "BASE_DIR"), _tree(head, "HEAD_DIR")
     changes = diff_trees(base_tree, head_tree, gate)
     summary = _summary(changes, len(set(base_tree) | set(head_tree)))
+    if html is not None:  # the HTML report of the two trees (issue 14)
+        from pytest_planguard.gate.diff_review import diff_review, write_diff_html
+
+        review = diff_review(
+            base,
+            head,
+            base_tree=base_tree,
+            head_tree=head_tree,
+            changes=changes,
+            summary=summary,
+            gate=gate,
+        )
+        write_diff_html(html, review)
     if as_json:
         payload = {
             "schema_version": DIFF_SCHEMA_VERSION,

@@ -89,6 +89,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the JSON report (schema: pytest_planguard/gate/report_schema.json) to PATH",
     )
+    group.addoption(
+        "--planguard-html",
+        default=None,
+        metavar="PATH",
+        help="write a self-contained HTML report of the plan changes to PATH (no network; "
+        "a CI artifact)",
+    )
+    group.addoption(
+        "--planguard-markdown",
+        default=None,
+        metavar="PATH",
+        help="write the Markdown summary of the plan changes to PATH (for a PR comment)",
+    )
     add_gate_options(group.addoption, prefix="planguard-", extra="; overrides planguard_gate")
     group.addoption(
         "--planguard-execute",

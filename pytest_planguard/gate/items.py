@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.errors import PlanguardCode
+from pytest_planguard.gate.locate import view_location
 from pytest_planguard.gate.plan_check import check_plan_item
 from pytest_planguard.gate.results import (
     Check,
@@ -35,6 +36,7 @@ from pytest_planguard.gate.results import (
     render_error,
     with_detail,
 )
+from pytest_planguard.gate.snapshot import snapshot_header
 from pytest_planguard.markers import GATE_ITEM
 
 if TYPE_CHECKING:
@@ -150,6 +152,7 @@ class GateItem(pytest.Item):
         self.check = check
         self.state = state
         self.target = target
+        self._header: dict[str, str] = {}
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{manifest_label(self)}::{self.name}"
@@ -162,6 +165,10 @@ class GateItem(pytest.Item):
                 self,
                 with_detail(self, render_error(run.error, fallback), run.error),
                 self._result("error", (error_code(run.error, fallback),)),
+            )
+        if run.engine is not None:  # the reports' summary names the engine and settings
+            self._header = snapshot_header(
+                run.engine, strict_settings=self.state.config.strict_settings
             )
         message = getattr(self, f"_check_{self.check}")(run)
         # each policy finding keeps its subject (view, dataset, scan unit) and message in the
@@ -193,6 +200,7 @@ class GateItem(pytest.Item):
             check=self.check,
             status=status,
             codes=codes,
+            header=self._header,
             **rest,
         )
 
@@ -242,7 +250,10 @@ class PlanItem(pytest.Function):
         self.target = target
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{manifest_label(self)}::{self.name}"
+        """Where the view is defined: its SQL file, its manifest table or the line of its
+        name in the session module (IDEs, ``-rA`` and GitHub annotations point there)."""
+        path, line = view_location(self.path, self.name, session=self.target.spec is not None)
+        return path, line, f"{manifest_label(self)}::{self.name}"
 
     @property
     def snapshot_directory(self) -> Path:

@@ -44,6 +44,7 @@ from pytest_planguard.gate.results import (
     render_error,
     with_detail,
 )
+from pytest_planguard.gate.review import section_diffs
 from pytest_planguard.gate.snapshot import (
     FILE_EXTENSION,
     PlanBundleSnapshotExtension,
@@ -316,6 +317,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
             "new",
             PlanguardCode.PLAN_NEW,
             action="fail",
+            diffs=section_diffs("", text, view),
         )
     caused_by = causes
     result = _result(
@@ -327,6 +329,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
         action=outcome.action,
         caused_by=caused_by,
         inherited=outcome.inherited,
+        diffs=section_diffs(old or "", text, view),
     )
     if outcome.action == "warn":
         publish(item, result)  # warned: the snapshot stays as it is

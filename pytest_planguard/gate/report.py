@@ -6,7 +6,8 @@ committed; a test checks that it matches.  Regenerate it with::
     python -m pytest_planguard.gate.report
 
 Every finding carries its ``code``, its ``manifest`` and its ``view`` (``null`` for
-manifest-level checks).  ``schema_version`` changes whenever the structure does.
+manifest-level checks).  ``schema_version`` changes whenever the structure does (3: each
+changed view's unified diff per section, ``diffs``, and each target's ``header``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pytest_planguard.gate.snapshot import atomic_write
 if TYPE_CHECKING:
     from pytest_planguard.config import PlanguardConfig
 
-SCHEMA_VERSION: Literal[2] = 2
+SCHEMA_VERSION: Literal[3] = 3
 CHECKED: tuple[Status, ...] = ("unchanged", "changed", "new", "updated", "unstable")
 """Plan statuses of a view whose bundle was built and compared with its snapshot; the
 others (``unavailable``, ``error``) were not checked and are never counted as passed."""
@@ -105,7 +106,7 @@ class Finding(_Strict, frozen=True):
 
 
 class Report(_Strict, frozen=True):
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     planguard_version: str
     manifests: list[str]
     sessions: Annotated[

@@ -80,6 +80,12 @@ class GateResult(
     """Changed upstream views (from lineage) that explain this view's change."""
     inherited: bool = False
     """The change is fully explained by ``caused_by`` (its own plan is unchanged)."""
+    diffs: dict[str, str] = msgspec.field(default_factory=dict)
+    """A changed view: per changed section (and ``header``), the unified diff of the
+    stored snapshot against the current text, whole-section context (:mod:`.review`)."""
+    header: dict[str, str] = msgspec.field(default_factory=dict)
+    """An invariant or policy item: the target's snapshot header (engine versions,
+    settings hash, normalizer), for the reports' summary."""
 
 
 class ReportedResult(GateResult, frozen=True, kw_only=True, omit_defaults=True):

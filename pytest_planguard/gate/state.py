@@ -10,6 +10,7 @@ resolver spy active; every item reads that run.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import pytest
 
 from pytest_planguard.config import GateTarget
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.gate import github
 from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
 from pytest_planguard.gate.report import UnusedSnapshot, write_report
 from pytest_planguard.gate.results import PROPERTY, ReportedResult, call_adapter, received
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
         PipelineFingerprints,
         ValidationOutcome,
     )
+    from pytest_planguard.gate.review import Review
     from pytest_planguard.session import PlanguardSession
 
 _WORKER_OUTPUT = "planguard_collected"
@@ -112,6 +115,10 @@ class GateState:
         self.workers_down = 0
         self.started_at = time.time()
         self.deleted: list[Path] = []
+        self.locations: dict[str, str] = {}
+        """Node id -> ``file:line`` of the item's view (its ``reportinfo()``)."""
+        self.review: Review | None = None
+        self.review_problems: list[str] = []
         PlanBundleSnapshotExtension.snapshot_root = self.config.snapshot_dir
         PlanBundleSnapshotExtension.rootpath = self.config.rootpath
 
@@ -337,6 +344,8 @@ class GateState:
         for name, value in report.user_properties:
             if name == PROPERTY and (report.when == "call" or report.failed):
                 self.results.append(received(value, report.outcome))
+                path, line, _ = report.location
+                self.locations[report.nodeid] = path + (f":{line + 1}" if line is not None else "")
 
     def finish(self, session: pytest.Session) -> None:
         for started in self.started.values():
@@ -353,6 +362,25 @@ class GateState:
         self.unused = self._unused_snapshots(session)
         if self.config.report is not None:
             write_report(self.config.report, self.results, self.unused, self.config)
+        self._write_reviews(session)
+
+    def _write_reviews(self, session: pytest.Session) -> None:
+        """The HTML report, the Markdown summary and the GitHub outputs (:mod:`.outputs`)."""
+        from pytest_planguard.gate import outputs
+
+        if not outputs.wanted(self.config, os.environ):
+            return
+        config = session.config
+        self.review = outputs.build_review(
+            self.results,
+            self.unused,
+            self.config,
+            lambda nodeid: self.accept_command_for(config, nodeid),
+            self.locations,
+        )
+        self.review_problems = outputs.write_outputs(self.review, self.config, os.environ)
+        if self.review_problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _complete_targets(self, session: pytest.Session) -> dict[GateTarget, tuple[str, ...]]:
         """Target -> views, for the targets whose items were all collected and selected
@@ -427,16 +455,31 @@ class GateState:
             return
         for line in render_summary(self.results, self.unused):
             reporter.write_line(line)
+        for line in self.review_problems:
+            reporter.write_line(line, red=True)
+        if self.review is not None and github.active(os.environ):
+            plugin = reporter.config.pluginmanager.has_plugin(github.PLUGIN)
+            commands = github.workflow_commands(
+                self.review,
+                plugin_annotates_failures=plugin,
+                root=self.config.rootpath,
+                workspace=os.environ.get("GITHUB_WORKSPACE"),
+            )
+            for line in commands:
+                reporter.write_line(line)
 
     def accept_command(self, item: pytest.Item) -> str:
+        return self.accept_command_for(item.config, item.nodeid)
+
+    def accept_command_for(self, config: pytest.Config, nodeid: str) -> str:
         parts = ["pytest", "--planguard", "--snapshot-update"]
-        for manifest in item.config.getoption("planguard_manifest") or []:
+        for manifest in config.getoption("planguard_manifest") or []:
             parts += ["--planguard-manifest", str(manifest)]
-        for spec in item.config.getoption("planguard_session") or []:
+        for spec in config.getoption("planguard_session") or []:
             parts += ["--planguard-session", spec]
-        if self.config.adapter and item.config.getoption("planguard_adapter"):
+        if self.config.adapter and config.getoption("planguard_adapter"):
             parts += ["--planguard-adapter", self.config.adapter]
-        parts.append(f"'{item.nodeid}'")
+        parts.append(f"'{nodeid}'")
         return " ".join(parts)
 
 
