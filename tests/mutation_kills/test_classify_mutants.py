@@ -148,7 +148,7 @@ def _indented(ops: list[str]) -> str:
 
 
 def test_the_hunk_header_numbers_the_first_operator_shown_with_three_of_context() -> None:
-    new = TEN[:7] + ["Filter: y"] + TEN[7:]
+    new = [*TEN[:7], "Filter: y", *TEN[7:]]
     diff = tree_diff(_indented(TEN), _indented(new), "P0 logical", "v")
     lines = diff.splitlines()
     assert lines[2] == "@@ operator 5 @@"
