@@ -257,5 +257,5 @@ def test_an_atomic_write_that_cannot_write_says_where_and_why(tmp_path: Path) ->
 def test_the_extension_refuses_non_text_and_writes_text() -> None:
     extension = PlanBundleSnapshotExtension()
     assert extension.serialize("text") == "text"
-    with pytest.raises(TypeError, match="^plan bundle snapshots are text, got bytes$"):
+    with pytest.raises(TypeError, match=r"^plan bundle snapshots are text, got bytes$"):
         extension.serialize(b"x")
