@@ -180,3 +180,26 @@ def test_strict_keeps_target_partitions_only() -> None:
         ("datafusion.optimizer.max_passes", "3"),
     ]
     assert settings_hash(SETTINGS, strict=True) == _expected(kept)
+
+
+def test_a_dataset_at_the_manifest_directory_keeps_the_dataset_token() -> None:
+    """Equal paths: the dataset (listed first) wins, whatever the tokens' spelling."""
+    assert norm("scan m/x", locations={"A": "/m"}, roots={"MANIFEST": "/m"}) == "scan $A/x"
+
+
+def test_a_path_that_does_not_occur_does_not_stop_the_others() -> None:
+    locations = {"long": "/not/here/at/all", "t": "/x"}
+    assert norm("scan x/1", locations=locations) == "scan $t/1"
+
+
+def test_only_the_leading_slash_is_stripped_from_a_path() -> None:
+    assert norm("scan XY/t/1", locations={"t": "/XY/t"}) == "scan $t/1"
+
+
+def test_the_first_line_keeps_its_indentation() -> None:
+    assert norm("\n  A\n    B") == "  A\n    B"
+
+
+def test_braces_and_brackets_before_a_list_do_not_count() -> None:
+    text = "p={ file_groups={1 group: [[d/1.parquet]]} q=[ Hash([a@0], 8) r"
+    assert norm(text) == "p={ files=[d] q=[ Hash([a@0], <N>) r"

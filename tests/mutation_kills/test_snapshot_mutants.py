@@ -259,3 +259,11 @@ def test_the_extension_refuses_non_text_and_writes_text() -> None:
     assert extension.serialize("text") == "text"
     with pytest.raises(TypeError, match=r"^plan bundle snapshots are text, got bytes$"):
         extension.serialize(b"x")
+
+
+def test_a_header_key_ends_at_the_first_colon() -> None:
+    text = render_snapshot(
+        BundleView("v", "A", "B", "C", ()), {"engine": "e=1:2"}, locations={}, roots={}
+    )
+    assert "# engine: e=1:2\n" in text
+    assert snapshot_damage(text) == ()
