@@ -86,3 +86,10 @@ def test_a_bad_cost_limit_line_is_a_config_error_naming_the_key(line: str, messa
         _cost_limit(line)
     assert raised.value.code is PlanguardCode.CONFIG_ERROR
     assert raised.value.field_path == "planguard_cost_limits"
+
+
+def test_a_percentage_of_a_baseline_below_one_is_still_a_percentage() -> None:
+    """Only a zero baseline makes a percentage meaningless (estimated rows can be 1)."""
+    assert CostLimit("estimated_rows", None, 50).allows(1, 1.5)
+    assert not CostLimit("estimated_rows", None, 50).allows(1, 1.6)
+    assert CostLimit("estimated_rows", None, 50).allows(0.5, 0.75)
