@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     if not mutmut.__version__.startswith("3."):
         print(f"mutmut {mutmut.__version__} found; this needs {PINNED}", file=sys.stderr)
         return 2
+    installed = _installed_checkout()
+    if installed is not None and installed != ROOT:
+        print(
+            f"note: pytest_planguard is installed from {installed}, not {ROOT}: tests that "
+            "start a fresh interpreter with their own PYTHONPATH run that copy",
+            file=sys.stderr,
+        )
     names = args.module or sorted(MODULES)
     if not args.score_only:
         if not args.keep:
@@ -205,6 +212,22 @@ def report(names: list[str], *, survivors: bool) -> int:
             scope_path = next(s.path for n in names for s in MODULES[n] if s.covers(mutant))
             print(get_diff_for_mutant(mutant, path=scope_path))
     return 0
+
+
+def _installed_checkout() -> Path | None:
+    """The checkout the installed (editable) pytest_planguard imports from, as a fresh
+    interpreter outside this directory sees it."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import pytest_planguard; print(pytest_planguard.__file__)"],
+        cwd="/",
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0 or not found.stdout.strip():
+        return None
+    return Path(found.stdout.strip()).resolve().parent.parent
 
 
 def added_lines(diff: str) -> str:
