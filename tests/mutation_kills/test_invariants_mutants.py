@@ -7,6 +7,8 @@ pinned where a mutant of it lived."""
 from __future__ import annotations
 
 import inspect
+import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from pytest_planguard.adapter import PipelineFingerprints, ResolverStage
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.invariants import (
+    STACK_DEPTH,
     CompileCall,
     CompileCounter,
     DeterminismDifference,
@@ -321,3 +324,28 @@ def test_hash_seeds_are_the_first_numbers_other_than_the_parents(
         monkeypatch.setenv("PYTHONHASHSEED", parent)
     assert _hash_seeds(3) == seeds
     assert _hash_seeds(0) == []
+
+
+def _spied_plan(spy: ResolverSpy, context: _Context) -> None:
+    """What the spy's wrapper does: record, from one frame below the caller."""
+    _record(spy, STAGES[1], inspect.signature(_plan), (context,), {})
+
+
+def test_record_names_where_a_traced_resolver_was_made_and_who_passed_it() -> None:
+    spy = ResolverSpy(stages=STAGES, traced=True)
+    tracemalloc.start(12)
+    try:
+        resolver = bytearray(8)  # allocated while tracing (and traceable on 3.11)
+        made_at = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+        _spied_plan(spy, _Context(resolver))
+        passed_at = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+    finally:
+        tracemalloc.stop()
+    here = os.path.relpath(__file__)
+    origin = spy.origins[id(resolver)]
+    assert origin[-1] == f"{here}:{made_at}"
+    assert 1 <= len(origin) <= STACK_DEPTH
+    (observation,) = spy.observations
+    test_name = "test_record_names_where_a_traced_resolver_was_made_and_who_passed_it"
+    assert observation.stack[-1] == f"{here}:{passed_at} in {test_name}"
+    assert observation.type_name == "bytearray"
