@@ -77,6 +77,11 @@ def test_a_plan_section_missing_from_the_stored_snapshot_diffs_against_nothing()
     ]
     gone = classify(text(), text(P2_physical=None), name="v")
     assert gone.diffs["P2 physical"].splitlines()[3:] == ["-DataSourceExec: file_groups={1 group}"]
+    assert gone.raw_diffs is not None
+    assert gone.raw_diffs["P2 physical"].splitlines()[2:] == [
+        "@@ -1 +0,0 @@",
+        "-DataSourceExec: file_groups={1 group}",
+    ]
 
 
 def test_an_empty_section_is_the_same_as_a_missing_one() -> None:

@@ -93,3 +93,10 @@ def test_a_percentage_of_a_baseline_below_one_is_still_a_percentage() -> None:
     assert CostLimit("estimated_rows", None, 50).allows(1, 1.5)
     assert not CostLimit("estimated_rows", None, 50).allows(1, 1.6)
     assert CostLimit("estimated_rows", None, 50).allows(0.5, 0.75)
+
+
+def test_leading_plus_signs_are_dropped_and_nothing_else() -> None:
+    assert _cost_limit("operator_total = ++3") == CostLimit("operator_total", 3.0, None)
+    for bad in ("3+", "X3"):
+        with pytest.raises(PlanguardError, match="is not '\\+N' or '\\+N%'"):
+            _cost_limit(f"operator_total = {bad}")

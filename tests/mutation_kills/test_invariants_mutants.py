@@ -349,3 +349,9 @@ def test_record_names_where_a_traced_resolver_was_made_and_who_passed_it() -> No
     test_name = "test_record_names_where_a_traced_resolver_was_made_and_who_passed_it"
     assert observation.stack[-1] == f"{here}:{passed_at} in {test_name}"
     assert observation.type_name == "bytearray"
+
+
+def test_a_stage_spec_splits_at_the_first_equals_sign_and_parenthesis() -> None:
+    assert parse_stage("plan=pkg.mod:plan(context.resolver)") == STAGES[1]
+    assert parse_stage("s=m:f(a=b)").path == "a=b"
+    assert parse_stage("s=m:f(a(b))").path == "a(b)"
