@@ -140,15 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     if not mutmut.__version__.startswith("3."):
         print(f"mutmut {mutmut.__version__} found; this needs {PINNED}", file=sys.stderr)
         return 2
-    installed = _installed_checkout()
-    if installed is not None and installed != ROOT:
-        print(
-            f"note: pytest_planguard is installed from {installed}, not {ROOT}: tests that "
-            "start a fresh interpreter with their own PYTHONPATH run that copy",
-            file=sys.stderr,
-        )
     names = args.module or sorted(MODULES)
     if not args.score_only:
+        installed = _installed_checkout()
+        if installed is not None and installed != ROOT:
+            print(
+                f"note: pytest_planguard is installed from {installed}, not {ROOT}: tests "
+                "that start a fresh interpreter with their own PYTHONPATH run that copy",
+                file=sys.stderr,
+            )
         if not args.keep:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         globs = [glob for name in names for scope in MODULES[name] for glob in scope.globs()]
