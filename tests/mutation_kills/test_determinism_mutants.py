@@ -1,0 +1,96 @@
+"""``check_determinism`` called in-process on the shop manifest with the reference adapter
+(issue 20): run labels and counts, reuse of started subprocesses only when they match, a
+failing subprocess, and a difference found between runs.  tests/plugin runs the same
+check through a gate in a subprocess, which mutmut cannot trace back to a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_planguard.adapter import PipelineFingerprints
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.invariants import (
+    check_determinism,
+    fingerprints_once,
+    start_determinism_processes,
+)
+from pytest_planguard.reference_adapter import ReferenceAdapter
+from tests.support.shop import write_shop
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    return write_shop(tmp_path / "shop")
+
+
+def test_runs_are_labelled_in_order_and_agree(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    report = check_determinism(ReferenceAdapter(), None, manifest, runs=2, processes=1)
+    assert [label for label, _ in report.runs] == [
+        "in-process run 1",
+        "in-process run 2",
+        "subprocess PYTHONHASHSEED=1",
+    ]
+    assert report.difference is None
+    assert report.failure() is None
+    assert all(fingerprints == report.runs[0][1] for _, fingerprints in report.runs)
+
+
+def test_a_given_first_run_is_used_as_run_one(manifest: Path) -> None:
+    adapter = ReferenceAdapter()
+    first = fingerprints_once(adapter, manifest)
+    doctored = PipelineFingerprints(
+        manifest="doctored",
+        plans=first.plans,
+        runtime=first.runtime,
+        validation_artifact=first.validation_artifact,
+    )
+    report = check_determinism(adapter, None, manifest, runs=2, processes=0, first=doctored)
+    assert report.runs[0] == ("in-process run 1", doctored)
+    assert [label for label, _ in report.runs] == ["in-process run 1", "in-process run 2"]
+    assert report.difference is not None
+    assert (report.difference.field, report.difference.baseline) == (
+        "manifest fingerprint",
+        "doctored",
+    )
+    assert report.difference.other_label == "in-process run 2"
+
+
+def test_matching_started_processes_are_used_and_others_replaced(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONHASHSEED", "1")
+    adapter = ReferenceAdapter()
+    started = start_determinism_processes(None, manifest, 1)
+    report = check_determinism(adapter, None, manifest, runs=1, processes=1, started=started)
+    assert [label for label, _ in report.runs] == [
+        "in-process run 1",
+        "subprocess PYTHONHASHSEED=2",
+    ]
+    assert all(child.returncode == 0 for _, child in started.children)
+    other = start_determinism_processes(None, manifest, 2)
+    report = check_determinism(adapter, None, manifest, runs=1, processes=1, started=other)
+    assert len(report.runs) == 2  # one fresh subprocess, not the two started
+    assert all(child.returncode is not None for _, child in other.children)
+
+
+def test_a_failing_subprocess_is_an_adapter_error_naming_its_seed(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    with pytest.raises(PlanguardError) as raised:
+        check_determinism(
+            ReferenceAdapter(), "no_such_module_x:Factory", manifest, runs=1, processes=1
+        )
+    assert raised.value.code is PlanguardCode.ADAPTER_ERROR
+    assert raised.value.message.startswith(
+        "determinism subprocess (PYTHONHASHSEED=1) failed with exit 1: "
+    )
+    assert raised.value.message.endswith(
+        "cannot load factory 'no_such_module_x:Factory': ModuleNotFoundError: No module named "
+        "'no_such_module_x'"
+    )
