@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_planguard.adapter import PipelineAdapter, load_adapter
+from pytest_planguard.adapter import PipelineAdapter, PipelineFingerprints, load_adapter
 from pytest_planguard.invariants import fingerprints_once, fingerprints_to_json
 
 
@@ -24,6 +24,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trust-module", action="append", default=[])
     args = parser.parse_args(argv)
 
+    try:
+        fingerprints = _fingerprints(args)
+    except Exception as exc:  # the parent shows this line in its ADAPTER_ERROR
+        render = getattr(exc, "render", None)
+        line = render() if callable(render) else f"{type(exc).__name__}: {exc}"
+        sys.stderr.write(line + "\n")
+        return 2
+    sys.stdout.write(fingerprints_to_json(fingerprints))
+    return 0
+
+
+def _fingerprints(args: argparse.Namespace) -> PipelineFingerprints:
     adapter: PipelineAdapter
     if args.session:
         from pytest_planguard.session_adapter import SessionAdapter
@@ -32,9 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         # the parent's allowlist, passed explicitly (PLANGUARD_TRUSTED_MODULES is not read)
         adapter = load_adapter(args.adapter, trusted_modules=args.trust_module)
-    fingerprints = fingerprints_once(adapter, args.manifest)
-    sys.stdout.write(fingerprints_to_json(fingerprints))
-    return 0
+    return fingerprints_once(adapter, args.manifest)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def test_a_failing_subprocess_is_an_adapter_error_naming_its_seed(
         )
     assert raised.value.code is PlanguardCode.ADAPTER_ERROR
     assert raised.value.message.startswith(
-        "determinism subprocess (PYTHONHASHSEED=1) failed with exit 1: "
+        "determinism subprocess (PYTHONHASHSEED=1) failed with exit 2: "
     )
+    assert "Traceback" not in raised.value.message  # the worker's coded line, no traceback
     assert raised.value.message.endswith(
         "cannot load factory 'no_such_module_x:Factory': ModuleNotFoundError: No module named "
         "'no_such_module_x'"
