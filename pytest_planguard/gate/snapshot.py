@@ -20,9 +20,8 @@ import stat
 import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
@@ -267,13 +266,6 @@ def read_snapshot_text(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
-@lru_cache(maxsize=256)
-def _snapshot_dirname(snapshot_root: Path, rootpath: Path, manifest: str) -> str:
-    """:func:`snapshot_directory` as syrupy asks for it: several times per item and once
-    per snapshot file found (each a ``resolve()``, so a few syscalls); memoized."""
-    return str(snapshot_directory(snapshot_root, rootpath, Path(manifest)))
-
-
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     try:
@@ -303,8 +295,6 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
 
     file_extension = FILE_EXTENSION
     _write_mode = WriteMode.TEXT
-    snapshot_root: ClassVar[Path] = Path("snapshots")
-    rootpath: ClassVar[Path] = Path()
 
     def serialize(self, data: SerializableData, **_: Any) -> SerializedData:
         if not isinstance(data, str):
@@ -313,11 +303,14 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        # a gate item knows its directory (a session's is below its module's)
+        """The item's own snapshot directory (a session's lies below its module's): the
+        gate's items carry it, so no state is kept on this class between runs.  (syrupy
+        also asks for the directory of other items at the end of a session: theirs is
+        syrupy's default, where this extension never writes and finds nothing.)"""
         directory = getattr(test_location.item, "snapshot_directory", None)
-        if directory is not None:
-            return str(directory)
-        return _snapshot_dirname(cls.snapshot_root, cls.rootpath, str(test_location.filepath))
+        if directory is None:
+            return str(Path(test_location.filepath).parent / "__snapshots__")
+        return str(directory)
 
     @classmethod
     def matches_test_location(
@@ -325,12 +318,7 @@ class PlanBundleSnapshotExtension(SingleFileSnapshotExtension):
     ) -> bool:
         """A gate item's snapshot is the file in its own directory (syrupy's default wants
         the test file's stem as the directory name, which a session's is not)."""
-        directory = getattr(test_location.item, "snapshot_directory", None)
-        if directory is None:
-            return super().matches_test_location(
-                test_location=test_location, snapshot_location=snapshot_location
-            )
-        return Path(snapshot_location).parent == Path(directory)
+        return Path(snapshot_location).parent == Path(cls.dirname(test_location=test_location))
 
     @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:

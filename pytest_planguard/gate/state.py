@@ -26,7 +26,6 @@ from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, i
 from pytest_planguard.gate.report import UnusedSnapshot, write_report
 from pytest_planguard.gate.results import PROPERTY, ReportedResult, call_adapter, received
 from pytest_planguard.gate.snapshot import (
-    PlanBundleSnapshotExtension,
     snapshot_directory,
     stale_temporaries,
     unused_snapshots,
@@ -119,8 +118,6 @@ class GateState:
         """Node id -> ``file:line`` of the item's view (its ``reportinfo()``)."""
         self.review: Review | None = None
         self.review_problems: list[str] = []
-        PlanBundleSnapshotExtension.snapshot_root = self.config.snapshot_dir
-        PlanBundleSnapshotExtension.rootpath = self.config.rootpath
 
     # --------------------------------------------------------------------- collection
 

@@ -20,7 +20,6 @@ import deltalake  # noqa: F401
 import pytest
 
 import pytest_planguard.reference_adapter  # noqa: F401
-from pytest_planguard.gate.snapshot import PlanBundleSnapshotExtension
 from tests.support.gate import FAST
 from tests.support.shop import write_shop
 
@@ -34,12 +33,6 @@ def gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # The gate points the snapshot extension's class attributes at its snapshot directory;
-    # put them back afterwards, for an outer --planguard gate in this same process.
-    for name in ("snapshot_root", "rootpath"):
-        monkeypatch.setattr(
-            PlanBundleSnapshotExtension, name, getattr(PlanBundleSnapshotExtension, name)
-        )
     write_shop(pytester.path / "ex")
     pytester.makeini(
         "[pytest]\nplanguard_manifests = ex/manifest.toml\nplanguard_snapshot_dir = snaps\n"
