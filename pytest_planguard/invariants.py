@@ -293,6 +293,14 @@ def spy_resolver(
             tracemalloc.stop()
 
 
+UNRECORDED = (
+    "(unknown: tracemalloc kept no record of its allocation; it was created before the spy "
+    "started, by native code, or as an object this Python does not record, e.g. a class "
+    "instance on 3.11)"
+)
+"""The origin shown when tracing ran but has nothing for the object: say so, never guess."""
+
+
 def _record(
     spy: ResolverSpy,
     stage: ResolverStage,
@@ -317,7 +325,7 @@ def _record(
                 for frame in list(origin)[-STACK_DEPTH:]
             )
             if origin is not None
-            else ("(allocated before the spy started)" if spy.traced else "(not traced)",)
+            else (UNRECORDED if spy.traced else "(not traced)",)
         )
     spy.observations.append(
         StageObservation(

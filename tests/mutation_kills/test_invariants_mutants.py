@@ -17,6 +17,7 @@ from pytest_planguard.adapter import PipelineFingerprints, ResolverStage
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.invariants import (
     STACK_DEPTH,
+    UNRECORDED,
     CompileCall,
     CompileCounter,
     DeterminismDifference,
@@ -169,7 +170,8 @@ def test_record_of_an_object_made_before_tracing_says_so() -> None:
     spy = ResolverSpy(stages=STAGES, traced=True)
     resolver = object()
     _record(spy, STAGES[1], inspect.signature(_plan), (_Context(resolver),), {})
-    assert spy.origins[id(resolver)] == ("(allocated before the spy started)",)
+    assert spy.origins[id(resolver)] == (UNRECORDED,)
+    assert "unknown" in UNRECORDED  # no guess at where it came from
 
 
 def test_record_of_a_missing_attribute_is_an_error_not_an_observation() -> None:
