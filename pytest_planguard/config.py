@@ -254,9 +254,15 @@ def session_target(spec: str, base: Path, field_path: str) -> GateTarget:
     return GateTarget(path=path, spec=f"{module}:{factory}")
 
 
+def ini_directory(config: pytest.Config) -> Path:
+    """Where relative paths and modules in ini keys are resolved: the ini file's directory
+    (the rootdir when there is none)."""
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
 def load_config(config: pytest.Config) -> PlanguardConfig:
     """Read options and ini keys; coded ``CONFIG_ERROR`` on bad values."""
-    ini_base = config.inipath.parent if config.inipath else config.rootpath
+    ini_base = ini_directory(config)
     invocation = config.invocation_params.dir
     cli_manifests = [invocation / p for p in (config.getoption("planguard_manifest") or [])]
     ini_manifests = [ini_base / str(p) for p in config.getini("planguard_manifests")]

@@ -136,11 +136,9 @@ class PlanguardSession:
                 "planguard_deterministic: pass session='module:factory' alone, or manifest= "
                 "(with adapter=), not both",
             )
-        from pytest_planguard.config import session_target
+        from pytest_planguard.config import ini_directory, session_target
 
-        pytest_config = self.pytest_config
-        base = pytest_config.inipath.parent if pytest_config.inipath else pytest_config.rootpath
-        target = session_target(str(spec), base, "session")
+        target = session_target(str(spec), ini_directory(self.pytest_config), "session")
         return self.determinism(target.path, runs=runs, processes=processes, session=target.spec)
 
     def determinism(

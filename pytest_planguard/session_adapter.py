@@ -204,7 +204,7 @@ class SessionAdapter:
                 bundles[view] = _unplanned(view, "failed", context.failed[view])
                 continue
             try:
-                planned[view] = plan_frame(ctx.table(view))
+                planned[view] = plan_frame(_view_frame(ctx, view))
             except Exception as exc:
                 bundles[view] = _unplanned(view, "failed", _first_line(exc))
                 continue
@@ -367,6 +367,19 @@ def _registered_views(ctx: Any) -> list[str]:
                 else:
                     views.append(table)
     return views
+
+
+def _view_frame(ctx: Any, view: str) -> Any:
+    """The view's own plan as a DataFrame: ``ctx.table(view)`` without the
+    ``SubqueryAlias: view`` DataFusion puts on top, so a session view's bundle has the shape
+    of a manifest view's, and a view inlined into a downstream view's plan is, one level
+    below its alias, exactly its own P0 (what inherited changes are recognized by)."""
+    table = ctx.table(view)
+    plan = table.logical_plan()
+    variant = plan.to_variant()
+    if type(variant).__name__ != "SubqueryAlias" or str(variant.alias()) != view:
+        return table
+    return ctx.create_dataframe_from_logical_plan(plan.inputs()[0])
 
 
 def _view_dependencies(ctx: Any, view: str, views: set[str]) -> tuple[str, ...]:

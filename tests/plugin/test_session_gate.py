@@ -60,7 +60,7 @@ def test_a_filter_edit_fails_that_view_and_names_it_downstream(
     result.stdout.fnmatch_lines(
         [
             "*view 'order_eur': plan changed*",
-            "changed through upstream valid_orders",
+            "changed through upstream valid_orders (inherited: its own plan is unchanged)",
         ]
     )
     data = json.loads(report.read_text())
@@ -70,6 +70,11 @@ def test_a_filter_edit_fails_that_view_and_names_it_downstream(
     assert plans["valid_orders"].get("caused_by", []) == []
     assert plans["big_customers"]["caused_by"] == ["customer_totals", "order_eur", "valid_orders"]
     assert plans["sku_counts"]["status"] == "unchanged"
+    # a session's downstream views inline the changed view's own plan: with
+    # `inherited = warn` only the root fails (twin: the run above, where all four fail)
+    inherited = gate(pytester, "--planguard-gate", "inherited=warn")
+    inherited.assert_outcomes(passed=5, failed=1)
+    inherited.stdout.fnmatch_lines(["*view 'valid_orders': plan changed*"])
     # the printed accept command updates the one view and keeps every other snapshot
     line = next(x for x in out.splitlines() if "To accept this change:" in x and "valid_o" in x)
     command = shlex.split(line.split("To accept this change:", 1)[1])
