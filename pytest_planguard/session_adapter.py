@@ -185,7 +185,6 @@ class SessionAdapter:
 
     def plan(self, context: SessionProgram) -> SessionPlan:
         from reference_impl.relspec.frame_plan import FramePlan, plan_frame
-        from reference_impl.relspec.plan_facts import table_scans
 
         ctx = context.context
         planned: dict[str, FramePlan] = {}
@@ -209,7 +208,7 @@ class SessionAdapter:
                 bundles[view] = _unplanned(view, "failed", _first_line(exc))
                 continue
             bundles[view] = BundleView(view=view, p0="", p1="", p2="", schema=())
-        scans = {view: table_scans(plan.p1_plan) for view, plan in planned.items()}
+        scans = {view: list(plan.scans) for view, plan in planned.items()}
         stats = _dataset_statistics(ctx, {scan.dataset for s in scans.values() for scan in s})
         for view, plan in planned.items():
             bundles[view] = _bundle(view, plan, scans[view], stats, context.user_udfs)

@@ -47,7 +47,6 @@ from reference_impl.relspec.plan_facts import (
     explain_statistics,
     operator_counts,
     own_udf_calls,
-    table_scans,
     udf_calls,
 )
 from reference_impl.relspec.scan_overrides import scan_policy_overrides
@@ -73,8 +72,8 @@ class _Planned(msgspec.Struct, frozen=True, kw_only=True):
         return self.frame.partition_count
 
     @property
-    def p1_plan(self) -> Any:
-        return self.frame.p1_plan
+    def scans(self) -> list[TableScanFact]:
+        return list(self.frame.scans)
 
 
 def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
@@ -141,7 +140,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
             else:
                 assert frame is not None  # planned views have a registered frame
                 planned[view.name] = result
-                scans_by_view[view.name] = table_scans(result.p1_plan)
+                scans_by_view[view.name] = result.scans
                 schema = result.frame.schema
                 retained = evidence.retain_plans
                 texts = {
