@@ -93,6 +93,14 @@ class BundleView:
     Recorded in the snapshot header (``udfs``), so that a change of a UDF's body fails
     the views that call it, as class ``udf``.  Leave it empty when the adapter cannot
     tell: the snapshot then records no UDF line."""
+    trace: tuple[tuple[str, str | None], ...] = ()
+    """Optional: the rule trace of the view's plan, from one ``EXPLAIN VERBOSE``: (stage
+    name, plan text) per planner stage and optimizer rule in order, the text None where
+    the stage left the plan as the stage before it had it
+    (:func:`reference_impl.relspec.frame_plan.plan_trace` builds it for any registered
+    view).  Recorded as the snapshot's ``trace`` section, it names the stage where a
+    changed plan first diverged.  Leave it empty when the adapter cannot tell: the
+    snapshot then has no ``trace`` section."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write a self-contained HTML report of the changes (base/head side by side)",
     )
+    diff.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the changed snapshots grouped by the planner stage where they first "
+        "diverged (an engine upgrade as a handful of causes), without the diffs",
+    )
     add_gate_options(
         diff.add_argument,
         prefix="",
@@ -102,7 +108,14 @@ def _explain(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from pytest_planguard.diff_cli import run_diff
 
-    return run_diff(args.base, args.head, policies=args.gate, as_json=args.json, html=args.html)
+    return run_diff(
+        args.base,
+        args.head,
+        policies=args.gate,
+        as_json=args.json,
+        html=args.html,
+        summary_only=args.summary,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

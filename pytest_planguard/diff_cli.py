@@ -9,6 +9,12 @@ or session's); ``inherited`` says whether those explain all of the change
 (:mod:`pytest_planguard.gate.causes`).  The exit code follows the gate policy: 1 when a
 change has a class whose action is ``fail`` (unless it is inherited and the policy says
 ``inherited=warn``), else 0; 2 for bad input.
+
+When both snapshots of a changed view carry a rule trace, the change names the stage
+where it first diverged (``first_divergence``) and the rules that started or stopped
+firing; the summary groups the changed snapshots by first divergence, and ``--summary``
+prints only those groups: an engine upgrade that changed 40 plans reads as the few
+stages that changed them ("31 views: physical_plan after EnforceDistribution").
 """
 
 from __future__ import annotations
@@ -28,11 +34,21 @@ from pytest_planguard.gate.classify import classify
 from pytest_planguard.gate.policy import DIFF_ONLY, INHERITED, GateAction, parse_gate_policy
 from pytest_planguard.gate.snapshot import header_names, parse_snapshot, snapshot_damage
 
-DIFF_SCHEMA_VERSION = 3  # 2: raw_diffs beside the tree diffs; 3: caused_by and inherited
+DIFF_SCHEMA_VERSION = 4
+# 2: raw_diffs beside the tree diffs; 3: caused_by and inherited; 4: first_divergence,
+# rules_started, rules_stopped, trace_disagreement, summary.by_first_divergence
+NO_TRACE = "(no trace)"
+"""The group of changed snapshots without a rule trace on both sides."""
 
 
 def run_diff(
-    base: str, head: str, *, policies: Sequence[str], as_json: bool, html: str | None = None
+    base: str,
+    head: str,
+    *,
+    policies: Sequence[str],
+    as_json: bool,
+    html: str | None = None,
+    summary_only: bool = False,
 ) -> int:
     gate = parse_gate_policy((("--policy", entry) for entry in policies), extra=DIFF_ONLY)
     base_tree, head_tree = _tree(base, "BASE_DIR"), _tree(head, "HEAD_DIR")
@@ -61,6 +77,8 @@ def run_diff(
             "changes": changes,
         }
         sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    elif summary_only:
+        print("\n".join(summary_lines(summary)))
     else:
         for change in changes:
             classes = ", ".join(change["classes"])
@@ -69,6 +87,13 @@ def run_diff(
             if change["caused_by"]:
                 how = "inherited" if change["inherited"] else "changed"
                 print(f"  {how} through upstream {', '.join(change['caused_by'])}")
+            if change["first_divergence"]:
+                print(f"  first diverged at {change['first_divergence']}")
+            for key in ("rules_started", "rules_stopped"):
+                if change[key]:
+                    print(f"  {key.replace('_', ' ')} firing: {', '.join(change[key])}")
+            if change["trace_disagreement"]:
+                print(f"  trace and sections disagree: {change['trace_disagreement']}")
             for section, diff in change["diffs"].items():
                 print(f"  --- {section} ---")
                 print("\n".join("  " + line for line in diff.splitlines()))
@@ -147,6 +172,12 @@ def diff_trees(
             continue
         view = Path(name).stem
         damage: tuple[str, ...] = ()
+        trace: dict[str, Any] = {
+            "first_divergence": None,
+            "rules_started": [],
+            "rules_stopped": [],
+            "trace_disagreement": "",
+        }
         if old is None or new is None:
             status = "new" if old is None else "removed"
             classes: tuple[str, ...] = (status,)
@@ -156,6 +187,12 @@ def diff_trees(
             found = classify(old, new, name=view)
             status, classes, diffs = "changed", found.classes, dict(found.diffs)
             raw = dict(found.raw_diffs or {})
+            trace = {
+                "first_divergence": found.first_divergence,
+                "rules_started": list(found.rules_started),
+                "rules_stopped": list(found.rules_stopped),
+                "trace_disagreement": found.trace_disagreement,
+            }
             damage = found.damage or snapshot_damage(new)
             if damage:
                 diffs["damage"] = "\n".join(damage)
@@ -188,6 +225,7 @@ def diff_trees(
                 "raw_diffs": raw,
                 "caused_by": list(causes),
                 "inherited": inherited,
+                **trace,
             }
         )
     return changes
@@ -238,10 +276,36 @@ _CODES = {
 
 def _summary(changes: Sequence[Mapping[str, Any]], compared: int) -> dict[str, Any]:
     by_class = Counter(c for change in changes for c in change["classes"])
+    groups: dict[str, list[str]] = {}
+    for change in changes:
+        key = (
+            change["status"]
+            if change["status"] != "changed"
+            else change["first_divergence"] or NO_TRACE
+        )
+        groups.setdefault(key, []).append(change["snapshot"])
     return {
+        "by_first_divergence": dict(
+            sorted(groups.items(), key=lambda group: (-len(group[1]), group[0]))
+        ),
         "compared": compared,
         "unchanged": compared - len(changes),
         "changed": len(changes),
         "by_class": dict(sorted(by_class.items())),
         "failing": sum(1 for c in changes if c["action"] == "fail"),
     }
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The changed snapshots grouped by first divergence (``new``, ``removed`` and
+    ``(no trace)`` are groups too), largest group first, then the totals."""
+    lines = []
+    for stage, names in summary["by_first_divergence"].items():
+        count = f"{len(names)} view{'s' if len(names) != 1 else ''}"
+        lines.append(f"{count}: {stage}")
+        lines += [f"  {name}" for name in names]
+    lines.append(
+        f"{summary['compared']} snapshot(s) compared: {summary['unchanged']} unchanged, "
+        f"{summary['changed']} changed, {summary['failing']} failing the gate"
+    )
+    return lines

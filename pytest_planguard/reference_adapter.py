@@ -169,6 +169,7 @@ class ReferenceAdapter:
                     "scan_datasets": list(signals.lineage.datasets),
                 },
                 udfs=dict(bundle.udf_sources),
+                trace=bundle.trace,
             )
         return out
 

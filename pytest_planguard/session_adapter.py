@@ -203,7 +203,7 @@ class SessionAdapter:
                 bundles[view] = _unplanned(view, "failed", context.failed[view])
                 continue
             try:
-                planned[view] = plan_frame(_view_frame(ctx, view))
+                planned[view] = plan_frame(_view_frame(ctx, view), trace_of=(ctx, view))
             except Exception as exc:
                 bundles[view] = _unplanned(view, "failed", _first_line(exc))
                 continue
@@ -454,4 +454,5 @@ def _bundle(
             "required_udfs": list(udf_calls(plan.p0, user_udfs)),
             "scan_datasets": datasets,
         },
+        trace=plan.trace,
     )

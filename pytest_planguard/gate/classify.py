@@ -11,7 +11,14 @@ Classes (a change may have several; the gate fails when any of them is set to fa
   ``udfs`` header line differ);
 * ``schema_additive``: columns were only added (or became not-null);
 * ``cosmetic``: every section is equal (after normalization); only the header (engine
-  versions, settings hash, normalizer version) or the signals differ.
+  versions, settings hash, normalizer version), the signals or the rule trace differ.
+
+When both snapshots carry a rule trace (:mod:`.trace`), a changed plan also names the
+stage where it first diverged and the rules that started or stopped firing, and the trace
+is evidence for the plan class: a change that first diverges at an optimizer rule with P0
+unchanged is ``optimizer``.  Where the trace and the sections disagree (the sections show
+P2 alone changed, the trace a logical rule), both classes are kept and
+``trace_disagreement`` says so.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ from dataclasses import dataclass
 
 from pytest_planguard.gate.policy import ChangeClass
 from pytest_planguard.gate.snapshot import (
+    OPTIONAL_SECTIONS,
     SECTIONS,
     ParsedSnapshot,
     header_udfs,
     parse_snapshot,
     snapshot_damage,
 )
+from pytest_planguard.gate.trace import TRACE_SECTION, TraceComparison, compare_traces
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,23 @@ class Classification:
     """Per changed section, the plain unified diff of the text."""
     udfs: tuple[str, ...] = ()
     """The UDFs whose code changed (class ``udf``)."""
+    trace: TraceComparison | None = None
+    """Where the rule traces part, when both snapshots carry one."""
+    trace_disagreement: str = ""
+    """Why the trace's first divergence and the changed sections name different layers
+    (empty when they agree or there is no trace to compare)."""
+
+    @property
+    def first_divergence(self) -> str | None:
+        return self.trace.first_divergence if self.trace else None
+
+    @property
+    def rules_started(self) -> tuple[str, ...]:
+        return self.trace.rules_started if self.trace else ()
+
+    @property
+    def rules_stopped(self) -> tuple[str, ...]:
+        return self.trace.rules_stopped if self.trace else ()
 
     @property
     def primary(self) -> ChangeClass | None:
@@ -54,9 +80,10 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
     """Compare two snapshot texts section by section."""
     old, new = parse_snapshot(old_text), parse_snapshot(new_text)
     damage = snapshot_damage(old_text)
-    extra = sorted((set(old.sections) | set(new.sections)) - set(SECTIONS))
+    known = (*SECTIONS, *OPTIONAL_SECTIONS)
+    extra = sorted((set(old.sections) | set(new.sections)) - set(known))
     changed = tuple(
-        s for s in (*SECTIONS, *extra) if old.sections.get(s, "") != new.sections.get(s, "")
+        s for s in (*known, *extra) if old.sections.get(s, "") != new.sections.get(s, "")
     )
     raw_diffs = {
         section: unified(
@@ -74,12 +101,15 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
     }
     schema_changes, breaking, additive = _schema_changes(old, new)
     classes: set[ChangeClass] = set()
-    if "P0 logical" in changed:
-        classes.add(ChangeClass.SEMANTIC)
-    elif "P1 optimized" in changed:
-        classes.add(ChangeClass.OPTIMIZER)
-    elif "P2 physical" in changed:
-        classes.add(ChangeClass.PHYSICAL)
+    plan_class = next((cls for section, cls in _PLAN_CLASSES if section in changed), None)
+    if plan_class is not None:
+        classes.add(plan_class)
+    trace = compare_traces(old.sections.get(TRACE_SECTION, ""), new.sections.get(TRACE_SECTION, ""))
+    disagreement = ""
+    if trace is not None and plan_class is not None:
+        disagreement = _disagreement(trace, plan_class)
+        if trace.layer is not None:
+            classes.add(ChangeClass(trace.layer))  # the same class when they agree
     udfs = udf_changes(old, new)
     if udfs:
         classes.add(ChangeClass.UDF)
@@ -104,10 +134,31 @@ def classify(old_text: str, new_text: str, *, name: str = "") -> Classification:
         damage=damage,
         raw_diffs=raw_diffs,
         udfs=udfs,
+        trace=trace,
+        trace_disagreement=disagreement,
     )
 
 
 PLAN_SECTIONS = ("P0 logical", "P1 optimized", "P2 physical")
+_PLAN_CLASSES = (
+    ("P0 logical", ChangeClass.SEMANTIC),
+    ("P1 optimized", ChangeClass.OPTIMIZER),
+    ("P2 physical", ChangeClass.PHYSICAL),
+)
+
+
+def _disagreement(trace: TraceComparison, plan_class: ChangeClass) -> str:
+    """Why the trace and the changed sections name different layers, or ``""``."""
+    if trace.first_divergence is None:
+        return (
+            f"the sections show a {plan_class} change but the rule traces are equal stage for stage"
+        )
+    if trace.layer == plan_class:
+        return ""
+    return (
+        f"the sections show a {plan_class} change but the trace first diverged at "
+        f"{trace.first_divergence} ({trace.layer}); both classes are kept"
+    )
 
 
 def udf_changes(old: ParsedSnapshot, new: ParsedSnapshot) -> tuple[str, ...]:

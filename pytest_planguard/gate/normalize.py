@@ -3,7 +3,8 @@ machine, the checkout directory or the run.
 
 What varies, and what replaces it (``NORMALIZER_VERSION`` changes when this list does, or
 when the snapshot text gains something new: 3 added the ``depends-on`` and ``udfs`` header
-lines):
+lines, 4 the rule ``trace`` section, whose stage hashes are of texts normalized like the
+plan sections):
 
 * partition counts: ``RoundRobinBatch(N)``, ``Hash([...], N)``, ``input_partitions=N``
   -> ``<N>`` (DataFusion defaults target_partitions to the CPU count);
@@ -29,7 +30,7 @@ import json
 import re
 from collections.abc import Mapping
 
-NORMALIZER_VERSION = 3
+NORMALIZER_VERSION = 4
 
 _PARTITIONS = [
     (re.compile(r"RoundRobinBatch\(\d+\)"), "RoundRobinBatch(<N>)"),

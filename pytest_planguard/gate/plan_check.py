@@ -8,8 +8,9 @@ publishes the result:
 * unchanged: the syrupy assertion matches (equal texts have equal signals, so no cost
   limit can be breached);
 * changed: classified (see :mod:`.classify`); the gate policy says fail or warn per class;
-  a failure shows a unified diff per changed section, the classes and the exact command
-  that accepts the change;
+  a failure shows where the rule trace first diverged ("first diverged at physical_plan
+  after join_selection") and the rules that started or stopped firing, a unified diff per
+  changed section, the classes and the exact command that accepts the change;
 * ``--snapshot-update``: the bundle is planned a second time, independently, and written
   only when both agree; otherwise ``UNSTABLE_PLAN`` names the lines that differ;
 * cost gates: growth of operator count, repartition count and estimated rows beyond the
@@ -143,6 +144,7 @@ def decide(
         f"error[{PlanguardCode.PLAN_CHANGED}] view {view!r}: plan changed, "
         f"class {', '.join(found.classes) or 'unchanged'} (gate: {gate})",
     ]
+    lines += divergence_lines(found)
     if found.damage:
         lines.append("the stored snapshot is damaged: " + "; ".join(found.damage))
     if found.schema_changes:
@@ -158,6 +160,21 @@ def decide(
     for section, diff in found.diffs.items():
         lines += ["", f"--- {section} ---", diff]
     return PlanOutcome("changed", "fail", codes, found, "\n".join(lines), inherited)
+
+
+def divergence_lines(found: Classification) -> list[str]:
+    """What the rule traces say about a change: where it first diverged, which rules
+    started or stopped firing, and whether that disagrees with the changed sections."""
+    lines = []
+    if found.first_divergence:
+        lines.append(f"first diverged at {found.first_divergence}")
+    if found.rules_started:
+        lines.append("rules started firing: " + ", ".join(found.rules_started))
+    if found.rules_stopped:
+        lines.append("rules stopped firing: " + ", ".join(found.rules_stopped))
+    if found.trace_disagreement:
+        lines.append(f"trace and sections disagree: {found.trace_disagreement}")
+    return lines
 
 
 def needs_additive_proof(outcome: PlanOutcome) -> bool:
@@ -330,6 +347,7 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
         caused_by=caused_by,
         inherited=outcome.inherited,
         diffs=section_diffs(old or "", text, view),
+        **_trace_fields(outcome.classification),
     )
     if outcome.action == "warn":
         publish(item, result)  # warned: the snapshot stays as it is
@@ -341,6 +359,18 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
         if outcome.inherited:
             first += " (inherited: its own plan is unchanged)"
     fail(item, f"{first}\n{rest}\n\nTo accept this change: {command}", result)
+
+
+def _trace_fields(found: Classification | None) -> dict[str, Any]:
+    """The trace's fields of a changed view's result (none without a trace)."""
+    if found is None or found.trace is None:
+        return {}
+    return {
+        "first_divergence": found.first_divergence,
+        "rules_started": found.rules_started,
+        "rules_stopped": found.rules_stopped,
+        "trace_disagreement": found.trace_disagreement,
+    }
 
 
 def prove_additive(state: GateState, run: ManifestRun, view: str, old: str) -> bool | str:

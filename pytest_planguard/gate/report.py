@@ -7,7 +7,9 @@ committed; a test checks that it matches.  Regenerate it with::
 
 Every finding carries its ``code``, its ``manifest`` and its ``view`` (``null`` for
 manifest-level checks).  ``schema_version`` changes whenever the structure does (3: each
-changed view's unified diff per section, ``diffs``, and each target's ``header``).
+changed view's unified diff per section, ``diffs``, and each target's ``header``; 4: the
+rule trace's ``first_divergence``, ``rules_started``, ``rules_stopped`` and
+``trace_disagreement`` on each changed view).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from pytest_planguard.gate.snapshot import atomic_write
 if TYPE_CHECKING:
     from pytest_planguard.config import PlanguardConfig
 
-SCHEMA_VERSION: Literal[3] = 3
+SCHEMA_VERSION: Literal[4] = 4
+"""4: changed-view findings carry first_divergence, rules_started, rules_stopped and
+trace_disagreement (the rule trace, :mod:`.trace`)."""
 CHECKED: tuple[Status, ...] = ("unchanged", "changed", "new", "updated", "unstable")
 """Plan statuses of a view whose bundle was built and compared with its snapshot; the
 others (``unavailable``, ``error``) were not checked and are never counted as passed."""
@@ -103,10 +107,33 @@ class Finding(_Strict, frozen=True):
     inherited: bool = False
     """For a changed view: its change is fully explained by ``caused_by`` (its own plan is
     unchanged; the gate entry ``inherited = warn`` warns on such a change)."""
+    first_divergence: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="for a changed view with rule traces: the first planner stage "
+            "whose plan differs, e.g. 'initial_logical_plan' or 'physical_plan after "
+            "join_selection'"
+        ),
+    ] = None
+    rules_started: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="effective rules that fire now and did not before"),
+    ] = ()
+    rules_stopped: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="effective rules that fired before and do not now"),
+    ] = ()
+    trace_disagreement: Annotated[
+        str,
+        msgspec.Meta(
+            description="why the rule trace and the changed sections name different plan "
+            "layers ('' when they agree)"
+        ),
+    ] = ""
 
 
 class Report(_Strict, frozen=True):
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     planguard_version: str
     manifests: list[str]
     sessions: Annotated[
@@ -168,6 +195,10 @@ def findings(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
                     nodeid=result.nodeid,
                     caused_by=result.caused_by,
                     inherited=result.inherited,
+                    first_divergence=result.first_divergence,
+                    rules_started=result.rules_started,
+                    rules_stopped=result.rules_stopped,
+                    trace_disagreement=result.trace_disagreement,
                 )
             )
         for finding in result.findings:

@@ -86,6 +86,15 @@ class GateResult(
     header: dict[str, str] = msgspec.field(default_factory=dict)
     """An invariant or policy item: the target's snapshot header (engine versions,
     settings hash, normalizer), for the reports' summary."""
+    first_divergence: str | None = None
+    """For a changed view whose snapshots both carry a rule trace: the first planner
+    stage whose plan differs (``initial_logical_plan``, ``physical_plan after ...``)."""
+    rules_started: tuple[str, ...] = ()
+    """Effective rules that fire now and did not before."""
+    rules_stopped: tuple[str, ...] = ()
+    """Effective rules that fired before and do not now."""
+    trace_disagreement: str = ""
+    """Why the trace and the changed sections name different plan layers, if they do."""
 
 
 class ReportedResult(GateResult, frozen=True, kw_only=True, omit_defaults=True):

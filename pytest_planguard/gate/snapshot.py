@@ -7,7 +7,8 @@ One readable text file per (manifest, view)::
 A header (engine versions, pinned-settings hash, normalizer version; per view, when there
 are any, the views it reads directly, ``depends-on``, and a hash of the code of each UDF it
 calls, ``udfs``) and sections
-``P0 logical``, ``P1 optimized``, ``P2 physical``, ``schema`` and ``signals``.  Files are
+``P0 logical``, ``P1 optimized``, ``P2 physical``, ``schema`` and ``signals``, then, when
+the adapter gives one, the rule ``trace`` (:mod:`pytest_planguard.gate.trace`).  Files are
 written atomically (temporary file, fsync, rename): a killed writer leaves the old file or
 the new one, never a mix.
 """
@@ -29,6 +30,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from pytest_planguard.adapter import BundleView, EngineInfo
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate.normalize import NORMALIZER_VERSION, normalize_plan_text, settings_hash
+from pytest_planguard.gate.trace import TRACE_SECTION, trace_lines
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 FILE_EXTENSION = "plan"
 FORMAT_LINE = "# planguard plan bundle v1"
 SECTIONS = ("P0 logical", "P1 optimized", "P2 physical", "schema", "signals")
+OPTIONAL_SECTIONS = (TRACE_SECTION,)
+"""Sections after :data:`SECTIONS` that a snapshot may lack (an adapter without a trace)."""
 EXTERNAL = "_external"
 HEADER_KEYS = ("view", "engine", "settings-hash", "normalizer", "depends-on", "udfs")
 UDF_HASH_CHARS = 16
@@ -117,8 +121,11 @@ def render_snapshot(
         "schema": schema,
         "signals": signals,
     }
-    for name in SECTIONS:
-        parts += ["", f"== {name}", body[name]]
+    if bundle.trace:
+        body[TRACE_SECTION] = "\n".join(trace_lines(bundle.trace, norm))
+    for name in (*SECTIONS, *OPTIONAL_SECTIONS):
+        if name in body:
+            parts += ["", f"== {name}", body[name]]
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -169,7 +176,8 @@ def snapshot_damage(text: str) -> tuple[str, ...]:
     """Where ``text`` departs from the snapshot format, or ``()`` for a well-formed file.
 
     The format is exact: the format line, ``# key: value`` header lines of the known keys,
-    then the known sections in order, each ``== name`` after one blank line.  Anything
+    then the known sections in order (the optional ones last, each at most once), each
+    ``== name`` after one blank line.  Anything
     else (an appended section, a stray line before the first section) is damage, which
     the gate reports as a changed plan and never as a cosmetic one.
     """
@@ -178,11 +186,15 @@ def snapshot_damage(text: str) -> tuple[str, ...]:
     if not lines or lines[0] != FORMAT_LINE:
         problems.append(f"line 1 is not {FORMAT_LINE!r}")
     expected = iter(SECTIONS)
+    optional = list(OPTIONAL_SECTIONS)
     seen_section = False
     for number, line in enumerate(lines[1:], start=2):
         if line.startswith("== "):
             name = line[3:]
-            if name != next(expected, None):
+            required = next(expected, None)
+            if required is None and name in optional:
+                optional = optional[optional.index(name) + 1 :]
+            elif name != required:
                 problems.append(f"line {number}: unexpected section {name!r}")
                 break
             seen_section = True

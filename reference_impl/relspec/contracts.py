@@ -196,6 +196,10 @@ class PlanBundle(_Contract, frozen=True, kw_only=True):
     """For each UDF the view's plan calls (its own calls and those of the upstream views
     DataFusion inlines into it) whose code could be read: its source hash
     (``UdfSignature.source_hash``).  Part of ``fingerprint`` when not empty."""
+    trace: tuple[tuple[str, str | None], ...] = ()
+    """The rule trace of one ``EXPLAIN VERBOSE`` (stage name, plan text or None where the
+    stage left the plan unchanged; see :func:`reference_impl.relspec.frame_plan.plan_trace`).
+    Not part of ``fingerprint``: it explains the plans, it is not one of them."""
 
 
 class OutputColumn(_Contract, frozen=True, kw_only=True):

@@ -7,8 +7,11 @@ metrics and the PlanSignals every consumer reads.  Planning of each view is boun
 ``runtime.planning_budget_ms``; a view over budget is reported and its dependents skipped.
 Executor availability is checked here, never in semantic compile.
 
-Statistics come from ``EXPLAIN`` with ``datafusion.explain.show_statistics``: per scanned
-dataset (``runtime.statistics = "scan"``, the default) or per view (``"plan"``).
+Every view's bundle carries its rule trace from one ``EXPLAIN VERBOSE`` of the registered
+view (:func:`~reference_impl.relspec.frame_plan.plan_trace`).  Statistics come from
+``EXPLAIN`` with ``datafusion.explain.show_statistics``: per scanned dataset
+(``runtime.statistics = "scan"``, the default), or per view (``"plan"``) read off the
+trace's own ``EXPLAIN VERBOSE`` (``physical_plan_with_stats``), with no call of its own.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ from reference_impl.relspec.output_targets import output_targets
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
-    explain_statistics,
     operator_counts,
     own_udf_calls,
     udf_calls,
@@ -97,7 +99,6 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
     planned: dict[str, _Planned] = {}
     unplanned: set[str] = set()
     worker = PlanningWorker()
-    ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
     try:
         for view in manifest.views:
             status, failure, result = _plan_view(
@@ -107,7 +108,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                 unplanned=unplanned,
                 worker=worker,
                 timeout_s=timeout_s,
-                stats_ctx=ctx if evidence.statistics == "plan" else None,
+                ctx=ctx,
+                view_stats=evidence.statistics == "plan",
             )
             frame = semantic.view_frames.get(view.name)
             p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
@@ -163,6 +165,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                         | ({"udf_sources": udf_sources} if udf_sources else {})
                     ),
                     udf_sources=udf_sources,
+                    trace=result.frame.trace,
                 )
             nodes.append(
                 ViewNode(
@@ -181,11 +184,14 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     cache=cache_min > 0 and consumers[view.name] >= cache_min,
                 )
             )
+    finally:
+        worker.close()
+    ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
+    try:
         dataset_stats = dataset_statistics(
             ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}
         )
     finally:
-        worker.close()
         ctx.sql(f"SET {_SHOW_STATISTICS} = false").collect()
 
     return _assemble(
@@ -206,7 +212,8 @@ def _plan_view(
     unplanned: set[str],
     worker: PlanningWorker,
     timeout_s: float,
-    stats_ctx: Any,
+    ctx: Any,
+    view_stats: bool,
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
     if failure is not None:
@@ -230,15 +237,8 @@ def _plan_view(
     frame = frames[view.name]
 
     def plan() -> _Planned:
-        planned = plan_frame(frame)
-        stats = (
-            # through the registered view, not its SQL text: the text may hold stray
-            # semicolons or comments that DataFusion accepts alone but not after EXPLAIN
-            explain_statistics(stats_ctx.sql(f'EXPLAIN SELECT * FROM "{view.name}"').to_pydict())
-            if stats_ctx is not None
-            else None
-        )
-        return _Planned(frame=planned, view_stats=stats)
+        planned = plan_frame(frame, trace_of=(ctx, view.name))
+        return _Planned(frame=planned, view_stats=planned.statistics if view_stats else None)
 
     try:
         return "planned", None, worker.run(plan, timeout_s)
