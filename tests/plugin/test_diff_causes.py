@@ -33,7 +33,7 @@ def test_diff_names_caused_by_and_gates_inherited_changes(
 
     assert main(["diff", str(base), str(head), "--json", "--policy", "inherited=warn"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert {c["view"]: (c["caused_by"], c["inherited"], c["action"]) for c in data["changes"]} == {
         "order_totals": ([], False, "fail"),
         "customer_totals": (["order_totals"], True, "warn"),

@@ -2,7 +2,8 @@
 
 A copy of the example in one directory writes its snapshots; a copy of that copy in a
 third directory passes them with one CPU and another PYTHONHASHSEED; an edited view then
-fails the gate with exit 1 and the JSON report names the view and its class.
+fails the gate with exit 1 and the JSON report names the view, its class and the stage
+where its plan first diverged.
 """
 
 from __future__ import annotations
@@ -46,3 +47,5 @@ def test_tpch_snapshots_travel_between_directories(tmp_path: Path, tpch_data: Pa
     report = json.loads((third / "report.json").read_text())
     (finding,) = [f for f in report["findings"] if f["code"] == "PLAN_CHANGED"]
     assert (finding["view"], finding["class"]) == ("q05", "semantic")
+    # the rule trace names the stage: the view's SQL changed, so its very first plan did
+    assert finding["first_divergence"] == "initial_logical_plan"
