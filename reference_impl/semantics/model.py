@@ -264,8 +264,9 @@ class RuntimeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     statistics: Literal["scan", "plan"] = "scan"
     """Where plan statistics come from.  ``scan``: one EXPLAIN (with
     ``datafusion.explain.show_statistics``) per scanned dataset, summed over a view's
-    scans; cheap.  ``plan``: one such EXPLAIN per view, adding the estimated output rows of
-    the view's physical plan; roughly doubles planning time."""
+    scans; cheap.  ``plan``: also the estimated output rows of each view's physical plan,
+    read off the ``EXPLAIN VERBOSE`` that gives the view's rule trace (no call of its
+    own)."""
     stats_fallback: Literal["warn", "error", "ignore"] = "warn"
     """What a view whose statistics are absent yields (``STATS_UNAVAILABLE``)."""
     retain_plans: tuple[Literal["P0", "P1", "P2"], ...] = ("P0", "P1", "P2")
