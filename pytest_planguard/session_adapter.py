@@ -280,6 +280,7 @@ def _bundle_view(view: str, plan: Any, signals: Mapping[str, Any] | None = None)
         p2=plan.p2,
         schema=tuple((f.name, f.type, f.nullable) for f in plan.schema),
         signals=signals or {},
+        trace=plan.trace,
     )
 
 
@@ -454,5 +455,4 @@ def _bundle(
             "required_udfs": list(udf_calls(plan.p0, user_udfs)),
             "scan_datasets": datasets,
         },
-        trace=plan.trace,
     )
