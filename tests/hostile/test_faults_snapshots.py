@@ -33,7 +33,7 @@ import pyarrow as pa
 import pytest
 
 from pytest_planguard.cli import main
-from pytest_planguard.gate.snapshot import FORMAT_LINE, SECTIONS, parse_snapshot
+from pytest_planguard.gate.snapshot import FORMAT_LINE, OPTIONAL_SECTIONS, SECTIONS, parse_snapshot
 from tests.hostile.helpers import assert_no_traceback
 from tests.support.codes import CodeRecorder
 from tests.support.gate import FAST, clean_env, gate_command, run_gate
@@ -74,7 +74,7 @@ def assert_complete(root: Path) -> None:
         assert text.startswith(FORMAT_LINE + "\n"), name
         assert text.endswith("\n"), name
         parsed = parse_snapshot(text)
-        assert list(parsed.sections) == list(SECTIONS), name
+        assert list(parsed.sections) == [*SECTIONS, *OPTIONAL_SECTIONS], name
         assert parsed.sections["P2 physical"], name
 
 
