@@ -197,9 +197,10 @@ class PlanBundle(_Contract, frozen=True, kw_only=True):
     DataFusion inlines into it) whose code could be read: its source hash
     (``UdfSignature.source_hash``).  Part of ``fingerprint`` when not empty."""
     trace: tuple[tuple[str, str | None], ...] = ()
-    """The rule trace of one ``EXPLAIN VERBOSE`` (stage name, plan text or None where the
-    stage left the plan unchanged; see :func:`reference_impl.relspec.frame_plan.plan_trace`).
-    Not part of ``fingerprint``: it explains the plans, it is not one of them."""
+    """The rule trace of the view's one ``EXPLAIN VERBOSE`` (stage name, plan text or None
+    where the stage left the plan unchanged; see ``FramePlan.trace`` in
+    :mod:`reference_impl.relspec.frame_plan`).  Not part of ``fingerprint``: it explains
+    the plans, it is not one of them."""
 
 
 class OutputColumn(_Contract, frozen=True, kw_only=True):

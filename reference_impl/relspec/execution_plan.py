@@ -7,17 +7,16 @@ metrics and the PlanSignals every consumer reads.  Planning of each view is boun
 ``runtime.planning_budget_ms``; a view over budget is reported and its dependents skipped.
 Executor availability is checked here, never in semantic compile.
 
-Every view's bundle carries its rule trace from one ``EXPLAIN VERBOSE`` of the registered
-view (:func:`~reference_impl.relspec.frame_plan.plan_trace`).  Statistics come from
-``EXPLAIN`` with ``datafusion.explain.show_statistics``: per scanned dataset
-(``runtime.statistics = "scan"``, the default), or per view (``"plan"``) read off the
-trace's own ``EXPLAIN VERBOSE`` (``physical_plan_with_stats``), with no call of its own.
+Each view is planned once (:func:`~reference_impl.relspec.frame_plan.plan_frame`: one
+``EXPLAIN VERBOSE`` gives its plans and its rule trace).  Statistics come from ``EXPLAIN``
+with ``datafusion.explain.show_statistics``: per scanned dataset (``runtime.statistics =
+"scan"``, the default), or per view (``"plan"``) read off the view's own ``EXPLAIN
+VERBOSE`` (``physical_plan_with_stats``), with no call of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,12 +42,7 @@ from reference_impl.relspec.contracts import (
     TaskPlanMetrics,
     ViewNode,
 )
-from reference_impl.relspec.frame_plan import (
-    FramePlan,
-    dataset_statistics,
-    plan_frame,
-    plan_trace,
-)
+from reference_impl.relspec.frame_plan import FramePlan, dataset_statistics, plan_frame
 from reference_impl.relspec.output_targets import output_targets
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
@@ -114,7 +108,6 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                 unplanned=unplanned,
                 worker=worker,
                 timeout_s=timeout_s,
-                ctx=ctx,
                 view_stats=evidence.statistics == "plan",
             )
             frame = semantic.view_frames.get(view.name)
@@ -218,7 +211,6 @@ def _plan_view(
     unplanned: set[str],
     worker: PlanningWorker,
     timeout_s: float,
-    ctx: Any,
     view_stats: bool,
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
@@ -243,19 +235,11 @@ def _plan_view(
     frame = frames[view.name]
 
     def planned() -> _Planned:
-        # The budget covers both jobs.  Two jobs, not one: a view abandoned at its deadline
-        # stops after the job it is in, and does not go on to trace in the background.
-        started = time.monotonic()
-        plans = worker.run(lambda: plan_frame(frame), timeout_s)
-        left = max(timeout_s - (time.monotonic() - started), 0.001)
-        traced = worker.run(lambda: plan_trace(ctx, view.name), left)
-        return _Planned(
-            frame=msgspec.structs.replace(plans, trace=traced.stages, statistics=traced.statistics),
-            view_stats=traced.statistics if view_stats else None,
-        )
+        plans = plan_frame(frame)
+        return _Planned(frame=plans, view_stats=plans.statistics if view_stats else None)
 
     try:
-        return "planned", None, planned()
+        return "planned", None, worker.run(planned, timeout_s)
     except BudgetExceeded:
         return (
             "budget_exceeded",

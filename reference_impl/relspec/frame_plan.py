@@ -7,13 +7,15 @@ manifest, and planguard's session gate for the views registered in any
 what a snapshot header records, for any session, whether or not it enables
 ``information_schema``.
 
-:func:`plan_trace` reads one ``EXPLAIN VERBOSE`` of a registered view: the plan after
-every planner stage and optimizer rule (the rule trace a snapshot records, which names
-the stage where a changed plan first diverged).
+:func:`plan_frame` plans a view once, with one ``EXPLAIN VERBOSE``: its plans, and the plan
+after every planner stage and optimizer rule (the rule trace a snapshot records, which
+names the stage where a changed plan first diverged).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +30,7 @@ from reference_impl.relspec.plan_facts import (
     schema_fields,
     table_scans,
 )
+from reference_impl.relspec.plan_text import output_partitions, plan_scans
 
 _FIELD_METADATA = re.compile(r', metadata: \{(?:"(?:[^"\\]|\\.)*": "(?:[^"\\]|\\.)*"(?:, )?)*\}')
 
@@ -45,23 +48,15 @@ class FramePlan(msgspec.Struct, frozen=True, kw_only=True):
     scans: tuple[TableScanFact, ...]
     """The optimized plan's table scans (they give lineage and scan units)."""
     trace: tuple[tuple[str, str | None], ...] = ()
-    """The rule trace (:func:`plan_trace`); empty when it was not asked for."""
+    """The rule trace: (stage name, plan text) in planner order, ``initial_logical_plan``,
+    ``logical_plan after <rule>`` ..., ``logical_plan``, ``initial_physical_plan``,
+    ``physical_plan after <rule>`` ..., ``physical_plan``.  The text is None where the
+    stage left the plan as the stage before it had it (DataFusion's ``SAME TEXT AS
+    ABOVE``): only the stages that changed the plan carry text.  Displays of the same plan
+    (``*_with_stats``, ``*_with_schema``) are left out, and so are operator statistics."""
     statistics: ExplainStatistics | None = None
-    """The root's row and byte statistics, read off the same ``EXPLAIN VERBOSE`` as the
-    trace (None without a trace)."""
-
-
-class PlanTrace(msgspec.Struct, frozen=True, kw_only=True):
-    """One ``EXPLAIN VERBOSE``: the stages and the root's statistics."""
-
-    stages: tuple[tuple[str, str | None], ...]
-    """(stage name, plan text) in planner order: ``initial_logical_plan``, ``logical_plan
-    after <rule>`` ..., ``logical_plan``, ``initial_physical_plan``, ``physical_plan after
-    <rule>`` ..., ``physical_plan``.  The text is None where the stage left the plan as
-    the stage before it had it (DataFusion's ``SAME TEXT AS ABOVE``): only the stages that
-    changed the plan carry text.  Displays of the same plan (``*_with_stats``,
-    ``*_with_schema``) are left out, and so are operator statistics."""
-    statistics: ExplainStatistics
+    """The root's row and byte statistics (``physical_plan_with_stats`` of the same
+    ``EXPLAIN VERBOSE``)."""
 
 
 _SAME = "SAME TEXT AS ABOVE"
@@ -69,50 +64,107 @@ _DISPLAYS = ("_with_stats", "_with_schema")
 _STATISTICS = ", statistics=["
 
 
-def plan_frame(frame: Any, *, trace_of: Any = None) -> FramePlan:
-    """Plan ``frame`` (a ``datafusion.DataFrame``) without executing it.
+def plan_frame(frame: Any) -> FramePlan:
+    """Plan ``frame`` (a ``datafusion.DataFrame``) without executing it: one planning.
 
-    Physical planning first: it releases the GIL, so a planning budget can stop waiting
-    for it, and it runs the logical optimizer too.  ``optimized_logical_plan()`` holds the
-    GIL but costs no more than the physical planning that just finished.
-
-    ``trace_of``: ``(ctx, view)``, the session and the name ``frame`` is registered under;
-    the bundle then carries the view's rule trace and root statistics (:func:`plan_trace`).
+    One ``EXPLAIN VERBOSE`` of the frame itself (not of its name: ``SELECT * FROM view``
+    is another plan, whose optimizer drops the view's ``ORDER BY``) gives P1 (the final
+    ``logical_plan``), P2 (the final ``physical_plan``), the rule trace and the root's
+    statistics, all from the same optimizer run.  P0 and the schema need no planning.
+    The table scans and the output partition count are read off P1 and P2; only where
+    the texts do not tell (a name the text cannot delimit, a scan operator that does not
+    print its partitions, such as Delta's) does the engine object answer, at the cost of
+    a second planning for that view alone (:func:`plan_scans`, :func:`output_partitions`).
     """
-    physical = frame.execution_plan()
-    p1 = frame.optimized_logical_plan()
-    traced = plan_trace(*trace_of) if trace_of is not None else None
+    rows = explain_verbose(frame)
+    final = _final_plans(rows)
+    p1 = final.get("logical_plan")
+    p2 = final.get("physical_plan")
+    if p1 is None or p2 is None:  # pragma: no cover - DataFusion always prints both
+        raise ValueError("EXPLAIN VERBOSE printed no final logical or physical plan")
+    scans = plan_scans(p1)
+    if scans is None:
+        scans = tuple(table_scans(frame.optimized_logical_plan()))
+    partitions = output_partitions(p2)
+    if partitions is None:
+        partitions = int(frame.execution_plan().partition_count)
+    trace, statistics = _trace(rows)
     return FramePlan(
         p0=frame.logical_plan().display_indent_schema(),
-        p1=p1.display_indent(),
-        p2=stable_plan_text(physical.display_indent()),
-        partition_count=int(physical.partition_count),
+        p1=p1,
+        p2=stable_plan_text(p2),
+        partition_count=partitions,
         schema=schema_fields(frame.schema()),
-        scans=tuple(table_scans(p1)),
-        trace=traced.stages if traced is not None else (),
-        statistics=traced.statistics if traced is not None else None,
+        scans=scans,
+        trace=trace,
+        statistics=statistics,
     )
 
 
-def plan_trace(ctx: Any, view: str) -> PlanTrace:
-    """One ``EXPLAIN VERBOSE SELECT * FROM view``: every planner stage and optimizer rule,
-    and the root's statistics (``physical_plan_with_stats``).
+def explain_verbose(frame: Any) -> list[tuple[str, str]]:
+    """The rows of ``EXPLAIN VERBOSE`` of ``frame`` as (plan_type, plan).
 
-    Through the registered view, not its SQL text: the text may hold stray semicolons or
-    comments that DataFusion accepts alone but not after ``EXPLAIN``.  Statistics are
-    stripped from the stage texts whatever ``datafusion.explain.show_statistics`` says:
-    they follow the data, the trace follows the planner."""
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in view.split("."))
-    rows = ctx.sql(f"EXPLAIN VERBOSE SELECT * FROM {quoted}").to_pydict()
+    ``DataFrame.explain`` is the only way to explain a DataFrame (rather than SQL text)
+    and it prints: its table is read back from what it writes to ``sys.stdout``.  Operator
+    statistics are left to ``physical_plan_with_stats`` whatever the session's
+    ``datafusion.explain.show_statistics`` says."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        frame.explain(verbose=True, show_statistics=False)
+    return _table_rows(buffer.getvalue())
+
+
+def _final_plans(rows: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each plan type's text, ``SAME TEXT AS ABOVE`` resolved to the text above it."""
+    out: dict[str, str] = {}
+    previous = ""
+    for name, text in rows:
+        previous = previous if text == _SAME else text
+        out[name] = previous
+    return out
+
+
+def _table_rows(printed: str) -> list[tuple[str, str]]:
+    """The (plan_type, plan) rows of the two-column table arrow prints::
+
+        +------------+------------+
+        | plan_type  | plan       |
+        +------------+------------+
+        | stage      | line 1     |
+        |            |   line 2   |
+        +------------+------------+
+
+    The first column is ASCII (stage names), so its width is the header rule's; the
+    second is everything after it up to the closing ``" |"``, padding stripped."""
+    lines = printed.splitlines()
+    rules = [index for index, line in enumerate(lines) if line.startswith("+-")]
+    if len(rules) < 3:
+        raise ValueError("EXPLAIN printed no plan table")
+    width = lines[rules[0]].index("+", 1) - 3
+    rows: list[tuple[str, list[str]]] = []
+    for line in lines[rules[1] + 1 : rules[-1]]:
+        kind = line[2 : 2 + width].strip()
+        text = line[2 + width + 3 : -2].rstrip()
+        if kind:
+            rows.append((kind, [text]))
+        elif rows:
+            rows[-1][1].append(text)
+    return [(kind, "\n".join(text)) for kind, text in rows]
+
+
+def _trace(
+    rows: Iterable[tuple[str, str]],
+) -> tuple[tuple[tuple[str, str | None], ...], ExplainStatistics]:
+    """The rule trace of ``EXPLAIN VERBOSE`` rows and the root's statistics (see
+    :attr:`FramePlan.trace`)."""
     stages: list[tuple[str, str | None]] = []
     with_stats = previous_row = previous_kept = ""
     above_kept = False  # was the row above a kept stage (whose cleaned text is previous_kept)?
-    for kind, shown in zip(rows["plan_type"], rows["plan"], strict=True):
-        name, text = str(kind), str(shown)
+    for name, text in rows:
         same = text == _SAME
         if not same:
             previous_row = text
-        if name == "physical_plan_with_stats" or (name == "physical_plan" and not with_stats):
+        if name == "physical_plan_with_stats":
             with_stats = previous_row
         if name.endswith(_DISPLAYS):
             above_kept = False
@@ -120,10 +172,8 @@ def plan_trace(ctx: Any, view: str) -> PlanTrace:
         plan = previous_kept if same and above_kept else _cleaned(previous_row)
         stages.append((name, None if plan == previous_kept else plan))
         previous_kept, above_kept = plan, True
-    return PlanTrace(
-        stages=tuple(stages),
-        statistics=explain_statistics({"plan_type": ["physical_plan"], "plan": [with_stats]}),
-    )
+    statistics = explain_statistics({"plan_type": ["physical_plan"], "plan": [with_stats]})
+    return tuple(stages), statistics
 
 
 def _cleaned(text: str) -> str:
