@@ -97,9 +97,10 @@ class BundleView:
     """Optional: the rule trace of the view's plan, from one ``EXPLAIN VERBOSE``: (stage
     name, plan text) per planner stage and optimizer rule in order, the text None where
     the stage left the plan as the stage before it had it
-    (:func:`reference_impl.relspec.frame_plan.plan_frame` builds it for any DataFrame).  Recorded as the snapshot's ``trace`` section, it names the stage where a
-    changed plan first diverged.  Leave it empty when the adapter cannot tell: the
-    snapshot then has no ``trace`` section."""
+    (:func:`reference_impl.relspec.frame_plan.plan_frame` builds it for any DataFrame).
+    Recorded as the snapshot's ``trace`` section, it names the stage where a changed plan
+    first diverged.  Leave it empty when the adapter cannot tell: the snapshot then has
+    no ``trace`` section."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_planguard.gate.html import render_html
-from pytest_planguard.gate.review import Review, ReviewView, section_diffs
+from pytest_planguard.gate.review import (
+    TRACE_FIELDS,
+    Review,
+    ReviewView,
+    section_diffs,
+    trace_fields,
+)
 from pytest_planguard.gate.snapshot import atomic_write, parse_snapshot
 
 
@@ -24,7 +30,7 @@ def diff_review(
     gate: Mapping[str, str],
 ) -> Review:
     known = {"code", "snapshot", "view", "status", "classes", "action", "diffs", "raw_diffs"}
-    known |= {"caused_by", "inherited"}
+    known |= {"caused_by", "inherited", *TRACE_FIELDS}
     views = [
         ReviewView(
             target=str(Path(change["snapshot"]).parent.as_posix()),
@@ -35,6 +41,7 @@ def diff_review(
             codes=(change["code"],),
             caused_by=tuple(change.get("caused_by", ())),
             inherited=bool(change.get("inherited")),
+            **trace_fields(change),
             diffs=section_diffs(
                 base_tree.get(change["snapshot"], ""),
                 head_tree.get(change["snapshot"], ""),

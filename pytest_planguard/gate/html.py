@@ -183,20 +183,35 @@ def _table(review: Review) -> Iterator[str]:
     yield "</select></label><label><input type=checkbox id=failing> failing only</label>"
     yield f"<span class=muted><span id=shown>{len(review.views)}</span> of "
     yield f"{len(review.views)} shown</span></div>"
-    yield "<table id=changed><tr><th>view<th>target<th>class<th>gate<th>caused by<th>codes</tr>"
+    yield (
+        "<table id=changed><tr><th>view<th>target<th>class<th>gate<th>caused by"
+        "<th>first diverged at<th>codes</tr>"
+    )
     for view in review.views:
         causes = ", ".join(view.caused_by) + (" (inherited)" if view.inherited else "")
         yield (
             f"<tr {_data(view)}><td><a href='#{view.anchor}'>{escape(view.view)}</a>"
             f"<td class=mono>{escape(view.target)}<td>{_classes(view)}"
             f"<td>{_badge(view.action, 'a')}<td>{escape(causes)}"
+            f"<td class=mono>{escape(view.first_divergence or '')}"
             f"<td class=mono>{escape(' '.join(view.codes))}</tr>"
         )
     yield "</table>"
 
 
 def _data(view: ReviewView) -> str:
-    text = " ".join((view.view, view.target, *view.classes, *view.caused_by, view.status))
+    text = " ".join(
+        (
+            view.view,
+            view.target,
+            *view.classes,
+            *view.caused_by,
+            view.status,
+            view.first_divergence or "",
+            *view.rules_started,
+            *view.rules_stopped,
+        )
+    )
     classes = " ".join(view.classes or (view.status,))
     return (
         f'data-view="{escape(view.view)}" data-classes="{escape(classes)}" '
@@ -226,6 +241,7 @@ def _view(view: ReviewView, labels: tuple[str, str], *, opened: bool) -> Iterato
     if view.caused_by:
         how = "inherited from" if view.inherited else "changed through"
         yield f"<p>{how} upstream <b>{escape(', '.join(view.caused_by))}</b></p>"
+    yield from _trace(view)
     for key, value in view.extra.items():
         yield f"<p><b>{escape(key)}</b>: <span class=mono>{escape(_plain(value))}</span></p>"
     if view.accept:
@@ -328,6 +344,21 @@ def _merged(a: str, b: str) -> str:
         if new:
             out.append(f"<ins>{escape(new)}</ins>")
     return "".join(out)
+
+
+def _trace(view: ReviewView) -> Iterator[str]:
+    """What the rule traces say: where the plan first diverged, the rules that started or
+    stopped firing, and a disagreement with the changed sections."""
+    if view.first_divergence:
+        stage = escape(view.first_divergence)
+        yield f"<p class=trace>first diverged at <b class=mono>{stage}</b></p>"
+    for label, rules in (("started", view.rules_started), ("stopped", view.rules_stopped)):
+        if rules:
+            yield f"<p class=trace>rules {label} firing: <span class=mono>"
+            yield f"{escape(', '.join(rules))}</span></p>"
+    if view.trace_disagreement:
+        yield "<p class=trace>trace and sections disagree: "
+        yield f"{escape(view.trace_disagreement)}</p>"
 
 
 def _glance(view: ReviewView) -> Iterator[str]:

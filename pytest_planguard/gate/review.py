@@ -171,6 +171,11 @@ class ReviewView:
     codes: tuple[str, ...] = ()
     caused_by: tuple[str, ...] = ()
     inherited: bool = False
+    first_divergence: str | None = None
+    """The rule trace's first planner stage whose plan differs (:mod:`.trace`)."""
+    rules_started: tuple[str, ...] = ()
+    rules_stopped: tuple[str, ...] = ()
+    trace_disagreement: str = ""
     message: str = ""
     accept: str = ""
     diffs: Mapping[str, str] = field(default_factory=dict)
@@ -214,8 +219,21 @@ class Review:
 _FINDING_KEYS = frozenset(
     {"code", "severity", "manifest", "view", "check", "class", "classes", "message", "nodeid"}
 )
-_SHOWN_ELSEWHERE = frozenset({"caused_by", "inherited", "diffs", "dataset"})
+TRACE_FIELDS = ("first_divergence", "rules_started", "rules_stopped", "trace_disagreement")
+"""A changed view's rule-trace fields (JSON report and ``planguard diff``), shown apart."""
+_SHOWN_ELSEWHERE = frozenset({"caused_by", "inherited", "diffs", "dataset", *TRACE_FIELDS})
 REVIEWED = ("changed", "new", "unstable", "unavailable", "error")
+
+
+def trace_fields(finding: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`TRACE_FIELDS` of a report item or a diff change, typed for
+    :class:`ReviewView` (absent ones at their defaults)."""
+    return {
+        "first_divergence": finding.get("first_divergence") or None,
+        "rules_started": tuple(finding.get("rules_started") or ()),
+        "rules_stopped": tuple(finding.get("rules_stopped") or ()),
+        "trace_disagreement": str(finding.get("trace_disagreement") or ""),
+    }
 
 
 def review_from_report(
@@ -249,6 +267,7 @@ def review_from_report(
                 codes=tuple(item.get("codes", ())),
                 caused_by=tuple(item.get("caused_by", ())),
                 inherited=bool(item.get("inherited")),
+                **trace_fields(item),
                 message=item.get("message", ""),
                 accept=accept(item["nodeid"]) if accept and item["status"] != "error" else "",
                 diffs=item.get("diffs", {}),

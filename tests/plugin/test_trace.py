@@ -69,6 +69,14 @@ def test_upgrade_rehearsal_names_a_physical_stage_and_groups_by_it(
         assert f"{count}: {stage}\n" in out
     assert "--- P2 physical ---" not in out  # the summary is the groups, not the diffs
     assert {c["first_divergence"] for c in data["changes"]} == set(groups)
+    # the HTML report of the two trees names each view's first divergence too
+    page = tmp_path / "diff.html"
+    assert main(["diff", str(base), str(head), "--html", str(page)]) == 1
+    capsys.readouterr()
+    html = page.read_text()
+    assert "<th>first diverged at" in html
+    for stage in groups:
+        assert f"first diverged at <b class=mono>{stage}</b>" in html
 
 
 # ----------------------------------------------------------- trace sections, pure parts

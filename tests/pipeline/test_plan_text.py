@@ -1,0 +1,162 @@
+"""One planning per view (issue 18): :func:`plan_frame` reads P1, P2, the rule trace, the
+table scans and the output partition count off ONE ``EXPLAIN VERBOSE``.  What it reads
+off the texts must equal what the engine objects say, wherever the text reader answers,
+and the reader must refuse (None) wherever the text does not determine the answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_planguard.gate.normalize import normalize_plan_text
+from reference_impl.relspec.frame_plan import _table_rows, explain_verbose, plan_frame
+from reference_impl.relspec.plan_facts import TableScanFact, table_scans
+from reference_impl.relspec.plan_text import output_partitions, plan_scans
+from tests.support.tpch import copy_tpch
+
+
+@pytest.fixture(scope="module")
+def tpch_state(tmp_path_factory: pytest.TempPathFactory, tpch_data: Path) -> Any:
+    from reference_impl.pipeline import PipelineState, run_stages
+
+    manifest = copy_tpch(tmp_path_factory.mktemp("tpch"), tpch_data)
+    state = run_stages(PipelineState(manifest), last="context")
+    assert state.semantic_context is not None
+    return state  # it keeps the session, which the frames need, alive
+
+
+def test_p1_p2_of_the_one_explain_are_the_engine_objects_displays(tpch_state: Any) -> None:
+    answered = {"scans": 0, "partitions": 0}
+    for name, frame in tpch_state.semantic_context.view_frames.items():
+        planned = plan_frame(frame)
+        physical = frame.execution_plan()
+        optimized = frame.optimized_logical_plan()
+        assert normalize_plan_text(planned.p1) == normalize_plan_text(optimized.display_indent())
+        assert normalize_plan_text(planned.p2) == normalize_plan_text(physical.display_indent())
+        assert planned.scans == tuple(table_scans(optimized)), name
+        assert planned.partition_count == physical.partition_count, name
+        final = dict(explain_verbose(frame))
+        read = plan_scans(final["logical_plan"])
+        if read is not None:
+            answered["scans"] += 1
+            assert read == tuple(table_scans(optimized)), name
+        partitions = output_partitions(final["physical_plan"])
+        if partitions is not None:
+            answered["partitions"] += 1
+            assert partitions == physical.partition_count, name
+    # the texts answer for most views: the engine objects are the exception
+    assert answered["scans"] >= 20
+    assert answered["partitions"] >= 20
+
+
+def test_an_ordered_view_keeps_its_sort() -> None:
+    """``SELECT * FROM view`` drops a view's ORDER BY: the trace and P1/P2 come from the
+    frame itself, so they keep it."""
+    from datafusion import SessionContext
+
+    ctx = SessionContext()
+    ctx.sql("CREATE TABLE t AS VALUES (2, 'b'), (1, 'a')").collect()
+    frame = ctx.sql("SELECT column1, column2 FROM t ORDER BY column1")
+    ctx.register_view("v", frame)
+    planned = plan_frame(frame)
+    assert planned.p1.startswith("Sort: t.column1 ASC NULLS LAST")
+    assert "SortExec" in planned.p2
+    stages = dict(planned.trace)
+    assert "Sort" in (stages["initial_logical_plan"] or "")
+    assert planned.partition_count == frame.execution_plan().partition_count
+
+
+def test_scans_read_off_the_text() -> None:
+    p1 = (
+        "Projection: t.a\n"
+        '  Filter: t.b = Utf8("x") AND t.c > Int64(1)\n'
+        "    TableScan: t projection=[a, b, c], partial_filters=[t.a IS NOT NULL, "
+        "f(t.b, t.c) > Int64(2)], fetch=5\n"
+        "  TableScan: u projection=[d]"
+    )
+    assert plan_scans(p1) == (
+        TableScanFact(
+            dataset="t",
+            columns=("a", "b", "c"),
+            filters=(
+                "f(t.b, t.c) > Int64(2)",
+                "t.a IS NOT NULL",
+                't.b = Utf8("x") AND t.c > Int64(1)',
+            ),
+        ),
+        TableScanFact(dataset="u", columns=("d",), filters=()),
+    )
+
+
+@pytest.mark.parametrize(
+    "p1",
+    [
+        # a literal holding plan syntax: its extent cannot be read off the text
+        'Filter: t.b = Utf8("a, b")\n  TableScan: t projection=[b]',
+        'TableScan: t projection=[b], full_filters=[t.b = Utf8("x\\"), y")]',
+        # a subquery is displayed but is no input of the plan object
+        "Filter: EXISTS (<subquery>)\n  Subquery:\n    TableScan: u projection=[a]\n"
+        "  TableScan: t projection=[a]",
+        # a recursive CTE's work table, a table function, no projection printed
+        "RecursiveQuery: is_distinct=false\n  TableScan: t projection=[a]",
+        "TableScan: range() projection=[value]",
+        "TableScan: t",
+        'TableScan: t projection=[a, "b c"]',
+    ],
+)
+def test_scans_the_text_cannot_tell_are_left_to_the_engine(p1: str) -> None:
+    assert plan_scans(p1) is None
+
+
+@pytest.mark.parametrize(
+    ("p2", "partitions"),
+    [
+        ("SortPreservingMergeExec: [a@0 ASC]\n  SortExec: expr=[a@0 ASC]", 1),
+        (
+            "ProjectionExec: expr=[a@0 as a]\n  RepartitionExec: partitioning=Hash([a@0], 7), "
+            "input_partitions=3",
+            7,
+        ),
+        (
+            "FilterExec: a@0 > 1\n  RepartitionExec: partitioning=RoundRobinBatch(5), "
+            "input_partitions=1\n    DataSourceExec: partitions=1, partition_sizes=[1]",
+            5,
+        ),
+        (
+            "HashJoinExec: mode=CollectLeft, join_type=Inner\n"
+            "  DataSourceExec: partitions=1, partition_sizes=[1]\n"
+            "  RepartitionExec: partitioning=RoundRobinBatch(3), input_partitions=1",
+            3,
+        ),
+        ("SortExec: expr=[a@0 ASC], preserve_partitioning=[false]\n  X", 1),
+        (
+            "UnionExec\n  DataSourceExec: partitions=2, partition_sizes=[1, 1]\n"
+            "  DataSourceExec: partitions=3, partition_sizes=[1, 1, 1]",
+            5,
+        ),
+        # Delta's scan prints no partitions: the engine object answers
+        ("FilterExec: a@0 > 1\n  FFI_ExecutionPlan: DeltaScanExec, number_of_children=1", None),
+        ("SomeNewExec: x\n  DataSourceExec: partitions=2", None),
+    ],
+)
+def test_output_partitions_read_off_the_text(p2: str, partitions: int | None) -> None:
+    assert output_partitions(p2) == partitions
+
+
+def test_the_printed_table_is_read_back_cell_by_cell() -> None:
+    printed = (
+        "DataFrame()\n"
+        "+-----------------+---------------------+\n"
+        "| plan_type       | plan                |\n"
+        "+-----------------+---------------------+\n"
+        "| logical_plan    | Projection: t.a |x| |\n"
+        "|                 |   TableScan: t      |\n"
+        "| physical_plan   | SAME TEXT AS ABOVE  |\n"
+        "+-----------------+---------------------+\n"
+    )
+    assert _table_rows(printed) == [
+        ("logical_plan", "Projection: t.a |x|\n  TableScan: t"),
+        ("physical_plan", "SAME TEXT AS ABOVE"),
+    ]
