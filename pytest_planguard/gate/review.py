@@ -267,7 +267,7 @@ def review_from_report(
                 codes=tuple(item.get("codes", ())),
                 caused_by=tuple(item.get("caused_by", ())),
                 inherited=bool(item.get("inherited")),
-                **trace_fields(item),
+                **trace_fields({**item, **finding}),
                 message=item.get("message", ""),
                 accept=accept(item["nodeid"]) if accept and item["status"] != "error" else "",
                 diffs=item.get("diffs", {}),

@@ -214,7 +214,7 @@ def test_json_report_validates_against_its_schema(pytester: pytest.Pytester, sho
     gate(pytester, "--planguard-report", "report.json")
     data = report(pytester)
     jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert all(f["code"] and "view" in f for f in data["findings"])
     # twin: the schema rejects a finding without a code
     broken = json.loads(json.dumps(data))

@@ -103,8 +103,8 @@ def test_html_escapes_what_it_shows() -> None:
 
 
 def test_extra_finding_fields_are_shown_as_they_come() -> None:
-    """A field a finding gains later (the rule trace's, say) shows without a renderer
-    change."""
+    """A field a finding gains later shows without a renderer change; the rule trace's
+    fields have their own lines."""
     item = {
         "kind": "plan", "manifest": "m.toml", "nodeid": "m.toml::v", "view": "v",
         "status": "changed", "codes": ["PLAN_CHANGED"], "classes": ["optimizer"],
@@ -112,19 +112,19 @@ def test_extra_finding_fields_are_shown_as_they_come() -> None:
     }  # fmt: skip
     finding = {
         "code": "PLAN_CHANGED", "nodeid": "m.toml::v", "check": "plan", "view": "v",
-        "first_divergence": "after rule push_down_filter",
-        "rules_started": ["a", "b"], "classes": ["optimizer"],
+        "first_divergence": "logical_plan after push_down_filter",
+        "rules_started": ["a", "b"], "classes": ["optimizer"], "future_field": ["x", "y"],
     }  # fmt: skip
     built = review_from_report({"items": [item], "findings": [finding]}, lambda n: f"acc {n}")
     (view,) = built.views
-    assert view.extra == {
-        "first_divergence": "after rule push_down_filter",
-        "rules_started": ["a", "b"],
-    }
+    assert view.extra == {"future_field": ["x", "y"]}
+    assert view.first_divergence == "logical_plan after push_down_filter"
+    assert view.rules_started == ("a", "b")
     html = render_html(built)
-    assert "<b>first_divergence</b>" in html
-    assert "after rule push_down_filter" in html
-    assert "<b>rules_started</b>: <span class=mono>a, b</span>" in html
+    assert "<b>future_field</b>: <span class=mono>x, y</span>" in html
+    assert "first diverged at <b class=mono>logical_plan after push_down_filter</b>" in html
+    assert "rules started firing: <span class=mono>a, b</span>" in html
+    assert "<td class=mono>logical_plan after push_down_filter<td" in html  # the table
     assert "acc m.toml::v" in html
 
 
