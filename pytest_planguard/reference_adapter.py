@@ -78,7 +78,9 @@ class ReferenceAdapter:
     def build_context(self, compiled: Any) -> ReferenceContext:
         from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 
-        options = PipelineOptions(executors=self.executors, trusted_modules=self.trusted_modules)
+        options = PipelineOptions(
+            executors=self.executors, trusted_modules=self.trusted_modules, trace=True
+        )
         start = PipelineState(compiled.source_path, options, program=compiled)
         return ReferenceContext(run_stages(start, first="runtime_profile", last="authority"))
 

@@ -203,7 +203,7 @@ class SessionAdapter:
                 bundles[view] = _unplanned(view, "failed", context.failed[view])
                 continue
             try:
-                planned[view] = plan_frame(_view_frame(ctx, view))
+                planned[view] = plan_frame(_view_frame(ctx, view), trace=True)
             except Exception as exc:
                 bundles[view] = _unplanned(view, "failed", _first_line(exc))
                 continue

@@ -64,6 +64,10 @@ class PipelineOptions:
     trusted_modules: tuple[str, ...] = ()
     """Packages UDF providers and the bootstrap hook may be imported from besides the
     manifest's directory and ``reference_impl``."""
+    trace: bool = False
+    """Give every plan bundle its rule trace (``EXPLAIN VERBOSE`` instead of ``EXPLAIN``:
+    the same plans, with the plan after every optimizer rule; what a plan gate records).
+    A run that only executes the views needs none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ def _authority(state: PipelineState) -> PipelineState:
 
 
 def _execution_plan(state: PipelineState) -> PipelineState:
-    plan = compile_execution_plan(_need(state.authority, "authority"))
+    plan = compile_execution_plan(_need(state.authority, "authority"), trace=state.options.trace)
     return dataclasses.replace(state, plan=plan)
 
 

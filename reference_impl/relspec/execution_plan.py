@@ -8,10 +8,11 @@ metrics and the PlanSignals every consumer reads.  Planning of each view is boun
 Executor availability is checked here, never in semantic compile.
 
 Each view is planned once (:func:`~reference_impl.relspec.frame_plan.plan_frame`: one
-``EXPLAIN VERBOSE`` gives its plans and its rule trace).  Statistics come from ``EXPLAIN``
-with ``datafusion.explain.show_statistics``: per scanned dataset (``runtime.statistics =
-"scan"``, the default), or per view (``"plan"``) read off the view's own ``EXPLAIN
-VERBOSE`` (``physical_plan_with_stats``), with no call of its own.
+``EXPLAIN`` gives its plans; ``EXPLAIN VERBOSE`` when the caller asks for the rule
+trace).  Statistics come from ``EXPLAIN`` with ``datafusion.explain.show_statistics``: per
+scanned dataset (``runtime.statistics = "scan"``, the default), or per view (``"plan"``)
+read off the view's own ``EXPLAIN VERBOSE`` (``physical_plan_with_stats``), with no call
+of its own.
 """
 
 from __future__ import annotations
@@ -78,8 +79,11 @@ class _Planned(msgspec.Struct, frozen=True, kw_only=True):
         return list(self.frame.scans)
 
 
-def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
-    """Plan every view of the authority's program (see module docs)."""
+def compile_execution_plan(
+    authority: ExecutionAuthorityContext, *, trace: bool = False
+) -> ExecutionPlan:
+    """Plan every view of the authority's program (see module docs).  ``trace``: give each
+    bundle its rule trace (:attr:`PlanBundle.trace`)."""
     check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     check_contract_version(
@@ -109,6 +113,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                 worker=worker,
                 timeout_s=timeout_s,
                 view_stats=evidence.statistics == "plan",
+                trace=trace,
             )
             frame = semantic.view_frames.get(view.name)
             p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
@@ -212,6 +217,7 @@ def _plan_view(
     worker: PlanningWorker,
     timeout_s: float,
     view_stats: bool,
+    trace: bool,
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
     if failure is not None:
@@ -235,7 +241,7 @@ def _plan_view(
     frame = frames[view.name]
 
     def planned() -> _Planned:
-        plans = plan_frame(frame)
+        plans = plan_frame(frame, trace=trace, statistics=view_stats)
         return _Planned(frame=plans, view_stats=plans.statistics if view_stats else None)
 
     try:

@@ -64,31 +64,36 @@ _DISPLAYS = ("_with_stats", "_with_schema")
 _STATISTICS = ", statistics=["
 
 
-def plan_frame(frame: Any) -> FramePlan:
+def plan_frame(frame: Any, *, trace: bool = False, statistics: bool = False) -> FramePlan:
     """Plan ``frame`` (a ``datafusion.DataFrame``) without executing it: one planning.
 
-    One ``EXPLAIN VERBOSE`` of the frame itself (not of its name: ``SELECT * FROM view``
-    is another plan, whose optimizer drops the view's ``ORDER BY``) gives P1 (the final
-    ``logical_plan``), P2 (the final ``physical_plan``), the rule trace and the root's
-    statistics, all from the same optimizer run.  P0 and the schema need no planning.
-    The table scans and the output partition count are read off P1 and P2; only where
-    the texts do not tell (a name the text cannot delimit, a scan operator that does not
-    print its partitions, such as Delta's) does the engine object answer, at the cost of
-    a second planning for that view alone (:func:`plan_scans`, :func:`output_partitions`).
+    One ``EXPLAIN`` of the frame itself (not of its name: ``SELECT * FROM view`` is
+    another plan, whose optimizer drops the view's ``ORDER BY``) gives P1 (the final
+    ``logical_plan``) and P2 (the final ``physical_plan``) from the same optimizer run.
+    With ``trace`` or ``statistics`` it is an ``EXPLAIN VERBOSE``, which also gives the
+    rule trace (:attr:`FramePlan.trace`) and the root's statistics
+    (:attr:`FramePlan.statistics`); P1 and P2 are the same texts either way, so a traced
+    and an untraced planning of a view have the same fingerprints.  P0 and the schema
+    need no planning.  The table scans and the output partition count are read off P1 and
+    P2 (:mod:`reference_impl.relspec.plan_text`); only where the texts do not tell (a
+    name the text cannot delimit, a scan operator that does not print its partitions,
+    such as Delta's) does the engine object answer, at the cost of a second planning for
+    that view alone.
     """
-    rows = explain_verbose(frame)
+    verbose = trace or statistics
+    rows = explain_plans(frame, verbose=verbose)
     final = _final_plans(rows)
     p1 = final.get("logical_plan")
     p2 = final.get("physical_plan")
     if p1 is None or p2 is None:  # pragma: no cover - DataFusion always prints both
-        raise ValueError("EXPLAIN VERBOSE printed no final logical or physical plan")
+        raise ValueError("EXPLAIN printed no final logical or physical plan")
     scans = plan_scans(p1)
     if scans is None:
         scans = tuple(table_scans(frame.optimized_logical_plan()))
     partitions = output_partitions(p2)
     if partitions is None:
         partitions = int(frame.execution_plan().partition_count)
-    trace, statistics = _trace(rows)
+    stages, root = _trace(rows) if verbose else ((), None)
     return FramePlan(
         p0=frame.logical_plan().display_indent_schema(),
         p1=p1,
@@ -96,13 +101,13 @@ def plan_frame(frame: Any) -> FramePlan:
         partition_count=partitions,
         schema=schema_fields(frame.schema()),
         scans=scans,
-        trace=trace,
-        statistics=statistics,
+        trace=stages if trace else (),
+        statistics=root,
     )
 
 
-def explain_verbose(frame: Any) -> list[tuple[str, str]]:
-    """The rows of ``EXPLAIN VERBOSE`` of ``frame`` as (plan_type, plan).
+def explain_plans(frame: Any, *, verbose: bool = True) -> list[tuple[str, str]]:
+    """The rows of ``EXPLAIN [VERBOSE]`` of ``frame`` as (plan_type, plan).
 
     ``DataFrame.explain`` is the only way to explain a DataFrame (rather than SQL text)
     and it prints: its table is read back from what it writes to ``sys.stdout``.  Operator
@@ -110,7 +115,7 @@ def explain_verbose(frame: Any) -> list[tuple[str, str]]:
     ``datafusion.explain.show_statistics`` says."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        frame.explain(verbose=True, show_statistics=False)
+        frame.explain(verbose=verbose, show_statistics=False)
     return _table_rows(buffer.getvalue())
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_planguard.gate.normalize import normalize_plan_text
-from reference_impl.relspec.frame_plan import _table_rows, explain_verbose, plan_frame
+from reference_impl.relspec.frame_plan import _table_rows, explain_plans, plan_frame
 from reference_impl.relspec.plan_facts import TableScanFact, table_scans
 from reference_impl.relspec.plan_text import output_partitions, plan_scans
 from tests.support.tpch import copy_tpch
@@ -30,14 +30,26 @@ def tpch_state(tmp_path_factory: pytest.TempPathFactory, tpch_data: Path) -> Any
 def test_p1_p2_of_the_one_explain_are_the_engine_objects_displays(tpch_state: Any) -> None:
     answered = {"scans": 0, "partitions": 0}
     for name, frame in tpch_state.semantic_context.view_frames.items():
-        planned = plan_frame(frame)
+        planned = plan_frame(frame, trace=True)
+        assert planned.trace
+        # EXPLAIN, not VERBOSE: the same plans, no trace (generated aliases count on
+        # within a session, so the texts are compared normalized)
+        plain = plan_frame(frame)
+        assert [normalize_plan_text(text) for text in (plain.p1, plain.p2)] == [
+            normalize_plan_text(text) for text in (planned.p1, planned.p2)
+        ], name
+        assert (plain.scans, plain.partition_count, plain.trace) == (
+            planned.scans,
+            planned.partition_count,
+            (),
+        ), name
         physical = frame.execution_plan()
         optimized = frame.optimized_logical_plan()
         assert normalize_plan_text(planned.p1) == normalize_plan_text(optimized.display_indent())
         assert normalize_plan_text(planned.p2) == normalize_plan_text(physical.display_indent())
         assert planned.scans == tuple(table_scans(optimized)), name
         assert planned.partition_count == physical.partition_count, name
-        final = dict(explain_verbose(frame))
+        final = dict(explain_plans(frame))
         read = plan_scans(final["logical_plan"])
         if read is not None:
             answered["scans"] += 1
@@ -60,7 +72,7 @@ def test_an_ordered_view_keeps_its_sort() -> None:
     ctx.sql("CREATE TABLE t AS VALUES (2, 'b'), (1, 'a')").collect()
     frame = ctx.sql("SELECT column1, column2 FROM t ORDER BY column1")
     ctx.register_view("v", frame)
-    planned = plan_frame(frame)
+    planned = plan_frame(frame, trace=True)
     assert planned.p1.startswith("Sort: t.column1 ASC NULLS LAST")
     assert "SortExec" in planned.p2
     stages = dict(planned.trace)
@@ -160,3 +172,23 @@ def test_the_printed_table_is_read_back_cell_by_cell() -> None:
         ("logical_plan", "Projection: t.a |x|\n  TableScan: t"),
         ("physical_plan", "SAME TEXT AS ABOVE"),
     ]
+
+
+def test_a_traced_and_an_untraced_pipeline_plan_alike(tmp_path: Path, tpch_data: Path) -> None:
+    """``PipelineOptions.trace`` adds the trace and changes nothing else: the bundles'
+    fingerprints (raw P0/P1/P2, what the determinism check compares) are equal."""
+    from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
+
+    manifest = copy_tpch(tmp_path / "tpch", tpch_data)
+
+    def bundles(trace: bool) -> Any:
+        state = run_stages(PipelineState(manifest, PipelineOptions(trace=trace)))
+        assert state.plan is not None
+        return state.plan.plan_bundles_by_view
+
+    traced, plain = bundles(True), bundles(False)
+    assert {v: b.fingerprint for v, b in traced.items()} == {
+        v: b.fingerprint for v, b in plain.items()
+    }
+    assert all(bundle.trace for bundle in traced.values())
+    assert not any(bundle.trace for bundle in plain.values())

@@ -215,7 +215,7 @@ def test_the_trace_of_a_registered_view_follows_the_planner_not_the_statistics()
         return ctx
 
     def section(ctx: SessionContext) -> str:
-        planned = plan_frame(ctx.table("v"))
+        planned = plan_frame(ctx.table("v"), trace=True)
         assert planned.statistics is not None
         assert planned.statistics.rows is not None
         assert not any("statistics=[" in (text or "") for _, text in planned.trace)
