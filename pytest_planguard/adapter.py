@@ -138,7 +138,11 @@ class PipelineAdapter(Protocol):
         """Create the engine session and register datasets, UDFs and views."""
 
     def plan(self, context: Any) -> Any:
-        """Plan every view (never executing anything)."""
+        """Plan every view (never executing anything).
+
+        Optional, not part of the protocol: ``for_fingerprints()`` returning an adapter
+        for runs whose only output is fingerprints (the determinism check), which may skip
+        what no fingerprint covers (the reference adapter skips the rule trace)."""
 
     def validate(self, plan: Any, context: Any) -> ValidationOutcome:
         """Check policies on the plan."""

@@ -54,14 +54,29 @@ class ReferenceAdapter:
     resolver_stages: Sequence[ResolverStage] = REFERENCE_RESOLVER_STAGES
 
     def __init__(
-        self, *, trusted_modules: Sequence[str] = (), executors: Mapping[str, Any] | None = None
+        self,
+        *,
+        trusted_modules: Sequence[str] = (),
+        executors: Mapping[str, Any] | None = None,
+        trace: bool = True,
     ) -> None:
+        self.trace = trace
+        """Give each bundle its rule trace (``EXPLAIN VERBOSE``; the same plans either
+        way)."""
         self.trusted_modules = tuple(trusted_modules)
         """Packages providers may be imported from besides the manifest's directory and
         ``reference_impl``: granted by whoever runs pytest, never by the manifest."""
         self.executors = executors
         """The executors that exist (name -> callable or ``module:callable``), as for
         ``run_pipeline(executors=...)``; None: ``datafusion`` plus ``[executors.*]``."""
+
+    def for_fingerprints(self) -> ReferenceAdapter:
+        """This adapter without the rule trace, for runs that only compare fingerprints
+        (the determinism check): no fingerprint covers the trace, and untraced planning
+        gives the same plans for less (``EXPLAIN`` instead of ``EXPLAIN VERBOSE``)."""
+        return ReferenceAdapter(
+            trusted_modules=self.trusted_modules, executors=self.executors, trace=False
+        )
 
     def compile(self, manifest: Path) -> Any:
         from reference_impl.pipeline import compile_program
@@ -79,7 +94,7 @@ class ReferenceAdapter:
         from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 
         options = PipelineOptions(
-            executors=self.executors, trusted_modules=self.trusted_modules, trace=True
+            executors=self.executors, trusted_modules=self.trusted_modules, trace=self.trace
         )
         start = PipelineState(compiled.source_path, options, program=compiled)
         return ReferenceContext(run_stages(start, first="runtime_profile", last="authority"))

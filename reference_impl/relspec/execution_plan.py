@@ -338,7 +338,11 @@ def _assemble(
         "scan_units": scan_units,
         "task_plan_metrics": metrics,
         "lineage_by_view": lineage,
-        "plan_bundles_by_view": bundles,
+        # the rule trace explains the plans and is none of them: a traced and an untraced
+        # planning of the same program have the same fingerprint
+        "plan_bundles_by_view": {
+            view: msgspec.structs.replace(bundle, trace=()) for view, bundle in bundles.items()
+        },
         "scan_policy_overrides_by_key": overrides,
         "runtime": runtime_hash,
     }

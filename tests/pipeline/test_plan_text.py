@@ -181,12 +181,14 @@ def test_a_traced_and_an_untraced_pipeline_plan_alike(tmp_path: Path, tpch_data:
 
     manifest = copy_tpch(tmp_path / "tpch", tpch_data)
 
-    def bundles(trace: bool) -> Any:
+    def plan(trace: bool) -> Any:
         state = run_stages(PipelineState(manifest, PipelineOptions(trace=trace)))
         assert state.plan is not None
-        return state.plan.plan_bundles_by_view
+        return state.plan
 
-    traced, plain = bundles(True), bundles(False)
+    traced_plan, plain_plan = plan(True), plan(False)
+    assert traced_plan.fingerprint == plain_plan.fingerprint  # the validation's plan_hash
+    traced, plain = traced_plan.plan_bundles_by_view, plain_plan.plan_bundles_by_view
     assert {v: b.fingerprint for v, b in traced.items()} == {
         v: b.fingerprint for v, b in plain.items()
     }
