@@ -82,9 +82,17 @@ class SessionAdapter:
     compile_entrypoints: Sequence[str] = ()
     resolver_stages: Sequence[ResolverStage] = ()
 
-    def __init__(self, spec: str, *, views: Sequence[str] = ()) -> None:
+    def __init__(self, spec: str, *, views: Sequence[str] = (), trace: bool = True) -> None:
         self.spec = spec
         self.patterns = tuple(views)
+        self.trace = trace
+        """Give each bundle its rule trace (``EXPLAIN VERBOSE``; the same plans either
+        way)."""
+
+    def for_fingerprints(self) -> SessionAdapter:
+        """This adapter without the rule trace, for runs that only compare fingerprints
+        (the determinism check): no fingerprint covers the trace."""
+        return SessionAdapter(self.spec, views=self.patterns, trace=False)
 
     # ------------------------------------------------------------------ compile
 
@@ -203,7 +211,7 @@ class SessionAdapter:
                 bundles[view] = _unplanned(view, "failed", context.failed[view])
                 continue
             try:
-                planned[view] = plan_frame(_view_frame(ctx, view), trace=True)
+                planned[view] = plan_frame(_view_frame(ctx, view), trace=self.trace)
             except Exception as exc:
                 bundles[view] = _unplanned(view, "failed", _first_line(exc))
                 continue

@@ -232,3 +232,34 @@ def test_the_trace_of_a_registered_view_follows_the_planner_not_the_statistics()
     assert one is not None
     assert one.first_divergence is not None
     assert one.first_divergence.startswith(PHYSICAL)
+
+
+def test_fingerprint_runs_skip_the_trace_and_fingerprint_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The determinism check's extra runs plan without the trace (``for_fingerprints``),
+    and their fingerprints equal the traced run's: no false determinism failure."""
+    from pytest_planguard.invariants import fingerprints_once
+    from pytest_planguard.session_adapter import SessionAdapter
+
+    monkeypatch.setenv("SALES_DATA_DIR", str(tmp_path / "sales"))
+    import importlib
+
+    import reference_impl.examples.sales.pipeline as sales
+
+    importlib.reload(sales)  # DATA follows the environment
+    try:
+        adapter = SessionAdapter("reference_impl.examples.sales.pipeline:make_context")
+        module = Path(sales.__file__)
+        compiled = adapter.compile(module)
+        context = adapter.build_context(compiled)
+        plan = adapter.plan(context)
+        traced = adapter.fingerprints(compiled, context, plan, adapter.validate(plan, context))
+        assert all(bundle.trace for bundle in adapter.bundles(plan).values())
+        narrow = adapter.for_fingerprints()
+        untraced = narrow.plan(narrow.build_context(narrow.compile(module)))
+        assert not any(bundle.trace for bundle in narrow.bundles(untraced).values())
+        assert fingerprints_once(adapter, module).plans == traced.plans
+    finally:
+        monkeypatch.delenv("SALES_DATA_DIR")
+        importlib.reload(sales)
