@@ -370,6 +370,9 @@ class DeterminismDifference:
 class DeterminismReport:
     runs: tuple[tuple[str, PipelineFingerprints], ...]
     difference: DeterminismDifference | None
+    fresh: int | None = None
+    """With a plan cache: the views this process planned afresh (the others were
+    established by an earlier passing check for the same inputs); None: all of them."""
 
     def failure(self) -> str | None:
         diff = self.difference
@@ -442,6 +445,7 @@ class DeterminismProcesses:
     children: list[tuple[str, subprocess.Popen[str]]]
     trusted_modules: tuple[str, ...] = ()
     session: str | None = None
+    incremental: Incremental | None = None
 
     def matches(
         self,
@@ -450,13 +454,17 @@ class DeterminismProcesses:
         processes: int,
         trusted_modules: Sequence[str] = (),
         session: str | None = None,
+        *,
+        incremental: Incremental | None = None,
     ) -> bool:
-        return (adapter_spec, str(manifest), processes, tuple(trusted_modules), session) == (
+        mine = (adapter_spec, str(manifest), processes, tuple(trusted_modules), session)
+        return (*mine, incremental) == (
             self.adapter_spec,
             str(self.manifest),
             len(self.children),
             self.trusted_modules,
             self.session,
+            self.incremental,
         )
 
     def close(self) -> None:
@@ -467,6 +475,23 @@ class DeterminismProcesses:
             child.communicate()
 
 
+@dataclass(frozen=True, slots=True)
+class Incremental:
+    """A determinism check over a plan cache (:class:`~.gate.plan_cache.DeterminismCache`):
+    its directory and the seed of the random sample its processes share."""
+
+    directory: Path
+    seed: int
+
+    def cache(self) -> Any:
+        from pytest_planguard.gate.plan_cache import DeterminismCache
+
+        return DeterminismCache(self.directory, seed=self.seed)
+
+    def arguments(self) -> list[str]:
+        return ["--plan-cache", str(self.directory), "--sample-seed", str(self.seed)]
+
+
 def start_determinism_processes(
     adapter_spec: str | None,
     manifest: Path,
@@ -474,13 +499,14 @@ def start_determinism_processes(
     *,
     trusted_modules: Sequence[str] = (),
     session: str | None = None,
+    incremental: Incremental | None = None,
 ) -> DeterminismProcesses:
     """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs; each
     gets the same ``trusted_modules`` allowlist as this process.  ``session``: the
     ``module:factory`` of a session target (``manifest`` is then its module)."""
     trusted = tuple(trusted_modules)
     children = [
-        (seed, _spawn(adapter_spec, manifest, seed, trusted, session))
+        (seed, _spawn(adapter_spec, manifest, seed, trusted, session, incremental=incremental))
         for seed in _hash_seeds(processes)
     ]
     return DeterminismProcesses(
@@ -489,6 +515,7 @@ def start_determinism_processes(
         children=children,
         trusted_modules=trusted,
         session=session,
+        incremental=incremental,
     )
 
 
@@ -503,21 +530,35 @@ def check_determinism(
     started: DeterminismProcesses | None = None,
     trusted_modules: Sequence[str] = (),
     session: str | None = None,
+    incremental: Incremental | None = None,
 ) -> DeterminismReport:
     """Run compile -> plan -> validate ``runs`` times here and once in each of
     ``processes`` subprocesses (distinct PYTHONHASHSEED), then compare.
 
     ``started``: the same subprocesses, already started (used when it matches).
-    ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses."""
+    ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses.
+    ``incremental``: plan afresh only what no passing check established (see
+    :class:`Incremental`); the markers are written when this check passes."""
     if started is not None and not started.matches(
-        adapter_spec, manifest, processes, trusted_modules, session
+        adapter_spec, manifest, processes, trusted_modules, session, incremental=incremental
     ):
         started.close()
         started = None
     if started is None:
         started = start_determinism_processes(
-            adapter_spec, manifest, processes, trusted_modules=trusted_modules, session=session
+            adapter_spec,
+            manifest,
+            processes,
+            trusted_modules=trusted_modules,
+            session=session,
+            incremental=incremental,
         )
+    cache = incremental.cache() if incremental is not None else None
+    with_cache = getattr(adapter, "with_plan_cache", None)
+    if cache is not None and with_cache is not None:
+        adapter = with_cache(cache)
+    else:
+        cache = None
     seeds = [seed for seed, _ in started.children]
     children = [child for _, child in started.children]
     results: list[tuple[str, PipelineFingerprints]] = []
@@ -534,7 +575,14 @@ def check_determinism(
                 f"{child.returncode}: {err.strip()[-2000:]}",
             )
         results.append((f"subprocess PYTHONHASHSEED={seed}", fingerprints_from_json(out)))
-    return DeterminismReport(runs=tuple(results), difference=_first_difference(results))
+    difference = _first_difference(results)
+    if cache is not None and difference is None:
+        cache.establish()
+    return DeterminismReport(
+        runs=tuple(results),
+        difference=difference,
+        fresh=len(cache.fresh) if cache is not None else None,
+    )
 
 
 def _hash_seeds(count: int) -> list[str]:
@@ -554,6 +602,8 @@ def _spawn(
     seed: str,
     trusted_modules: tuple[str, ...],
     session: str | None,
+    *,
+    incremental: Incremental | None = None,
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = seed
@@ -566,6 +616,8 @@ def _spawn(
         command += ["--session", session]
     for module in trusted_modules:
         command += ["--trust-module", module]
+    if incremental is not None:
+        command += incremental.arguments()
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )

@@ -218,7 +218,11 @@ class GateItem(pytest.Item):
     def _check_determinism(self, run: ManifestRun) -> str | None:
         started = self.state.started.pop(self.target, None)
         report = self.state.session.determinism(
-            self.target.path, first=run.fingerprints, started=started, session=self.target.spec
+            self.target.path,
+            first=run.fingerprints,
+            started=started,
+            session=self.target.spec,
+            incremental=self.state.incremental,
         )
         return report.failure()
 

@@ -39,8 +39,15 @@ from reference_impl.relspec.contracts import (
     TaskPlanMetrics,
     ViewNode,
 )
-from reference_impl.relspec.frame_plan import FramePlan, dataset_statistics, plan_frame
+from reference_impl.relspec.frame_plan import (
+    FramePlan,
+    dataset_statistics,
+    engine_versions,
+    plan_frame,
+    session_settings,
+)
 from reference_impl.relspec.output_targets import output_targets
+from reference_impl.relspec.plan_cache import PlanCache, cached, context_key, view_key
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
@@ -76,8 +83,13 @@ class _Planned(msgspec.Struct, frozen=True, kw_only=True):
         return list(self.frame.scans)
 
 
-def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
-    """Plan every view of the authority's program (see module docs)."""
+def compile_execution_plan(
+    authority: ExecutionAuthorityContext, *, cache: PlanCache | None = None
+) -> ExecutionPlan:
+    """Plan every view of the authority's program (see module docs).
+
+    With ``cache``, a view whose key (:mod:`reference_impl.relspec.plan_cache`) is
+    unchanged reuses its cached plan and statistics instead of planning again."""
     check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     check_contract_version(
@@ -98,6 +110,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
     unplanned: set[str] = set()
     worker = PlanningWorker()
     ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
+    keys = _CacheKeys.of(authority) if cache is not None else None
     try:
         for view in manifest.views:
             status, failure, result = _plan_view(
@@ -108,6 +121,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                 worker=worker,
                 timeout_s=timeout_s,
                 stats_ctx=ctx if evidence.statistics == "plan" else None,
+                cache=cache,
+                keys=keys,
             )
             frame = semantic.view_frames.get(view.name)
             p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
@@ -198,6 +213,29 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
     )
 
 
+class _CacheKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """What the plan cache keys a view on, besides its P0 (computed once per plan)."""
+
+    context: str
+    datasets: dict[str, str]
+
+    @classmethod
+    def of(cls, authority: ExecutionAuthorityContext) -> _CacheKeys:
+        semantic = authority.semantic_context
+        return cls(
+            context=context_key(
+                versions=engine_versions(),
+                settings=session_settings(semantic.session),
+                udfs=msgspec.to_builtins(authority.capabilities.udf_snapshot),
+                extra={
+                    "runtime": authority.runtime_fingerprint,
+                    "statistics": authority.evidence_plan.statistics,
+                },
+            ),
+            datasets={name: d.identity for name, d in semantic.datasets.items()},
+        )
+
+
 def _plan_view(
     view: SemanticView,
     *,
@@ -207,6 +245,8 @@ def _plan_view(
     worker: PlanningWorker,
     timeout_s: float,
     stats_ctx: Any,
+    cache: PlanCache | None = None,
+    keys: _CacheKeys | None = None,
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
     if failure is not None:
@@ -230,6 +270,12 @@ def _plan_view(
     frame = frames[view.name]
 
     def plan() -> _Planned:
+        if keys is None:
+            return plan_fresh()
+        key = view_key(keys.context, frame.logical_plan().display_indent_schema(), keys.datasets)
+        return cached(cache, key, plan_fresh, _Planned, label=view.name)
+
+    def plan_fresh() -> _Planned:
         planned = plan_frame(frame)
         stats = (
             # through the registered view, not its SQL text: the text may hold stray
