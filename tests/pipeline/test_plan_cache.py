@@ -75,7 +75,8 @@ def test_a_hit_gives_the_bytes_fresh_planning_gives(shop: Path, tmp_path: Path) 
     cold = bundles(shop, store)
     warm = bundles(shop, store)
     fresh = bundles(shop, None)
-    assert store.stats.hits == len(VIEWS) and store.stats.writes == len(VIEWS)
+    assert store.stats.hits == len(VIEWS)
+    assert store.stats.writes == len(VIEWS)
     assert as_bytes(warm) == as_bytes(fresh) == as_bytes(cold)
 
 
@@ -210,9 +211,10 @@ def test_writes_are_atomic_and_the_store_stays_within_its_bound(tmp_path: Path) 
     store = PlanCacheStore(tmp_path / "cache", max_bytes=10_000)
     for index in range(30):
         store.put(f"key-{index}", bytes(1000))
-    assert not [p for p in (tmp_path / "cache").rglob(".*.tmp")]
+    assert not list((tmp_path / "cache").rglob(".*.tmp"))
     entries, size = store.size()
-    assert entries == 30 and size > 10_000
+    assert entries == 30
+    assert size > 10_000
     assert store.trim() > 0
     entries, size = store.size()
     assert size <= 8_000
