@@ -137,8 +137,6 @@ def _recorded_identity(source: Any) -> str | None:
 
 
 def _files_digest(paths: list[str]) -> str:
-    from reference_impl.relspec.plan_cache import file_identity
-
     entries: list[tuple[str, int, int]] = []
     for given in paths:
         root = given.removeprefix("file://")
@@ -153,7 +151,7 @@ def _files_digest(paths: list[str]) -> str:
             entries.append((root, info.st_size, info.st_mtime_ns))
         else:
             entries.append((root, -1, -1))  # a remote or missing path: keyed by name only
-    return file_identity(entries)
+    return hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()
 
 
 def _plan_identity(ctx: Any, name: str) -> str:

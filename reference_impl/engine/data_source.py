@@ -28,6 +28,7 @@ it resolves to must stay inside the manifest's directory:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -281,7 +282,9 @@ def _check_delta_location(name: str, location: str, info: os.stat_result) -> Non
 
 def _parquet_identity(location: str) -> str:
     """Every file under ``location`` (or the file itself) with its size and mtime."""
-    from reference_impl.relspec.plan_cache import file_identity
+
+    def file_identity(entries: list[tuple[str, int, int]]) -> str:
+        return hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()
 
     def entry(path: str) -> tuple[str, int, int]:
         info = os.stat(path)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -118,11 +118,6 @@ def cached(
     value = compute()
     cache.put(key, msgspec.msgpack.encode(value))
     return value
-
-
-def file_identity(paths: Iterable[tuple[str, int, int]]) -> str:
-    """A digest of ``(relative path, size, mtime_ns)`` entries (a Parquet dataset's files)."""
-    return _digest(sorted(paths))
 
 
 def _digest(payload: Any) -> str:
