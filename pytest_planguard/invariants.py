@@ -370,9 +370,6 @@ class DeterminismDifference:
 class DeterminismReport:
     runs: tuple[tuple[str, PipelineFingerprints], ...]
     difference: DeterminismDifference | None
-    fresh: int | None = None
-    """With a plan cache: the views this process planned afresh (the others were
-    established by an earlier passing check for the same inputs); None: all of them."""
 
     def failure(self) -> str | None:
         diff = self.difference
@@ -538,7 +535,7 @@ def check_determinism(
     ``started``: the same subprocesses, already started (used when it matches).
     ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses.
     ``incremental``: plan afresh only what no passing check established (see
-    :class:`Incremental`); the markers are written when this check passes."""
+    :class:`Incremental`); the caller establishes the plans once the check passed."""
     if started is not None and not started.matches(
         adapter_spec, manifest, processes, trusted_modules, session, incremental=incremental
     ):
@@ -553,12 +550,9 @@ def check_determinism(
             session=session,
             incremental=incremental,
         )
-    cache = incremental.cache() if incremental is not None else None
     with_cache = getattr(adapter, "with_plan_cache", None)
-    if cache is not None and with_cache is not None:
-        adapter = with_cache(cache)
-    else:
-        cache = None
+    if incremental is not None and with_cache is not None:
+        adapter = with_cache(incremental.cache())
     seeds = [seed for seed, _ in started.children]
     children = [child for _, child in started.children]
     results: list[tuple[str, PipelineFingerprints]] = []
@@ -575,14 +569,7 @@ def check_determinism(
                 f"{child.returncode}: {err.strip()[-2000:]}",
             )
         results.append((f"subprocess PYTHONHASHSEED={seed}", fingerprints_from_json(out)))
-    difference = _first_difference(results)
-    if cache is not None and difference is None:
-        cache.establish()
-    return DeterminismReport(
-        runs=tuple(results),
-        difference=difference,
-        fresh=len(cache.fresh) if cache is not None else None,
-    )
+    return DeterminismReport(runs=tuple(results), difference=_first_difference(results))
 
 
 def _hash_seeds(count: int) -> list[str]:

@@ -64,6 +64,8 @@ class PlanCacheStore:
         self.max_bytes = max_bytes
         self.to_verify = frozenset(verify)
         self.stats = CacheStats()
+        self.keys: set[str] = set()
+        """The keys looked up since the last :meth:`record` (the plans of one run)."""
         self._salt = f"{STORE_FORMAT}:{NORMALIZER_VERSION}\0".encode()
 
     def _path(self, key: str) -> Path:
@@ -71,6 +73,7 @@ class PlanCacheStore:
         return self.directory / name[:2] / name
 
     def get(self, key: str) -> bytes | None:
+        self.keys.add(key)
         path = self._path(key)
         try:
             data = path.read_bytes()
@@ -87,6 +90,11 @@ class PlanCacheStore:
             os.utime(path)  # recently used
         self.stats.hits += 1
         return payload
+
+    def record(self) -> set[str]:
+        """Start collecting the keys looked up from now on (one run's); returns the set."""
+        self.keys = set()
+        return self.keys
 
     def put(self, key: str, value: bytes) -> None:
         path = self._path(key)
@@ -199,17 +207,14 @@ class DeterminismCache:
         self.store = PlanCacheStore(directory)
         self.seed = seed
         self.rate = rate
-        self.fresh: set[str] = set()
-        self.reused = 0
 
     def get(self, key: str) -> bytes | None:
-        if not self._sampled(key) and self.store.get(_MARKER + key) is not None:
-            found = self.store.get(key)
-            if found is not None:
-                self.reused += 1
-                return found
-        self.fresh.add(key)
-        return None
+        if self._sampled(key) or not self.established(key):
+            return None
+        return self.store.get(key)
+
+    def established(self, key: str) -> bool:
+        return self.store.get(_MARKER + key) is not None
 
     def put(self, key: str, value: bytes) -> None:
         """The check's own plans are not cached (the gate's run caches)."""
@@ -220,10 +225,12 @@ class DeterminismCache:
     def unsound(self, label: str, key: str) -> None:
         """Never asked: the check does not verify."""
 
-    def establish(self) -> None:
-        """The check passed: the views it planned afresh are established."""
-        for key in sorted(self.fresh):
-            self.store.put(_MARKER + key, b"")
+    def establish(self, keys: Collection[str]) -> None:
+        """A check passed over the plans of ``keys`` (every process planned afresh those
+        not established before): they are established now."""
+        for key in sorted(keys):
+            if not self.established(key):
+                self.store.put(_MARKER + key, b"")
 
     def _sampled(self, key: str) -> bool:
         digest = hashlib.sha256(f"{self.seed}\0{key}".encode()).digest()

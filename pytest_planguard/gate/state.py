@@ -96,6 +96,8 @@ class ManifestRun:
     """The snapshot header (engine versions, settings hash): computed once per run."""
     changed: frozenset[str] | None = None
     """Views whose bundle differs from their snapshot: computed once, when a view changed."""
+    cache_keys: frozenset[str] | None = None
+    """The plan cache keys of this run's view plans (None: no cache)."""
 
 
 class GateState:
@@ -351,7 +353,10 @@ class GateState:
             run = ManifestRun(target=target, counter=counter, spy=spy, compiled=compiled)
             try:
                 run.context = call_adapter(adapter.build_context, run.compiled)
+                store = self.plan_cache()
+                keys = store.record() if store is not None else None
                 run.plan = call_adapter(adapter.plan, run.context)
+                run.cache_keys = frozenset(keys) if keys is not None else None
                 run.validation = call_adapter(adapter.validate, run.plan, run.context)
                 run.bundles = call_adapter(adapter.bundles, run.plan)
                 run.engine = call_adapter(adapter.engine_info, run.context)
