@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_planguard.gate.normalize import NORMALIZER_VERSION
+from reference_impl.relspec.plan_cache import STATISTICS_PREFIX
 
 STORE_FORMAT = 1
 _MAGIC = b"planguard-plan-cache\0"
@@ -73,22 +74,25 @@ class PlanCacheStore:
         return self.directory / name[:2] / name
 
     def get(self, key: str) -> bytes | None:
+        """The entry under ``key``; hits and misses count view plans (not the dataset
+        statistics the same store keeps)."""
         self.keys.add(key)
+        counted = not key.startswith(STATISTICS_PREFIX)
         path = self._path(key)
         try:
             data = path.read_bytes()
         except OSError:
-            self.stats.misses += 1
+            self.stats.misses += counted
             return None
         payload = _unwrap(data)
         if payload is None:
             self.stats.corrupt += 1
-            self.stats.misses += 1
+            self.stats.misses += counted
             path.unlink(missing_ok=True)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used
-        self.stats.hits += 1
+        self.stats.hits += counted
         return payload
 
     def record(self) -> set[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -47,7 +48,13 @@ from reference_impl.relspec.frame_plan import (
     session_settings,
 )
 from reference_impl.relspec.output_targets import output_targets
-from reference_impl.relspec.plan_cache import PlanCache, cached, context_key, view_key
+from reference_impl.relspec.plan_cache import (
+    PlanCache,
+    cached,
+    context_key,
+    dataset_key,
+    view_key,
+)
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
@@ -196,8 +203,8 @@ def compile_execution_plan(
                     cache=cache_min > 0 and consumers[view.name] >= cache_min,
                 )
             )
-        dataset_stats = dataset_statistics(
-            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}
+        dataset_stats = _dataset_statistics(
+            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}, cache, keys
         )
     finally:
         worker.close()
@@ -211,6 +218,28 @@ def compile_execution_plan(
         scans_by_view=scans_by_view,
         dataset_stats=dataset_stats,
     )
+
+
+def _dataset_statistics(
+    ctx: Any, names: set[str], cache: PlanCache | None, keys: _CacheKeys | None
+) -> dict[str, ExplainStatistics]:
+    """One ``EXPLAIN`` per scanned dataset, or its cached result for the same identity."""
+    if cache is None or keys is None:
+        return dataset_statistics(ctx, names)
+    out: dict[str, ExplainStatistics] = {}
+    for name in sorted(names):
+        identity = keys.datasets.get(name)
+        if identity is None:
+            out |= dataset_statistics(ctx, {name})
+            continue
+        out[name] = cached(
+            cache,
+            dataset_key(keys.context, name, identity),
+            partial(lambda one: dataset_statistics(ctx, {one})[one], name),
+            ExplainStatistics,
+            label=f"statistics of {name}",
+        )
+    return out
 
 
 class _CacheKeys(msgspec.Struct, frozen=True, kw_only=True):

@@ -30,6 +30,7 @@ import msgspec
 CACHE_FORMAT = 1
 """Bump when what a cached value holds, or how it is planned, changes."""
 
+STATISTICS_PREFIX = "statistics:"
 _T = TypeVar("_T")
 _SCAN = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
 
@@ -85,6 +86,12 @@ def view_key(context: str, p0: str, datasets: Mapping[str, str]) -> str:
     else:
         identities = dict(datasets) | {"?": ",".join(n for n in scanned if n not in datasets)}
     return _digest({"context": context, "p0": p0, "datasets": identities})
+
+
+def dataset_key(context: str, name: str, identity: str) -> str:
+    """The key of a dataset's statistics: the shared context and the dataset's identity
+    (``STATISTICS_PREFIX`` tells it from a view's key)."""
+    return STATISTICS_PREFIX + _digest({"context": context, "name": name, "identity": identity})
 
 
 def cached(

@@ -48,7 +48,7 @@ def test_no_cache_reads_and_writes_nothing(pytester: pytest.Pytester, tmp_path: 
 
 def _swap_entries(directory: Path) -> None:
     """Every cached plan replaced by another view's: what a key missing an input does."""
-    entries = sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 64)
+    entries = sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 500)
     payloads = [p.read_bytes() for p in entries]
     for path, payload in zip(entries, payloads[1:] + payloads[:1], strict=True):
         path.write_bytes(payload)

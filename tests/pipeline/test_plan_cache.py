@@ -40,6 +40,11 @@ class Spy(PlanCacheStore):
         return found
 
 
+def plan_entries(directory: Path) -> list[Path]:
+    """The entries holding view plans (the store also keeps small statistics entries)."""
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 500)
+
+
 def bundles(manifest: Path, cache: PlanCacheStore | None) -> Mapping[str, BundleView]:
     adapter = ReferenceAdapter(plan_cache=cache)
     context = adapter.build_context(adapter.compile(manifest))
@@ -76,7 +81,7 @@ def test_a_hit_gives_the_bytes_fresh_planning_gives(shop: Path, tmp_path: Path) 
     warm = bundles(shop, store)
     fresh = bundles(shop, None)
     assert store.stats.hits == len(VIEWS)
-    assert store.stats.writes == len(VIEWS)
+    assert store.stats.writes == len(VIEWS) + 3  # and the statistics of the 3 datasets
     assert as_bytes(warm) == as_bytes(fresh) == as_bytes(cold)
 
 
@@ -180,8 +185,7 @@ def test_a_changed_udf_re_plans_every_view(shop: Path, tmp_path: Path) -> None:
 def test_a_corrupt_entry_is_a_miss_never_an_error(shop: Path, tmp_path: Path) -> None:
     store = PlanCacheStore(tmp_path / "cache")
     expected = as_bytes(bundles(shop, store))
-    entries = sorted((tmp_path / "cache").rglob("*"), key=str)
-    files = [p for p in entries if p.is_file()]
+    files = plan_entries(tmp_path / "cache")
     files[0].write_bytes(files[0].read_bytes()[:-7])  # torn
     files[1].write_bytes(b"planguard-plan-cache\0" + b"\0" * 32 + b"garbage")
     again = PlanCacheStore(tmp_path / "cache")
@@ -193,7 +197,7 @@ def test_a_valid_entry_under_the_wrong_key_is_caught_by_verify(shop: Path, tmp_p
     """What an incomplete key would do: serve another plan. verify re-plans and tells."""
     directory = tmp_path / "cache"
     bundles(shop, PlanCacheStore(directory))
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    files = plan_entries(directory)
     payloads = [p.read_bytes() for p in files]
     for path, payload in zip(files, payloads[1:] + payloads[:1], strict=True):
         path.write_bytes(payload)  # every entry now holds another view's plan
@@ -227,3 +231,18 @@ def test_an_unwritable_directory_is_no_cache_not_a_failure(shop: Path, tmp_path:
     store = PlanCacheStore(blocker)
     assert as_bytes(bundles(shop, store)) == as_bytes(bundles(shop, None))
     assert store.stats.writes == 0
+
+
+def test_dataset_statistics_follow_the_data(shop: Path, tmp_path: Path) -> None:
+    """Statistics are cached per dataset identity: new rows give new estimates."""
+    store = PlanCacheStore(tmp_path / "cache")
+    before = bundles(shop, store)
+    deltalake.write_deltalake(
+        str(shop.parent / "data" / "orders"),
+        pa.table({"order_id": [100], "customer_id": [1], "amount": [5.0]}),
+        mode="append",
+    )
+    after = bundles(shop, PlanCacheStore(tmp_path / "cache"))
+    assert as_bytes(after) == as_bytes(bundles(shop, None))
+    rows = before["order_totals"].signals["estimated_rows"]
+    assert after["order_totals"].signals["estimated_rows"] == rows + 1
