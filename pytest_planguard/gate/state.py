@@ -313,12 +313,21 @@ class GateState:
             for item in items
             if isinstance(item, GateItem) and item.check == "determinism"
         }
+        for target in sorted(self.determinism_due, key=lambda t: t.key):
+            if target in self.compiles:  # its compile did not fail at collection
+                self._start_determinism(target)
 
     def _start_determinism(self, target: GateTarget) -> None:
-        """Start the determinism check's subprocesses before the run that precedes it, so
-        that they use the cores this process leaves idle.  Not for a real run: outputs
-        being written could be read by the subprocesses' plans."""
-        if target not in self.determinism_due or self.config.execute or self.config.processes < 1:
+        """Start the determinism check's subprocesses at the end of collection (or before
+        the run that precedes it), so that they use the cores this process leaves idle
+        while it runs other tests.  Not for a real run: outputs being written could be read
+        by the subprocesses' plans."""
+        if (
+            target not in self.determinism_due
+            or target in self.started
+            or self.config.execute
+            or self.config.processes < 1
+        ):
             return
         self.started[target] = start_determinism_processes(
             None if target.spec else self.config.adapter,
