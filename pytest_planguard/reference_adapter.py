@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pytest_planguard.adapter import (
     BundleView,
@@ -58,6 +58,7 @@ class ReferenceAdapter:
         *,
         trusted_modules: Sequence[str] = (),
         executors: Mapping[str, Any] | None = None,
+        plan_cache: Any = None,
         trace: bool = True,
     ) -> None:
         self.trace = trace
@@ -69,14 +70,27 @@ class ReferenceAdapter:
         self.executors = executors
         """The executors that exist (name -> callable or ``module:callable``), as for
         ``run_pipeline(executors=...)``; None: ``datafusion`` plus ``[executors.*]``."""
+        self.plan_cache = plan_cache
+        """Where the execution-plan stage may reuse view plans
+        (:class:`reference_impl.relspec.plan_cache.PlanCache`); None plans afresh."""
 
-    def for_fingerprints(self) -> ReferenceAdapter:
-        """This adapter without the rule trace, for runs that only compare fingerprints
-        (the determinism check): no fingerprint covers the trace, and untraced planning
-        gives the same plans for less (``EXPLAIN`` instead of ``EXPLAIN VERBOSE``)."""
-        return ReferenceAdapter(
-            trusted_modules=self.trusted_modules, executors=self.executors, trace=False
-        )
+    def with_plan_cache(self, cache: Any) -> Self:
+        """A copy of this adapter (of a subclass too) planning through ``cache``."""
+        import copy
+
+        adapter = copy.copy(self)
+        adapter.plan_cache = cache
+        return adapter
+
+    def for_fingerprints(self) -> Self:
+        """A copy of this adapter without the rule trace, for runs that only compare
+        fingerprints (the determinism check): no fingerprint covers the trace, and
+        untraced planning gives the same plans for less (``EXPLAIN``, not ``VERBOSE``)."""
+        import copy
+
+        adapter = copy.copy(self)
+        adapter.trace = False
+        return adapter
 
     def compile(self, manifest: Path) -> Any:
         from reference_impl.pipeline import compile_program
@@ -94,7 +108,10 @@ class ReferenceAdapter:
         from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 
         options = PipelineOptions(
-            executors=self.executors, trusted_modules=self.trusted_modules, trace=self.trace
+            executors=self.executors,
+            trusted_modules=self.trusted_modules,
+            plan_cache=self.plan_cache,
+            trace=self.trace,
         )
         start = PipelineState(compiled.source_path, options, program=compiled)
         return ReferenceContext(run_stages(start, first="runtime_profile", last="authority"))

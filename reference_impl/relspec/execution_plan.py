@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -43,8 +44,21 @@ from reference_impl.relspec.contracts import (
     TaskPlanMetrics,
     ViewNode,
 )
-from reference_impl.relspec.frame_plan import FramePlan, dataset_statistics, plan_frame
+from reference_impl.relspec.frame_plan import (
+    FramePlan,
+    dataset_statistics,
+    engine_versions,
+    plan_frame,
+    session_settings,
+)
 from reference_impl.relspec.output_targets import output_targets
+from reference_impl.relspec.plan_cache import (
+    PlanCache,
+    cached,
+    context_key,
+    dataset_key,
+    view_key,
+)
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
@@ -80,10 +94,16 @@ class _Planned(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def compile_execution_plan(
-    authority: ExecutionAuthorityContext, *, trace: bool = False
+    authority: ExecutionAuthorityContext,
+    *,
+    cache: PlanCache | None = None,
+    trace: bool = False,
 ) -> ExecutionPlan:
-    """Plan every view of the authority's program (see module docs).  ``trace``: give each
-    bundle its rule trace (:attr:`PlanBundle.trace`)."""
+    """Plan every view of the authority's program (see module docs).
+
+    With ``cache``, a view whose key (:mod:`reference_impl.relspec.plan_cache`) is
+    unchanged reuses its cached plan and statistics instead of planning again.
+    ``trace``: give each bundle its rule trace (:attr:`PlanBundle.trace`)."""
     check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     check_contract_version(
@@ -103,6 +123,7 @@ def compile_execution_plan(
     planned: dict[str, _Planned] = {}
     unplanned: set[str] = set()
     worker = PlanningWorker()
+    keys = _CacheKeys.of(authority) if cache is not None else None
     try:
         for view in manifest.views:
             status, failure, result = _plan_view(
@@ -114,6 +135,8 @@ def compile_execution_plan(
                 timeout_s=timeout_s,
                 view_stats=evidence.statistics == "plan",
                 trace=trace,
+                cache=cache,
+                keys=keys,
             )
             frame = semantic.view_frames.get(view.name)
             p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
@@ -192,8 +215,8 @@ def compile_execution_plan(
         worker.close()
     ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
     try:
-        dataset_stats = dataset_statistics(
-            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}
+        dataset_stats = _dataset_statistics(
+            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}, cache, keys
         )
     finally:
         ctx.sql(f"SET {_SHOW_STATISTICS} = false").collect()
@@ -208,6 +231,51 @@ def compile_execution_plan(
     )
 
 
+def _dataset_statistics(
+    ctx: Any, names: set[str], cache: PlanCache | None, keys: _CacheKeys | None
+) -> dict[str, ExplainStatistics]:
+    """One ``EXPLAIN`` per scanned dataset, or its cached result for the same identity."""
+    if cache is None or keys is None:
+        return dataset_statistics(ctx, names)
+    out: dict[str, ExplainStatistics] = {}
+    for name in sorted(names):
+        identity = keys.datasets.get(name)
+        if identity is None:
+            out |= dataset_statistics(ctx, {name})
+            continue
+        out[name] = cached(
+            cache,
+            dataset_key(keys.context, name, identity),
+            partial(lambda one: dataset_statistics(ctx, {one})[one], name),
+            ExplainStatistics,
+            label=f"statistics of {name}",
+        )
+    return out
+
+
+class _CacheKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """What the plan cache keys a view on, besides its P0 (computed once per plan)."""
+
+    context: str
+    datasets: dict[str, str]
+
+    @classmethod
+    def of(cls, authority: ExecutionAuthorityContext) -> _CacheKeys:
+        semantic = authority.semantic_context
+        return cls(
+            context=context_key(
+                versions=engine_versions(),
+                settings=session_settings(semantic.session),
+                udfs=msgspec.to_builtins(authority.capabilities.udf_snapshot),
+                extra={
+                    "runtime": authority.runtime_fingerprint,
+                    "statistics": authority.evidence_plan.statistics,
+                },
+            ),
+            datasets={name: d.identity for name, d in semantic.datasets.items()},
+        )
+
+
 def _plan_view(
     view: SemanticView,
     *,
@@ -218,6 +286,8 @@ def _plan_view(
     timeout_s: float,
     view_stats: bool,
     trace: bool,
+    cache: PlanCache | None = None,
+    keys: _CacheKeys | None = None,
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
     if failure is not None:
@@ -241,6 +311,16 @@ def _plan_view(
     frame = frames[view.name]
 
     def planned() -> _Planned:
+        if keys is None:
+            return plan_fresh()
+        key = view_key(keys.context, frame.logical_plan().display_indent_schema(), keys.datasets)
+        hit = cached(cache, key, plan_fresh, _Planned, label=view.name)
+        # one entry serves traced and untraced runs alike (same plans, same fingerprints;
+        # the untraced ones, the determinism check's, write none): a traced run never
+        # takes an entry without its trace
+        return plan_fresh() if trace and not hit.frame.trace else hit
+
+    def plan_fresh() -> _Planned:
         plans = plan_frame(frame, trace=trace, statistics=view_stats)
         return _Planned(frame=plans, view_stats=plans.statistics if view_stats else None)
 
