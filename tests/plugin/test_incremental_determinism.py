@@ -27,8 +27,8 @@ from pytest_planguard.reference_adapter import ReferenceAdapter
 _real = execution_plan.plan_frame
 
 
-def _seeded(frame):
-    planned = _real(frame)
+def _seeded(frame, **options):
+    planned = _real(frame, **options)
     if Path("unstable").exists() and "Filter: customer_totals.total" in planned.p0:
         line = f"\\n  Seed: {hash('planguard') % 100003}"
         return msgspec.structs.replace(planned, p2=planned.p2 + line)
