@@ -7,9 +7,10 @@ manifest, and planguard's session gate for the views registered in any
 what a snapshot header records, for any session, whether or not it enables
 ``information_schema``.
 
-:func:`plan_frame` plans a view once, with one ``EXPLAIN VERBOSE``: its plans, and the plan
-after every planner stage and optimizer rule (the rule trace a snapshot records, which
-names the stage where a changed plan first diverged).
+:func:`plan_frame` plans a view once, with one ``EXPLAIN`` of its DataFrame: its plans, and
+with ``trace=True`` (``EXPLAIN VERBOSE``) the plan after every planner stage and optimizer
+rule too (the rule trace a snapshot records, which names the stage where a changed plan
+first diverged).
 """
 
 from __future__ import annotations
