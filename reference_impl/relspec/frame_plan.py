@@ -15,9 +15,9 @@ first diverged).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -115,8 +115,14 @@ def explain_plans(frame: Any, *, verbose: bool = True) -> list[tuple[str, str]]:
     statistics are left to ``physical_plan_with_stats`` whatever the session's
     ``datafusion.explain.show_statistics`` says."""
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    before, sys.stdout = sys.stdout, buffer
+    try:
         frame.explain(verbose=verbose, show_statistics=False)
+    finally:
+        # Put it back only if it is still ours: a planning abandoned at its budget ends
+        # in the background, after the caller (pytest's capture, say) may have moved on.
+        if sys.stdout is buffer:
+            sys.stdout = before
     return _table_rows(buffer.getvalue())
 
 
