@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+# At collection, not in a test: a pytester run in the same worker that imported DataFusion
+# first would drop it from sys.modules, and importing its native module again panics
+# (pyo3-log: SetLoggerError).
+from datafusion import SessionConfig, SessionContext
+
+import reference_impl.examples.sales.pipeline as sales
 from pytest_planguard.cli import main
 from pytest_planguard.gate.classify import classify
 from pytest_planguard.gate.policy import ChangeClass
@@ -196,8 +202,6 @@ def test_a_snapshot_without_a_trace_is_well_formed_and_a_misplaced_one_is_not() 
 
 
 def test_the_trace_of_a_registered_view_follows_the_planner_not_the_statistics() -> None:
-    from datafusion import SessionConfig, SessionContext
-
     from reference_impl.relspec.frame_plan import plan_frame
 
     def session(partitions: int, statistics: str) -> SessionContext:
@@ -239,14 +243,12 @@ def test_fingerprint_runs_skip_the_trace_and_fingerprint_alike(
 ) -> None:
     """The determinism check's extra runs plan without the trace (``for_fingerprints``),
     and their fingerprints equal the traced run's: no false determinism failure."""
+    import importlib
+
     from pytest_planguard.invariants import fingerprints_once
     from pytest_planguard.session_adapter import SessionAdapter
 
     monkeypatch.setenv("SALES_DATA_DIR", str(tmp_path / "sales"))
-    import importlib
-
-    import reference_impl.examples.sales.pipeline as sales
-
     importlib.reload(sales)  # DATA follows the environment
     try:
         adapter = SessionAdapter("reference_impl.examples.sales.pipeline:make_context")
