@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -115,15 +116,39 @@ def explain_plans(frame: Any, *, verbose: bool = True) -> list[tuple[str, str]]:
     statistics are left to ``physical_plan_with_stats`` whatever the session's
     ``datafusion.explain.show_statistics`` says."""
     buffer = io.StringIO()
-    before, sys.stdout = sys.stdout, buffer
+    router = _ThreadRouter(sys.stdout, buffer)
+    sys.stdout = router
     try:
         frame.explain(verbose=verbose, show_statistics=False)
     finally:
         # Put it back only if it is still ours: a planning abandoned at its budget ends
         # in the background, after the caller (pytest's capture, say) may have moved on.
-        if sys.stdout is buffer:
-            sys.stdout = before
+        if sys.stdout is router:
+            sys.stdout = router.fallback
     return _table_rows(buffer.getvalue())
+
+
+class _ThreadRouter:
+    """``sys.stdout`` while one thread explains: that thread's writes go to its buffer,
+    every other thread's to the stream that was there (a planning abandoned at its budget
+    goes on in the background while the caller prints its results)."""
+
+    def __init__(self, fallback: Any, buffer: io.StringIO) -> None:
+        self.fallback = fallback
+        self.buffer = buffer
+        self.thread = threading.get_ident()
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self.thread:
+            return self.buffer.write(text)
+        return int(self.fallback.write(text))
+
+    def flush(self) -> None:
+        if threading.get_ident() != self.thread:
+            self.fallback.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fallback, name)
 
 
 def _final_plans(rows: Iterable[tuple[str, str]]) -> dict[str, str]:
