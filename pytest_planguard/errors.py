@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 
 
@@ -47,6 +48,7 @@ class PlanguardError(Exception):
         field_path: str | None = None,
         detail: str = "",
     ) -> None:
+        message, detail = redact(message), redact(detail)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -67,3 +69,13 @@ class PlanguardError(Exception):
             "field_path": self.field_path,
             "message": self.message,
         }
+
+
+def redact(text: str) -> str:
+    """``text`` without the process's store secrets (``reference_impl.redaction``).
+
+    Looked up, not imported: the plugin imports no ``reference_impl`` at start-up, and a
+    process that never loaded it resolved no store secret."""
+    module = sys.modules.get("reference_impl.redaction")
+    scrub = getattr(module, "redact", None)
+    return scrub(text) if callable(scrub) else text
