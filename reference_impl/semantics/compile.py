@@ -210,9 +210,7 @@ def _resolved(
     return str(resolve_location(location, root, allow_external=allow, field_path=field_path))
 
 
-def _store(
-    location: str | None, stores: Mapping[str, StorageSpec], field_path: str
-) -> str | None:
+def _store(location: str | None, stores: Mapping[str, StorageSpec], field_path: str) -> str | None:
     """The store serving ``location`` (None: a local path or no location)."""
     if location is None or "://" not in location:
         return None

@@ -536,8 +536,7 @@ def _check_stores(document: ManifestDocument) -> None:
         if key in seen:
             raise ReferenceImplError(
                 ErrorCode.MANIFEST_CONFLICTING_FIELDS,
-                f"stores {seen[key]!r} and {name!r} both serve {key}: declare one store per "
-                "bucket",
+                f"stores {seen[key]!r} and {name!r} both serve {key}: declare one store per bucket",
                 field_path=f"storage.{name}.url",
                 subjects=(seen[key], name),
             )
@@ -578,7 +577,7 @@ def _not_allowed(
         ErrorCode.MANIFEST_LOCATION_NOT_ALLOWED,
         f"{shown!r} is a URL under no declared store"
         + (f" (declared: {declared})" if declared else "")
-        + "; declare one: [storage.NAME] url = \"s3://bucket\" (dataset and output locations "
+        + '; declare one: [storage.NAME] url = "s3://bucket" (dataset and output locations '
         "only; other locations are local paths)",
         field_path=field_path,
     )

@@ -217,7 +217,7 @@ class StorageSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
                 raise ManifestValueError(
                     "MANIFEST_SECRET_LITERAL",
                     f"option {key!r} is a credential written literally in the manifest; move "
-                    f"it out: secrets = {{ {key} = \"ENV_VARIABLE\" }} reads it from the "
+                    f'it out: secrets = {{ {key} = "ENV_VARIABLE" }} reads it from the '
                     "environment",
                     field="options",
                 )
