@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import urllib.request
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def start_s3_server(*, port: int | None = None) -> S3Server:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request else
     chosen = port or free_port()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=chosen, verbose=False)
     server.start()

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 
+from reference_impl.engine.data_source import held_stderr
 from reference_impl.engine.object_store import store_error, store_failure, store_options
 from reference_impl.engine.session import query_only
 from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
@@ -207,14 +208,24 @@ def execute_plan(
             created = None if store else _first_missing(Path(locations[output.name]))
             options = store_options(store) if store else None
             try:
-                write_deltalake(
-                    locations[output.name],
-                    data_by_view[output.view],
-                    mode=output.mode,
-                    schema_mode=None if output.schema_mode == "strict" else output.schema_mode,
-                    storage_options=options,
-                )
-                table = DeltaTable(locations[output.name], storage_options=options)
+                # a store dying mid-write makes object_store's upload task panic on its way
+                # out ("Already shut down") and print that to fd 2: the coded error below
+                # says what happened, so the panic text is held back and dropped
+                with held_stderr() as held:
+                    try:
+                        write_deltalake(
+                            locations[output.name],
+                            data_by_view[output.view],
+                            mode=output.mode,
+                            schema_mode=(
+                                None if output.schema_mode == "strict" else output.schema_mode
+                            ),
+                            storage_options=options,
+                        )
+                        table = DeltaTable(locations[output.name], storage_options=options)
+                    except BaseException:
+                        held.drop()
+                        raise
                 rows = _row_count(table)
                 version = int(table.version())
             except Exception as exc:

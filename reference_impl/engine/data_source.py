@@ -652,7 +652,7 @@ def _engine_call(name: str, location: str, call: Callable[[], _T]) -> _T:
     the message), and passed through otherwise.
     """
     try:
-        with _held_stderr() as held:
+        with held_stderr() as held:
             try:
                 return call()
             except BaseException as exc:
@@ -678,7 +678,7 @@ class _Held:
 
 
 @contextmanager
-def _held_stderr() -> Iterator[_Held]:
+def held_stderr() -> Iterator[_Held]:
     """Redirect file descriptor 2 to a temporary file; replay it unless dropped."""
     held = _Held()
     try:
