@@ -8,6 +8,7 @@ Delta output to the bucket; its secrets come from the environment variables of
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -173,10 +174,8 @@ class KillSwitchProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def kill(self) -> None:
         """Drop every connection and stop listening (idempotent)."""
@@ -184,10 +183,8 @@ class KillSwitchProxy:
 
         self.killed.set()
         self._timer.cancel()
-        try:
+        with contextlib.suppress(OSError):
             self.listener.close()
-        except OSError:
-            pass
         with self._lock:
             for sock in self._sockets:
                 try:
