@@ -9,8 +9,9 @@ resolve against the invocation directory.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,14 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         "planguard_trusted_modules",
         "packages UDF providers and bootstrap hooks may be imported from (one module per "
         "line; adds to --planguard-trust-module and PLANGUARD_TRUSTED_MODULES)",
+        "linelist",
+        [],
+    ),
+    (
+        "planguard_stores",
+        "object stores the gated plans read, one 'name = url' per line (e.g. "
+        "'warehouse = s3://warehouse'): snapshots name the store ($warehouse/...), never "
+        "its endpoint or bucket (a manifest's [storage.*] stores are known already)",
         "linelist",
         [],
     ),
@@ -176,6 +185,8 @@ class PlanguardConfig:
     """Where to write the HTML report (``--planguard-html``, ``planguard_html``)."""
     markdown: Path | None = None
     """Where to write the Markdown summary (``--planguard-markdown``)."""
+    stores: Mapping[str, str] = field(default_factory=dict)
+    """Object store name -> URL prefix (``planguard_stores``), for the normalizer."""
 
     @property
     def targets(self) -> tuple[GateTarget, ...]:
@@ -341,7 +352,26 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         trusted_modules=_trusted_modules(config),
         html=_output_path(config, "planguard_html", ini_base),
         markdown=_output_path(config, "planguard_markdown", ini_base),
+        stores=_stores(config),
     )
+
+
+_STORE_LINE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<url>[a-z][a-z0-9+.-]*://\S+)")
+
+
+def _stores(config: pytest.Config) -> dict[str, str]:
+    """``planguard_stores``: ``name = scheme://bucket[/prefix]`` per line."""
+    stores: dict[str, str] = {}
+    for line in config.getini("planguard_stores"):
+        match = _STORE_LINE.fullmatch(str(line).strip())
+        if match is None:
+            raise PlanguardError(
+                PlanguardCode.CONFIG_ERROR,
+                f"planguard_stores line {str(line)!r} is not 'name = scheme://bucket/prefix'",
+                field_path="planguard_stores",
+            )
+        stores[match["name"]] = match["url"].rstrip("/")
+    return stores
 
 
 def _output_path(config: pytest.Config, key: str, ini_base: Path) -> Path | None:
