@@ -14,6 +14,10 @@ import os
 import re
 
 MASK = "***"
+MIN_SECRET_LENGTH = 8
+"""Shorter values are not scrubbed: no store issues such a credential, and replacing every
+``s`` or ``key`` of every message would make the messages unreadable (and say where the
+secret is)."""
 CREDENTIAL_ENVIRONMENT = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -30,15 +34,20 @@ _registered: set[str] = set()
 
 
 def register_secret(value: str) -> None:
-    """Remember ``value`` as a secret of this process (empty values are ignored)."""
-    if value:
+    """Remember ``value`` as a secret of this process (values shorter than
+    :data:`MIN_SECRET_LENGTH` are ignored)."""
+    if len(value) >= MIN_SECRET_LENGTH:
         _registered.add(value)
 
 
 def secret_values() -> list[str]:
     """Every value :func:`redact` hides, longest first (a secret holding another wins)."""
     values = set(_registered)
-    values.update(v for name in CREDENTIAL_ENVIRONMENT if (v := os.environ.get(name)))
+    values.update(
+        v
+        for name in CREDENTIAL_ENVIRONMENT
+        if len(v := os.environ.get(name, "")) >= MIN_SECRET_LENGTH
+    )
     return sorted(values, key=len, reverse=True)
 
 

@@ -143,6 +143,27 @@ def test_a_dead_endpoint_ends_validate_with_a_coded_error_within_60_seconds(
     assert "store 'warehouse'" in done.stderr
 
 
+@pytest.mark.produces_codes("STORE_UNREACHABLE")
+def test_a_hanging_endpoint_ends_validate_within_60_seconds_by_the_default_timeouts(
+    lake: Lake, codes: CodeRecorder
+) -> None:
+    """A server that accepts connections and never answers: object_store alone would wait
+    30 s per request and retry 10 times within 3 minutes; planguard's default client
+    options (30 s per request, retries within 20 s) end it in about 30 s."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.listen(16)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        lake.manifest.write_text(lake.manifest.read_text().replace(lake.endpoint, endpoint))
+        started = time.monotonic()
+        done = run_planguard("validate", lake.manifest, env=lake.env(), timeout=200)
+        elapsed = time.monotonic() - started
+    assert done.returncode == 2
+    codes.expect(error_code(done), "STORE_UNREACHABLE", done.stderr)
+    assert elapsed < 60, elapsed
+
+
 @pytest.mark.produces_codes("STORE_ACCESS_DENIED")
 @pytest.mark.parametrize("variable", ["LAKE_SECRET", "LAKE_KEY_ID"])
 def test_wrong_credentials_are_access_denied(

@@ -289,14 +289,14 @@ def store_manifest(root: Path, endpoint: str, bucket: str = "lake") -> Path:
 
 def store_secret_missing(root: Path) -> None:
     os.environ.pop("PG_SECRET", None)
-    with environment(PG_KEY="k"):
+    with environment(PG_KEY="scenario-key"):
         plan_only(store_manifest(root, "http://127.0.0.1:9"))
 
 
 def store_unreachable(root: Path) -> None:
     from pytest_planguard.s3_server import free_port
 
-    with environment(PG_KEY="k", PG_SECRET="s"):
+    with environment(PG_KEY="scenario-key", PG_SECRET="scenario-secret"):
         plan_only(store_manifest(root, f"http://127.0.0.1:{free_port()}"))
 
 

@@ -81,3 +81,21 @@ def test_fingerprints_hash_the_names_of_secrets_not_their_values(
     lake.manifest.write_text(renamed)
     other = compile_semantic_program(load_manifest(lake.manifest))
     assert other.runtime_policy_fingerprint != program.runtime_policy_fingerprint
+
+
+def test_the_redactor_scrubs_registered_secrets_and_credential_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reference_impl.errors import ErrorCode, ReferenceImplError
+    from reference_impl.redaction import MASK, redact, register_secret
+
+    register_secret("registered-canary-0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "environment-canary-0002")
+    error = ReferenceImplError(
+        ErrorCode.STORE_ACCESS_DENIED,
+        "server said: registered-canary-0001 / environment-canary-0002 \x1b[31m!\x1b[0m",
+    )
+    assert error.message == f"server said: {MASK} / {MASK} !"
+    # short values are no credentials: scrubbing them would blank ordinary words
+    register_secret("s")
+    assert redact("views form a cycle") == "views form a cycle"
