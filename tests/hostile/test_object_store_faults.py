@@ -102,6 +102,20 @@ def test_a_url_under_no_declared_store_is_not_allowed(
     assert run_planguard("compile", tmp_path).returncode == 0
 
 
+@pytest.mark.produces_codes("MANIFEST_CONFLICTING_FIELDS")
+def test_two_stores_on_the_same_bucket_conflict(tmp_path: Path, codes: CodeRecorder) -> None:
+    one = store_table("s3://warehouse/a", "http://127.0.0.1:9")
+    two = store_table("s3://warehouse/b", "http://127.0.0.1:9", name="other")
+    (tmp_path / "manifest.toml").write_text(one + two)
+    done = run_planguard("compile", tmp_path)
+    assert done.returncode == 2
+    codes.expect(error_code(done), "MANIFEST_CONFLICTING_FIELDS", done.stderr)
+    assert "storage.warehouse.url" in done.stderr
+    # twin: two buckets are two stores
+    (tmp_path / "manifest.toml").write_text(one + two.replace("s3://warehouse/b", "s3://lake"))
+    assert run_planguard("compile", tmp_path).returncode == 0
+
+
 @pytest.mark.produces_codes("MANIFEST_LOCATION_NOT_ALLOWED")
 def test_a_url_without_any_store_names_how_to_declare_one(
     tmp_path: Path, codes: CodeRecorder
