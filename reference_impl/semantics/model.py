@@ -121,6 +121,15 @@ BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1_048_576)]
 Concurrency = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 BudgetMs = Annotated[int, msgspec.Meta(ge=1, le=86_400_000, description="At most one day.")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1)]
+Location = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        description="A path relative to the manifest's directory, or a URL under a "
+        "[storage.*] store's url (s3://warehouse/orders); a URL under no declared store is "
+        "MANIFEST_LOCATION_NOT_ALLOWED.",
+    ),
+]
 DataSourceMode = Literal["semantic-authority", "runtime-bootstrap"]
 
 
@@ -190,12 +199,28 @@ class StorageSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
             description="The prefix this store serves: s3://bucket or s3://bucket/prefix.",
         ),
     ]
-    options: dict[str, str] = {}
+    options: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="deltalake / object_store storage options (AWS_ENDPOINT_URL, "
+            "AWS_REGION, AWS_ALLOW_HTTP, conditional_put, timeout ...). A credential here "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and the Azure and "
+            "GCS equivalents) is MANIFEST_SECRET_LITERAL: name it in `secrets`. Unless given, "
+            "connect_timeout = 5s, timeout = 30s, max_retries = 2, retry_timeout = 20s."
+        ),
+    ] = {}
     """deltalake / object_store storage options (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
     ``AWS_ALLOW_HTTP``, ``conditional_put``, ``timeout`` ...).  A credential written here
     (``AWS_SECRET_ACCESS_KEY``, ``AWS_ACCESS_KEY_ID``, ``AWS_SESSION_TOKEN`` and the Azure and
     GCS equivalents) is ``MANIFEST_SECRET_LITERAL``: name it in ``secrets``."""
-    secrets: dict[str, Annotated[str, msgspec.Meta(pattern=ENV_NAME_PATTERN)]] = {}
+    secrets: Annotated[
+        dict[str, Annotated[str, msgspec.Meta(pattern=ENV_NAME_PATTERN)]],
+        msgspec.Meta(
+            description="Option -> the name of the environment variable holding its value, "
+            "read when the store is used and never written anywhere (unset: "
+            "STORE_SECRET_MISSING)."
+        ),
+    ] = {}
     """Option -> the environment variable holding its value, read when the store is used
     (never written anywhere; an unset variable is ``STORE_SECRET_MISSING``)."""
 
@@ -253,7 +278,7 @@ class DatasetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     from ``<runtime.fallback_root>/<name>``."""
 
     format: Literal["delta", "parquet"]
-    location: Identifier | None = None
+    location: Location | None = None
     """Manifest-relative path of the table, or a URL under a ``[storage.*]`` store's
     ``url`` (``s3://warehouse/orders``).  Required unless
     ``project.data_source_mode = "runtime-bootstrap"`` (then it defaults to
@@ -289,7 +314,7 @@ class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     where an output without one is written to ``<runtime.fallback_root>/outputs/<name>``."""
 
     view: Identifier
-    location: Identifier | None = None
+    location: Location | None = None
     """Manifest-relative path of the Delta table written, or a URL under a
     ``[storage.*]`` store's ``url``.  Required unless
     ``project.data_source_mode = "runtime-bootstrap"`` (then it defaults to
@@ -409,7 +434,8 @@ class PolicySpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class ManifestDocument(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The whole manifest file, as decoded."""
+    """The whole manifest file, as decoded.  ``[storage.<name>]`` declares the object
+    stores that dataset and output locations may name by URL."""
 
     project: ProjectSpec = ProjectSpec()
     datasets: dict[str, DatasetSpec] = {}
