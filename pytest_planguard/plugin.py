@@ -272,8 +272,14 @@ def planguard_s3_server() -> Iterator[S3Server]:
     (``.access_key_id``, ``.secret_access_key``) and authentication enforced.
     ``.storage_options()`` reaches it; ``.create_bucket(name)`` makes a bucket.  Started
     on first use, stopped at the end of the session; moto is imported only then."""
+    from importlib.util import find_spec
+
     from pytest_planguard.s3_server import start_s3_server
 
+    if find_spec("moto") is None or find_spec("boto3") is None:
+        pytest.fail(
+            "planguard_s3_server needs moto's server: pip install 'moto[server]'", pytrace=False
+        )
     server = start_s3_server()
     try:
         yield server
