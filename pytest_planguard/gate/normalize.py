@@ -150,14 +150,16 @@ def _store_keys(stores: Mapping[str, str]) -> list[tuple[str, str]]:
     return sorted(keys, key=lambda pair: -len(pair[0]))
 
 
-def _store_entry(entry: str, keys: list[tuple[str, str]]) -> str:
-    """A listed file's object key under a store's prefix, as ``$<store>/...``."""
+def _store_directory(entry: str, keys: list[tuple[str, str]]) -> str | None:
+    """The directory of a listed file's object key under a store's prefix, as
+    ``$<store>/<key dir>`` (``raw/c/part-0.parquet`` -> ``$warehouse/raw/c``); None when
+    the entry is no key under a store."""
     if not keys or entry.startswith("$") or entry in ("", "..."):
-        return entry
+        return None
     for prefix, token in keys:
         if entry.startswith(prefix):
-            return token + entry[len(prefix) :]
-    return entry
+            return (token + entry[len(prefix) :]).rsplit("/", 1)[0]
+    return None
 
 
 def _normalize_file_groups(text: str, keys: list[tuple[str, str]] | None = None) -> str:
@@ -172,7 +174,7 @@ def _normalize_file_groups(text: str, keys: list[tuple[str, str]] | None = None)
         listed = re.split(r"[\[\],]", body.partition(":")[2])
         dirs = sorted(
             {
-                _directory(_store_entry(entry.strip(), keys or []))
+                _store_directory(entry.strip(), keys or []) or _directory(entry.strip())
                 for entry in listed
                 if entry.strip() not in ("", "...")
             }
@@ -200,11 +202,9 @@ def _renumber_aliases(text: str) -> str:
 
 
 def _directory(entry: str) -> str:
-    """``$events/part-0.parquet:0..100`` -> ``$events``; ``a/b/c.parquet`` -> ``a/b``;
-    ``$warehouse/raw/c.parquet`` (a store: ``$<store>/<key>``) -> ``$warehouse/raw``."""
+    """``$events/part-0.parquet:0..100`` -> ``$events``; ``a/b/c.parquet`` -> ``a/b``."""
     if entry.startswith("$"):
-        head, _, rest = entry.partition("/")
-        return head if "/" not in rest else f"{head}/{rest.rsplit('/', 1)[0]}"
+        return entry.split("/", 1)[0]
     return entry.rsplit("/", 1)[0] if "/" in entry else entry
 
 
