@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -105,6 +105,21 @@ class Finding(_Strict, frozen=True):
     unchanged; the gate entry ``inherited = warn`` warns on such a change)."""
 
 
+class CacheSummary(_Strict, frozen=True):
+    """The plan cache in this run (``--planguard-cache``)."""
+
+    directory: str
+    hits: int
+    misses: int
+    writes: int
+    corrupt: Annotated[int, msgspec.Meta(description="entries that did not decode (misses)")]
+    verified: Annotated[int, msgspec.Meta(description="cached views re-planned and compared")]
+    evicted: int
+    entries: Annotated[int, msgspec.Meta(description="entries on disk after the run")]
+    bytes: Annotated[int, msgspec.Meta(description="size on disk after the run")]
+    hit_rate: float
+
+
 class Report(_Strict, frozen=True):
     schema_version: Literal[3]
     planguard_version: str
@@ -118,6 +133,7 @@ class Report(_Strict, frozen=True):
     findings: list[Finding]
     items: list[ReportedResult]
     unused_snapshots: list[UnusedSnapshot]
+    cache: CacheSummary | None = None
 
 
 def summarize(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]) -> Summary:
@@ -206,6 +222,7 @@ def build_report(
     results: Sequence[ReportedResult],
     unused: Sequence[UnusedSnapshot],
     config: PlanguardConfig,
+    cache: Mapping[str, Any] | None = None,
 ) -> Report:
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -218,6 +235,7 @@ def build_report(
         findings=findings(results, unused),
         items=sorted(results, key=lambda r: r.nodeid),
         unused_snapshots=list(unused),
+        cache=msgspec.convert(cache, CacheSummary) if cache is not None else None,
     )
 
 
@@ -226,8 +244,9 @@ def write_report(
     results: Sequence[ReportedResult],
     unused: Sequence[UnusedSnapshot],
     config: PlanguardConfig,
+    cache: Mapping[str, Any] | None = None,
 ) -> None:
-    report = msgspec.to_builtins(build_report(results, unused, config))
+    report = msgspec.to_builtins(build_report(results, unused, config, cache))
     atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 

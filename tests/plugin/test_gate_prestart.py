@@ -21,9 +21,9 @@ def _log(event):
         log.write(event + "\\n")
 
 
-def _logged_spawn(adapter_spec, manifest, seed, *rest):
+def _logged_spawn(adapter_spec, manifest, seed, *rest, **options):
     _log("spawn-" + seed)
-    return _spawn(adapter_spec, manifest, seed, *rest)
+    return _spawn(adapter_spec, manifest, seed, *rest, **options)
 
 
 def _logged_run(self, path, **kwargs):
@@ -56,7 +56,11 @@ def _gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_each_determinism_subprocess_starts_once(pytester: pytest.Pytester, shop: Path) -> None:
     result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
     result.assert_outcomes(passed=4 + len(VIEWS))
-    assert _events(pytester) == ["spawn-1", "spawn-2", "run"]  # started before the run
+    events = _events(pytester)
+    assert events[0] == "spawn-1"  # the first seed is 1, the second drawn at random
+    assert events[1].startswith("spawn-")
+    assert events[1] != "spawn-1"
+    assert events[2:] == ["run"]  # started before the run
 
 
 def test_a_real_run_starts_them_after_it(pytester: pytest.Pytester, shop: Path) -> None:
@@ -65,7 +69,10 @@ def test_a_real_run_starts_them_after_it(pytester: pytest.Pytester, shop: Path) 
         pytester, "--snapshot-update", "--planguard-processes", "2", "--planguard-execute"
     )
     result.assert_outcomes(passed=4 + len(VIEWS))
-    assert _events(pytester) == ["run", "spawn-1", "spawn-2"]
+    events = _events(pytester)
+    assert events[:2] == ["run", "spawn-1"]
+    assert events[2].startswith("spawn-")
+    assert len(events) == 3
 
 
 def test_no_subprocess_when_the_determinism_item_is_deselected(
@@ -83,3 +90,19 @@ def test_the_determinism_item_alone_starts_its_subprocesses(
     result = _gate(pytester, "-k", "determinism", "--planguard-processes", "1")
     result.assert_outcomes(passed=1, deselected=3 + len(VIEWS))
     assert _spawned(pytester) == ["1"]
+
+
+def test_they_start_at_collection_while_other_tests_run(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """A suite whose tests run before the gate's items: the subprocesses are already
+    running during those tests, not started when the gate's first item comes."""
+    pytester.mkdir("a")
+    (pytester.path / "a" / "test_first.py").write_text(
+        "def test_first():\n"
+        "    with open('events.log', 'a') as log:\n"
+        "        log.write('user-test\\n')\n"
+    )
+    result = _gate(pytester, "--snapshot-update", "--planguard-processes", "1")
+    result.assert_outcomes(passed=5 + len(VIEWS))
+    assert _events(pytester) == ["spawn-1", "user-test", "run"]
