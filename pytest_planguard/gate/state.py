@@ -23,8 +23,14 @@ from pytest_planguard.config import GateTarget
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate import github
 from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
-from pytest_planguard.gate.report import UnusedSnapshot, write_report
-from pytest_planguard.gate.results import PROPERTY, ReportedResult, call_adapter, received
+from pytest_planguard.gate.report import TargetRecord, UnusedSnapshot, write_report
+from pytest_planguard.gate.results import (
+    PROPERTY,
+    ReportedResult,
+    call_adapter,
+    manifest_label,
+    received,
+)
 from pytest_planguard.gate.snapshot import (
     snapshot_directory,
     stale_temporaries,
@@ -63,6 +69,8 @@ class CollectedManifest:
     views: tuple[str, ...]
     nodeids: frozenset[str]
     complete: bool = False
+    label: str = ""
+    """The target's label, as its items' ``manifest`` (the reports' target records)."""
 
 
 @dataclass(slots=True)
@@ -142,7 +150,9 @@ class GateState:
         self, target: GateTarget, views: tuple[str, ...], items: list[pytest.Item]
     ) -> None:
         self.collected[target] = CollectedManifest(
-            views=views, nodeids=frozenset(item.nodeid for item in items)
+            views=views,
+            nodeids=frozenset(item.nodeid for item in items),
+            label=manifest_label(items[0]) if items else "",
         )
 
     def snapshot_dir(self, target: GateTarget) -> Path:
@@ -196,7 +206,12 @@ class GateState:
         if worker_output is not None:
             worker_output[_WORKER_OUTPUT] = json.dumps(
                 {
-                    target.key: {"views": list(entry.views), "complete": entry.complete}
+                    target.key: {
+                        "views": list(entry.views),
+                        "complete": entry.complete,
+                        "label": entry.label,
+                        "items": sorted(entry.nodeids),
+                    }
                     for target, entry in self.collected.items()
                 }
             )
@@ -211,7 +226,10 @@ class GateState:
         self.reported.append(
             {
                 path: CollectedManifest(
-                    views=tuple(entry["views"]), nodeids=frozenset(), complete=entry["complete"]
+                    views=tuple(entry["views"]),
+                    nodeids=frozenset(entry["items"]),
+                    complete=entry["complete"],
+                    label=entry["label"],
                 )
                 for path, entry in json.loads(payload).items()
             }
@@ -358,7 +376,13 @@ class GateState:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         self.unused = self._unused_snapshots(session)
         if self.config.report is not None:
-            write_report(self.config.report, self.results, self.unused, self.config)
+            write_report(
+                self.config.report,
+                self.results,
+                self.unused,
+                self.config,
+                self._target_records(),
+            )
         self._write_reviews(session)
 
     def _write_reviews(self, session: pytest.Session) -> None:
@@ -400,6 +424,44 @@ class GateState:
                     complete[targets[name]] = entry.views
             return complete
         return {target: e.views for target, e in self.collected.items() if e.complete}
+
+    def _target_records(self) -> list[TargetRecord]:
+        """What this run collected of each target, selected or not, with the snapshots no
+        view of it uses: a merge of shards' reports reports those as unused only when
+        the shards together ran every item of the target."""
+        collected: dict[str, CollectedManifest] = {
+            target.key: entry for target, entry in self.collected.items()
+        }
+        if self.reported:  # pytest-xdist: every worker collected the same
+            collected = self.reported[0]
+        targets = {target.key: target for target in self.config.targets}
+        records = [
+            TargetRecord(
+                manifest=_label(target, self.config.rootpath),
+                views=[],
+                items=[],
+                unclaimed=[],
+                collected=False,
+            )
+            for key, target in targets.items()
+            if key not in collected
+        ]
+        for key, entry in collected.items():
+            if key not in targets:
+                continue
+            directory = self.snapshot_dir(targets[key])
+            records.append(
+                TargetRecord(
+                    manifest=entry.label,
+                    views=list(entry.views),
+                    items=sorted(entry.nodeids),
+                    unclaimed=sorted(
+                        _relative(location, self.config.snapshot_dir)
+                        for location in unused_snapshots(directory, set(entry.views))
+                    ),
+                )
+            )
+        return records
 
     def _unused_snapshots(self, session: pytest.Session) -> list[UnusedSnapshot]:
         """Snapshots of fully selected manifests that no view uses; deleted (and each path
@@ -500,6 +562,12 @@ class GateHooks:
 
 def _describe(target: GateTarget) -> str:
     return f"session {target.spec!r}" if target.spec else f"manifest {str(target.path)!r}"
+
+
+def _label(target: GateTarget, root: Path) -> str:
+    """A target's label as its items would have it (its collector's node id)."""
+    path = _relative(target.path, root)
+    return f"{path}::{target.factory}" if target.factory else path
 
 
 def _relative(path: Path, root: Path) -> str:
