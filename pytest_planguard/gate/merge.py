@@ -200,26 +200,27 @@ def _same(name: str, first: Shard, other: Shard) -> None:
 
 def _same_headers(shards: Sequence[Shard]) -> None:
     """Each target's snapshot header (engine, settings hash, normalizer) is one for all
-    reports that carry it."""
+    reports that carry it: on its invariant items, and on its target record in every
+    report whose run planned it."""
     seen: dict[str, tuple[str, Mapping[str, str]]] = {}
     for shard in shards:
-        for item in shard.report.items:
-            if not item.header:
+        carried = [(item.manifest, item.header) for item in shard.report.items]
+        carried += [(record.manifest, record.header) for record in shard.report.targets]
+        for target, header in carried:
+            if not header:
                 continue
-            known = seen.setdefault(item.manifest, (shard.name, item.header))
-            if known[1] != item.header:
+            known = seen.setdefault(target, (shard.name, header))
+            if known[1] != header:
                 keys = sorted(
-                    k
-                    for k in set(known[1]) | set(item.header)
-                    if known[1].get(k) != item.header.get(k)
+                    k for k in set(known[1]) | set(header) if known[1].get(k) != header.get(k)
                 )
                 shown = "; ".join(
-                    f"{k}: {known[1].get(k, '(none)')!r} vs {item.header.get(k, '(none)')!r}"
+                    f"{k}: {known[1].get(k, '(none)')!r} vs {header.get(k, '(none)')!r}"
                     for k in keys
                 )
                 raise PlanguardError(
                     PlanguardCode.REPORT_MERGE_INCOMPATIBLE,
-                    f"{item.manifest}: {known[0]} and {shard.name} planned it with a different "
+                    f"{target}: {known[0]} and {shard.name} planned it with a different "
                     f"engine or settings ({shown})",
                 )
 
@@ -247,7 +248,11 @@ def _merge_targets(shards: Sequence[Shard]) -> dict[str, TargetRecord]:
                         "different checkouts",
                     )
             unclaimed = sorted(set(first.unclaimed) | set(record.unclaimed))
-            merged[record.manifest] = (name, msgspec.structs.replace(first, unclaimed=unclaimed))
+            header = first.header or record.header  # equal where both have one
+            merged[record.manifest] = (
+                name,
+                msgspec.structs.replace(first, unclaimed=unclaimed, header=header),
+            )
     return {label: record for label, (_, record) in merged.items()}
 
 

@@ -80,6 +80,13 @@ class TargetRecord(_Strict, frozen=True):
             "merge of runs, that ran every item of the target"
         ),
     ]
+    header: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="the target's snapshot header (engine, settings hash, normalizer) "
+            "when this run planned it"
+        ),
+    ] = msgspec.field(default_factory=dict)
     collected: bool = True
     """False when this run could not collect the target (its collection failed): it then
     has no views or items here."""

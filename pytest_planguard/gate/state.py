@@ -33,6 +33,7 @@ from pytest_planguard.gate.results import (
 )
 from pytest_planguard.gate.snapshot import (
     snapshot_directory,
+    snapshot_header,
     stale_temporaries,
     unused_snapshots,
 )
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 
 _WORKER_OUTPUT = "planguard_collected"
 """``workeroutput`` key: what a pytest-xdist worker collected and selected, per target."""
+_WORKER_HEADERS = "planguard_headers"
+"""``workeroutput`` key: the snapshot header of each target a worker planned."""
 
 
 @dataclass(slots=True)
@@ -120,6 +123,9 @@ class GateState:
         self.reported: list[dict[str, CollectedManifest]] = []
         """On the pytest-xdist controller: what each worker that finished collected."""
         self.workers_down = 0
+        self.worker_headers: dict[str, dict[str, str]] = {}
+        """On the pytest-xdist controller: the snapshot header of each target a worker
+        planned (for the reports' target records)."""
         self.started_at = time.time()
         self.deleted: list[Path] = []
         self.locations: dict[str, str] = {}
@@ -220,6 +226,9 @@ class GateState:
         """pytest-xdist controller: keep what a worker collected (each worker collects and
         selects the same items, so any one of them tells; all must agree)."""
         self.workers_down += 1
+        headers = getattr(node, "workeroutput", {}).get(_WORKER_HEADERS)
+        for key, header in json.loads(headers or "{}").items():
+            self.worker_headers.setdefault(key, header)
         payload = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
         if payload is None:
             return
@@ -367,6 +376,9 @@ class GateState:
             started.close()  # started for a determinism item that did not run
         self.started.clear()
         if hasattr(session.config, "workerinput"):
+            worker_output = getattr(session.config, "workeroutput", None)
+            if worker_output is not None:
+                worker_output[_WORKER_HEADERS] = json.dumps(self._headers())
             return  # the controller reports for pytest-xdist workers
         if session.exitstatus == pytest.ExitCode.TESTS_FAILED and any(
             result.status == "error" for result in self.results
@@ -425,6 +437,18 @@ class GateState:
             return complete
         return {target: e.views for target, e in self.collected.items() if e.complete}
 
+    def _headers(self) -> dict[str, dict[str, str]]:
+        """Target key -> the snapshot header (engine, settings hash, normalizer) of each
+        target planned in this process (under pytest-xdist: by a worker)."""
+        headers = dict(self.worker_headers)
+        for target, run in self.runs.items():
+            if run.engine is not None:
+                strict = self.config.strict_settings
+                headers[target.key] = dict(
+                    run.header or snapshot_header(run.engine, strict_settings=strict)
+                )
+        return headers
+
     def _target_records(self) -> list[TargetRecord]:
         """What this run collected of each target, selected or not, with the snapshots no
         view of it uses: a merge of shards' reports reports those as unused only when
@@ -435,6 +459,7 @@ class GateState:
         if self.reported:  # pytest-xdist: every worker collected the same
             collected = self.reported[0]
         targets = {target.key: target for target in self.config.targets}
+        headers = self._headers()
         records = [
             TargetRecord(
                 manifest=_label(target, self.config.rootpath),
@@ -455,6 +480,7 @@ class GateState:
                     manifest=entry.label,
                     views=list(entry.views),
                     items=sorted(entry.nodeids),
+                    header=headers.get(key, {}),
                     unclaimed=sorted(
                         _relative(location, self.config.snapshot_dir)
                         for location in unused_snapshots(directory, set(entry.views))

@@ -85,6 +85,12 @@ def test_a_shard_neither_deletes_nor_reports_an_unused_snapshot(
     assert 0 < len(ran) < ITEMS  # a partial shard of the one target
     assert (project / SNAPS / "gone.plan").exists()
     assert load(report)["unused_snapshots"] == []
+    # its target record names the engine and settings it planned with (also under xdist,
+    # where a worker planned it): what the merge compares between shards
+    (record,) = load(report)["targets"]
+    assert record["header"]["engine"].startswith("datafusion=")
+    assert record["items"] == sorted(record["items"])
+    assert len(record["items"]) == ITEMS
 
     plain = gate(pytester, "--splits", "2", "--group", str(group), *xdist)
     assert plain.ret == pytest.ExitCode.OK, plain.stdout.str()
