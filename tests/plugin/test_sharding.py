@@ -185,3 +185,25 @@ def test_planguard_only_drops_other_tests_before_pytest_split_divides(
     ran = [item["nodeid"] for report in reports for item in report["items"]]
     assert len(ran) == len(set(ran)) == ITEMS
     assert all(len(report["items"]) == ITEMS // 2 for report in reports)
+
+
+def test_the_readme_commands_are_the_ones_that_exist() -> None:
+    """Every ``planguard report merge`` and sharded ``pytest`` line of the README's
+    section parses with today's options (a renamed option fails here)."""
+    from pytest_planguard.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Sharding across CI jobs", 1)[1].split("\n## ", 1)[0]
+    lines = " ".join(section.split(">\n")).replace("${{ matrix.group }}", "1").splitlines()
+    commands = [line.strip().removeprefix("run: ") for line in lines]
+    merges = [line for line in commands if line.startswith("planguard report merge")]
+    shards = [line for line in commands if line.startswith("pytest --planguard")]
+    assert len(merges) >= 2
+    assert len(shards) >= 2
+    for line in merges:
+        args = build_parser().parse_args(line.split()[1:])
+        assert args.output == "planguard.json"
+        assert args.html == "planguard.html"
+    for line in shards:
+        assert "--splits 2 --group" in line
+        assert "--planguard-report shard-" in line
