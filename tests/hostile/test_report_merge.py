@@ -194,6 +194,28 @@ def test_one_item_with_two_results_is_a_conflict(
     assert f"item {nodeid!r} ran in {first} (passed, passed) and in {changed}" in line
 
 
+def _unused(deleted: bool) -> Callable[[Report], object]:
+    entry = {"code": "SNAPSHOT_UNUSED", "snapshot": "manifest/gone.plan", "view": "gone"}
+    return lambda r: r["unused_snapshots"].append({**entry, "deleted": deleted})
+
+
+@pytest.mark.produces_codes("REPORT_MERGE_CONFLICT")
+def test_one_snapshot_deleted_by_one_report_and_kept_by_another_is_a_conflict(
+    tmp_path: Path, shards: tuple[Path, Path], codes: CodeRecorder
+) -> None:
+    first, second = shards
+    kept = variant(tmp_path, first, _unused(False))
+    (tmp_path / "deleted").mkdir()
+    deleted = variant(tmp_path / "deleted", second, _unused(True))
+    again = variant(tmp_path / "deleted", first, _unused(False))
+    assert merges(tmp_path, kept, second, "--warn-unused") == 0  # reported once: fine
+    assert merges(tmp_path, kept, again, second, "--warn-unused") == 0  # twice, the same
+    code, line = refused(tmp_path, kept, deleted)
+    codes.expect(code, "REPORT_MERGE_CONFLICT", line)
+    assert "snapshot 'manifest/gone.plan': " in line
+    assert "deleted in one, kept in the other" in line
+
+
 @pytest.mark.produces_codes("REPORT_MERGE_INCOMPLETE")
 def test_a_missing_shard_fails_the_merge_unless_allowed(
     tmp_path: Path, shards: tuple[Path, Path], codes: CodeRecorder

@@ -207,3 +207,32 @@ def test_the_readme_commands_are_the_ones_that_exist() -> None:
     for line in shards:
         assert "--splits 2 --group" in line
         assert "--planguard-report shard-" in line
+
+
+def test_a_target_no_shard_could_collect_is_incomplete_in_the_merge(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """A manifest that does not compile is a collection error in every shard: each report
+    records the target as not collected, and the merge does not pass it as complete."""
+    edit(project / "ex" / "manifest.toml", "FROM orders GROUP BY", "FROM nowhere GROUP BY")
+    reports = []
+    for group in (1, 2):
+        report = pytester.path / f"broken{group}.json"
+        result = gate(
+            pytester, "--splits", "2", "--group", str(group), "--planguard-report", str(report)
+        )
+        assert result.ret == pytest.ExitCode.INTERRUPTED  # the collection error
+        (record,) = load(report)["targets"]
+        assert record == {
+            "manifest": "ex/manifest.toml",
+            "views": [],
+            "items": [],
+            "unclaimed": [],
+            "header": {},
+            "collected": False,
+        }
+        reports.append(str(report))
+    code, out, err = run_cli("report", "merge", *reports, "-o", str(pytester.path / "m.json"))
+    assert code == 1, out
+    assert err == "error[REPORT_MERGE_INCOMPLETE] ex/manifest.toml: no report collected it\n"
+    assert "0 of 1 target(s) complete" in out
