@@ -18,8 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from pytest_planguard.gate.report import SCHEMA_PATH
 from tests.support import gate as gates
 from tests.support.cli import run_cli
 from tests.support.gate import FAST
@@ -145,6 +147,7 @@ def test_the_merge_of_every_shard_is_the_report_of_one_run(
     assert GONE in out
     assert "1 of 1 target(s) complete" in out
     assert _canonical(load(merged)) == _canonical(load(whole))
+    jsonschema.validate(load(merged), json.loads(SCHEMA_PATH.read_text()))
     assert [e["snapshot"] for e in load(merged)["unused_snapshots"]] == [GONE]
     page = html.read_text()
     assert f"merged from {splits} reports" in page
