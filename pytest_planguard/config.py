@@ -52,6 +52,13 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         "linelist",
         [],
     ),
+    (
+        "planguard_cache_dir",
+        "directory of the plan cache (default .planguard_cache under the rootdir)",
+        "string",
+        "",
+    ),
+    ("planguard_cache_max_mb", "size bound of the plan cache in MB (default 256)", "string", ""),
     ("planguard_runs", "in-process runs of the determinism check (default 3)", "string", ""),
     ("planguard_processes", "subprocesses of the determinism check (default 2)", "string", ""),
     (
@@ -176,6 +183,11 @@ class PlanguardConfig:
     """Where to write the HTML report (``--planguard-html``, ``planguard_html``)."""
     markdown: Path | None = None
     """Where to write the Markdown summary (``--planguard-markdown``)."""
+    cache_dir: Path | None = None
+    """The plan cache's directory; None: no cache (``--planguard-no-cache``)."""
+    cache_max_mb: int = 256
+    cache_verify: int = 0
+    """Cached views re-planned and compared per run (``--planguard-cache-verify``)."""
 
     @property
     def targets(self) -> tuple[GateTarget, ...]:
@@ -341,7 +353,26 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         trusted_modules=_trusted_modules(config),
         html=_output_path(config, "planguard_html", ini_base),
         markdown=_output_path(config, "planguard_markdown", ini_base),
+        cache_dir=_cache_dir(config, invocation),
+        cache_max_mb=_positive(
+            config.getini("planguard_cache_max_mb") or 256, "planguard_cache_max_mb"
+        ),
+        cache_verify=_count(
+            config.getoption("planguard_cache_verify") or 0, "--planguard-cache-verify"
+        ),
     )
+
+
+def _cache_dir(config: pytest.Config, invocation: Path) -> Path | None:
+    """``--planguard-cache DIR``, else ``planguard_cache_dir``, else ``.planguard_cache``
+    under the rootdir; None under ``--planguard-no-cache``."""
+    if config.getoption("planguard_no_cache"):
+        return None
+    option = config.getoption("planguard_cache")
+    if option:
+        return (invocation / str(option)).resolve()
+    ini = str(config.getini("planguard_cache_dir") or "")
+    return (ini_directory(config) / ini).resolve() if ini else config.rootpath / ".planguard_cache"
 
 
 def _output_path(config: pytest.Config, key: str, ini_base: Path) -> Path | None:

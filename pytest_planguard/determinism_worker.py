@@ -1,5 +1,5 @@
 """``python -m pytest_planguard.determinism_worker MANIFEST [--adapter SPEC]
-[--session MODULE:FACTORY] [--trust-module MODULE ...]``.
+[--session MODULE:FACTORY] [--trust-module MODULE ...] [--plan-cache DIR --sample-seed N]``.
 
 Runs compile -> plan -> validate once with the given adapter and prints the fingerprints
 as JSON on stdout; the determinism check starts one per PYTHONHASHSEED value.
@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--adapter", default=None)
     parser.add_argument("--session", default=None, help="a session factory, MODULE:FACTORY")
     parser.add_argument("--trust-module", action="append", default=[])
+    parser.add_argument("--plan-cache", type=Path, default=None, help="incremental check")
+    parser.add_argument("--sample-seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     try:
@@ -44,6 +46,11 @@ def _fingerprints(args: argparse.Namespace) -> PipelineFingerprints:
     else:
         # the parent's allowlist, passed explicitly (PLANGUARD_TRUSTED_MODULES is not read)
         adapter = load_adapter(args.adapter, trusted_modules=args.trust_module)
+    with_cache = getattr(adapter, "with_plan_cache", None)
+    if args.plan_cache is not None and with_cache is not None:
+        from pytest_planguard.invariants import Incremental
+
+        adapter = with_cache(Incremental(args.plan_cache, args.sample_seed).cache())
     return fingerprints_once(adapter, args.manifest)
 
 

@@ -442,6 +442,7 @@ class DeterminismProcesses:
     children: list[tuple[str, subprocess.Popen[str]]]
     trusted_modules: tuple[str, ...] = ()
     session: str | None = None
+    incremental: Incremental | None = None
 
     def matches(
         self,
@@ -450,13 +451,17 @@ class DeterminismProcesses:
         processes: int,
         trusted_modules: Sequence[str] = (),
         session: str | None = None,
+        *,
+        incremental: Incremental | None = None,
     ) -> bool:
-        return (adapter_spec, str(manifest), processes, tuple(trusted_modules), session) == (
+        mine = (adapter_spec, str(manifest), processes, tuple(trusted_modules), session)
+        return (*mine, incremental) == (
             self.adapter_spec,
             str(self.manifest),
             len(self.children),
             self.trusted_modules,
             self.session,
+            self.incremental,
         )
 
     def close(self) -> None:
@@ -467,6 +472,23 @@ class DeterminismProcesses:
             child.communicate()
 
 
+@dataclass(frozen=True, slots=True)
+class Incremental:
+    """A determinism check over a plan cache (:class:`~.gate.plan_cache.DeterminismCache`):
+    its directory and the seed of the random sample its processes share."""
+
+    directory: Path
+    seed: int
+
+    def cache(self) -> Any:
+        from pytest_planguard.gate.plan_cache import DeterminismCache
+
+        return DeterminismCache(self.directory, seed=self.seed)
+
+    def arguments(self) -> list[str]:
+        return ["--plan-cache", str(self.directory), "--sample-seed", str(self.seed)]
+
+
 def start_determinism_processes(
     adapter_spec: str | None,
     manifest: Path,
@@ -474,13 +496,14 @@ def start_determinism_processes(
     *,
     trusted_modules: Sequence[str] = (),
     session: str | None = None,
+    incremental: Incremental | None = None,
 ) -> DeterminismProcesses:
     """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs; each
     gets the same ``trusted_modules`` allowlist as this process.  ``session``: the
     ``module:factory`` of a session target (``manifest`` is then its module)."""
     trusted = tuple(trusted_modules)
     children = [
-        (seed, _spawn(adapter_spec, manifest, seed, trusted, session))
+        (seed, _spawn(adapter_spec, manifest, seed, trusted, session, incremental=incremental))
         for seed in _hash_seeds(processes)
     ]
     return DeterminismProcesses(
@@ -489,6 +512,7 @@ def start_determinism_processes(
         children=children,
         trusted_modules=trusted,
         session=session,
+        incremental=incremental,
     )
 
 
@@ -503,21 +527,32 @@ def check_determinism(
     started: DeterminismProcesses | None = None,
     trusted_modules: Sequence[str] = (),
     session: str | None = None,
+    incremental: Incremental | None = None,
 ) -> DeterminismReport:
     """Run compile -> plan -> validate ``runs`` times here and once in each of
     ``processes`` subprocesses (distinct PYTHONHASHSEED), then compare.
 
     ``started``: the same subprocesses, already started (used when it matches).
-    ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses."""
+    ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses.
+    ``incremental``: plan afresh only what no passing check established (see
+    :class:`Incremental`); the caller establishes the plans once the check passed."""
     if started is not None and not started.matches(
-        adapter_spec, manifest, processes, trusted_modules, session
+        adapter_spec, manifest, processes, trusted_modules, session, incremental=incremental
     ):
         started.close()
         started = None
     if started is None:
         started = start_determinism_processes(
-            adapter_spec, manifest, processes, trusted_modules=trusted_modules, session=session
+            adapter_spec,
+            manifest,
+            processes,
+            trusted_modules=trusted_modules,
+            session=session,
+            incremental=incremental,
         )
+    with_cache = getattr(adapter, "with_plan_cache", None)
+    if incremental is not None and with_cache is not None:
+        adapter = with_cache(incremental.cache())
     seeds = [seed for seed, _ in started.children]
     children = [child for _, child in started.children]
     results: list[tuple[str, PipelineFingerprints]] = []
@@ -554,6 +589,8 @@ def _spawn(
     seed: str,
     trusted_modules: tuple[str, ...],
     session: str | None,
+    *,
+    incremental: Incremental | None = None,
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = seed
@@ -566,6 +603,8 @@ def _spawn(
         command += ["--session", session]
     for module in trusted_modules:
         command += ["--trust-module", module]
+    if incremental is not None:
+        command += incremental.arguments()
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )

@@ -78,6 +78,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="subprocesses, each with another PYTHONHASHSEED, of the determinism check (default 2)",
     )
     group.addoption(
+        "--planguard-cache",
+        default=None,
+        metavar="DIR",
+        help="plan cache directory: a view whose plan inputs are unchanged (its SQL and "
+        "upstream views, the data it scans, UDFs, settings, engine versions) reuses its "
+        "cached plan (default: planguard_cache_dir, else .planguard_cache under the rootdir)",
+    )
+    group.addoption(
+        "--planguard-no-cache",
+        action="store_true",
+        default=False,
+        help="plan every view afresh; read and write no plan cache",
+    )
+    group.addoption(
+        "--planguard-cache-verify",
+        type=int,
+        default=None,
+        metavar="N",
+        help="re-plan N random views served from the plan cache and fail "
+        "(PLAN_CACHE_UNSOUND) when a cached plan differs from the fresh one",
+    )
+    group.addoption(
         "--planguard-snapshot-dir",
         default=None,
         metavar="DIR",

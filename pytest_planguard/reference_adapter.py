@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pytest_planguard.adapter import (
     BundleView,
@@ -54,7 +54,11 @@ class ReferenceAdapter:
     resolver_stages: Sequence[ResolverStage] = REFERENCE_RESOLVER_STAGES
 
     def __init__(
-        self, *, trusted_modules: Sequence[str] = (), executors: Mapping[str, Any] | None = None
+        self,
+        *,
+        trusted_modules: Sequence[str] = (),
+        executors: Mapping[str, Any] | None = None,
+        plan_cache: Any = None,
     ) -> None:
         self.trusted_modules = tuple(trusted_modules)
         """Packages providers may be imported from besides the manifest's directory and
@@ -62,6 +66,17 @@ class ReferenceAdapter:
         self.executors = executors
         """The executors that exist (name -> callable or ``module:callable``), as for
         ``run_pipeline(executors=...)``; None: ``datafusion`` plus ``[executors.*]``."""
+        self.plan_cache = plan_cache
+        """Where the execution-plan stage may reuse view plans
+        (:class:`reference_impl.relspec.plan_cache.PlanCache`); None plans afresh."""
+
+    def with_plan_cache(self, cache: Any) -> Self:
+        """A copy of this adapter (of a subclass too) planning through ``cache``."""
+        import copy
+
+        adapter = copy.copy(self)
+        adapter.plan_cache = cache
+        return adapter
 
     def compile(self, manifest: Path) -> Any:
         from reference_impl.pipeline import compile_program
@@ -78,7 +93,11 @@ class ReferenceAdapter:
     def build_context(self, compiled: Any) -> ReferenceContext:
         from reference_impl.pipeline import PipelineOptions, PipelineState, run_stages
 
-        options = PipelineOptions(executors=self.executors, trusted_modules=self.trusted_modules)
+        options = PipelineOptions(
+            executors=self.executors,
+            trusted_modules=self.trusted_modules,
+            plan_cache=self.plan_cache,
+        )
         start = PipelineState(compiled.source_path, options, program=compiled)
         return ReferenceContext(run_stages(start, first="runtime_profile", last="authority"))
 

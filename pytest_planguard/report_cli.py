@@ -39,7 +39,8 @@ def run_merge(
             title=f"planguard: plan changes (merged from {len(paths)} reports)",
         )
         atomic_write(Path(html), render_html(review))
-    for line in render_summary(report.items, report.unused_snapshots):
+    cache = to_builtins(report).get("cache")
+    for line in render_summary(report.items, report.unused_snapshots, cache):
         if line:
             print(line)
     complete = len(report.targets) - len(merged.incomplete)

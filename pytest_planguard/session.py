@@ -151,6 +151,7 @@ class PlanguardSession:
         first: Any = None,
         started: Any = None,
         session: str | None = None,
+        incremental: Any = None,
     ) -> DeterminismReport:
         """The determinism check of a manifest, or (``session``: its ``module:factory``,
         ``manifest`` its module) of a session target."""
@@ -176,6 +177,7 @@ class PlanguardSession:
             started=started,
             trusted_modules=trusted,
             session=session,
+            incremental=incremental,
         )
 
     # ------------------------------------------------------------------ the plan gate

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pytest_planguard.adapter import (
     BundleView,
@@ -39,6 +40,15 @@ from pytest_planguard.adapter import (
     import_target,
 )
 from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.session_identity import (
+    catalog_tables,
+    module_source,
+    recording_tables,
+    table_identities,
+)
+
+if TYPE_CHECKING:
+    from reference_impl.relspec.plan_cache import PlanCache
 
 _SHOW_STATISTICS = "datafusion.explain.show_statistics"
 _CREATE_VIEW = re.compile(
@@ -64,6 +74,8 @@ class SessionProgram:
     """Views whose SQL did not plan inside the factory -> DataFusion's message."""
     user_udfs: tuple[str, ...]
     fingerprint: str
+    tables: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """What the factory registered each table from (:mod:`.session_identity`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +94,35 @@ class SessionAdapter:
     compile_entrypoints: Sequence[str] = ()
     resolver_stages: Sequence[ResolverStage] = ()
 
-    def __init__(self, spec: str, *, views: Sequence[str] = ()) -> None:
+    def __init__(
+        self, spec: str, *, views: Sequence[str] = (), plan_cache: PlanCache | None = None
+    ) -> None:
         self.spec = spec
         self.patterns = tuple(views)
+        self.plan_cache = plan_cache
+
+    def with_plan_cache(self, cache: PlanCache | None) -> Self:
+        """A copy of this adapter planning through ``cache`` (see :mod:`.session_identity`)."""
+        import copy
+
+        adapter = copy.copy(self)
+        adapter.plan_cache = cache
+        return adapter
 
     # ------------------------------------------------------------------ compile
 
     def compile(self, manifest: Path) -> SessionProgram:
         """Call the factory and read its catalog (``manifest`` is the factory's module)."""
         factory = self._factory()
+        tables: dict[str, Any] = {}
         try:
-            ctx = factory()
+            with recording_tables(tables):
+                ctx = factory()
             failed: dict[str, str] = {}
         except Exception as exc:
-            ctx, failed = self._forgiving(factory)
+            tables.clear()
+            with recording_tables(tables):
+                ctx, failed = self._forgiving(factory)
             if ctx is None:
                 from pytest_planguard.gate.results import user_frames
 
@@ -113,7 +140,7 @@ class SessionAdapter:
                 f"session factory {self.spec!r} returned {type(ctx).__name__}, not a "
                 "datafusion.SessionContext",
             )
-        registered = _registered_views(ctx)
+        registered = catalog_tables(ctx, views=True)
         dependencies = {view: _view_dependencies(ctx, view, set(registered)) for view in registered}
         for view, message in failed.items():
             # a view over a view that did not plan fails on "table ... not found"
@@ -128,6 +155,7 @@ class SessionAdapter:
             dependencies=dependencies,
             failed=failed,
             user_udfs=user_udfs,
+            tables=tables,
             fingerprint=_digest(
                 {
                     "views": list(views),
@@ -185,9 +213,10 @@ class SessionAdapter:
 
     def plan(self, context: SessionProgram) -> SessionPlan:
         from reference_impl.relspec.frame_plan import FramePlan, plan_frame
-        from reference_impl.relspec.plan_facts import table_scans
+        from reference_impl.relspec.plan_cache import cached, view_key
 
         ctx = context.context
+        keys = self._cache_keys(context) if self.plan_cache is not None else None
         planned: dict[str, FramePlan] = {}
         bundles: dict[str, BundleView] = {}
         for view in context.views:
@@ -204,16 +233,34 @@ class SessionAdapter:
                 bundles[view] = _unplanned(view, "failed", context.failed[view])
                 continue
             try:
-                planned[view] = plan_frame(_view_frame(ctx, view))
+                frame = _view_frame(ctx, view)
+                if keys is None:
+                    planned[view] = plan_frame(frame)
+                else:
+                    key = view_key(keys[0], frame.logical_plan().display_indent_schema(), keys[1])
+                    fresh = partial(plan_frame, frame)
+                    planned[view] = cached(self.plan_cache, key, fresh, FramePlan, label=view)
             except Exception as exc:
                 bundles[view] = _unplanned(view, "failed", _first_line(exc))
                 continue
             bundles[view] = BundleView(view=view, p0="", p1="", p2="", schema=())
-        scans = {view: table_scans(plan.p1_plan) for view, plan in planned.items()}
+        scans = {view: list(plan.scans) for view, plan in planned.items()}
         stats = _dataset_statistics(ctx, {scan.dataset for s in scans.values() for scan in s})
         for view, plan in planned.items():
             bundles[view] = _bundle(view, plan, scans[view], stats, context.user_udfs)
         return SessionPlan(bundles={view: bundles[view] for view in context.views})
+
+    def _cache_keys(self, context: SessionProgram) -> tuple[str, dict[str, str]]:
+        """The session's part of every view's cache key, and its tables' identities."""
+        from reference_impl.relspec.frame_plan import engine_versions, session_settings
+        from reference_impl.relspec.plan_cache import context_key
+
+        ctx = context.context
+        with _statistics_on(ctx):
+            datasets = table_identities(ctx, catalog_tables(ctx, views=False), context.tables)
+            settings = session_settings(ctx)
+        udfs = {"names": list(context.user_udfs), "module": module_source(self.spec)}
+        return context_key(versions=engine_versions(), settings=settings, udfs=udfs), datasets
 
     def validate(self, plan: SessionPlan, context: SessionProgram) -> ValidationOutcome:
         return ValidationOutcome(ok=True, findings=(), artifact=b"")
@@ -342,33 +389,6 @@ def _forgiving_sql(failed: dict[str, str]) -> Iterator[None]:
         SessionContext.register_view = original_register  # type: ignore[method-assign]
 
 
-def _registered_views(ctx: Any) -> list[str]:
-    """Every view in the session's catalogs; names outside the default catalog and schema
-    are qualified as DataFusion resolves them (``schema.view``, ``catalog.schema.view``)."""
-    from reference_impl.relspec.frame_plan import session_settings
-
-    settings = session_settings(ctx)
-    default_catalog = settings.get("datafusion.catalog.default_catalog", "datafusion")
-    default_schema = settings.get("datafusion.catalog.default_schema", "public")
-    views: list[str] = []
-    for catalog_name in sorted(ctx.catalog_names()):
-        catalog = ctx.catalog(catalog_name)
-        for schema_name in sorted(catalog.schema_names()):
-            if schema_name == "information_schema":
-                continue
-            schema = catalog.schema(schema_name)
-            for table in sorted(schema.names()):
-                if schema.table(table).kind != "view":
-                    continue
-                if catalog_name != default_catalog:
-                    views.append(f"{catalog_name}.{schema_name}.{table}")
-                elif schema_name != default_schema:
-                    views.append(f"{schema_name}.{table}")
-                else:
-                    views.append(table)
-    return views
-
-
 def _view_frame(ctx: Any, view: str) -> Any:
     """The view's own plan as a DataFrame: ``ctx.table(view)`` without the
     ``SubqueryAlias: view`` DataFusion puts on top, so a session view's bundle has the shape
@@ -416,16 +436,24 @@ def _dependency_order(dependencies: Mapping[str, tuple[str, ...]]) -> tuple[str,
 
 
 def _dataset_statistics(ctx: Any, datasets: set[str]) -> Mapping[str, Any]:
-    """Row and byte statistics per scanned dataset (the session's statistics setting is
-    turned on for the call and put back as it was)."""
-    from reference_impl.relspec.frame_plan import dataset_statistics, session_settings
+    """Row and byte statistics per scanned dataset."""
+    from reference_impl.relspec.frame_plan import dataset_statistics
 
     if not datasets:
         return {}
+    with _statistics_on(ctx):
+        return dataset_statistics(ctx, datasets)
+
+
+@contextmanager
+def _statistics_on(ctx: Any) -> Iterator[None]:
+    """The session's statistics setting turned on, and put back as it was."""
+    from reference_impl.relspec.frame_plan import session_settings
+
     before = session_settings(ctx).get(_SHOW_STATISTICS, "false")
     ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
     try:
-        return dataset_statistics(ctx, datasets)
+        yield
     finally:
         ctx.sql(f"SET {_SHOW_STATISTICS} = {before}").collect()
 

@@ -39,6 +39,7 @@ from reference_impl.relspec.authority import (
 )
 from reference_impl.relspec.contracts import ExecutionPlan, PolicyValidationResult
 from reference_impl.relspec.execution_plan import compile_execution_plan
+from reference_impl.relspec.plan_cache import PlanCache
 from reference_impl.relspec.policy_validation import validate_policy_bundle
 from reference_impl.relspec.scan_overrides import apply_scan_unit_overrides
 from reference_impl.semantics.compile import compile_semantic_program
@@ -64,6 +65,8 @@ class PipelineOptions:
     trusted_modules: tuple[str, ...] = ()
     """Packages UDF providers and the bootstrap hook may be imported from besides the
     manifest's directory and ``reference_impl``."""
+    plan_cache: PlanCache | None = None
+    """Where the execution-plan stage may reuse view plans (:mod:`.relspec.plan_cache`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,9 @@ def _authority(state: PipelineState) -> PipelineState:
 
 
 def _execution_plan(state: PipelineState) -> PipelineState:
-    plan = compile_execution_plan(_need(state.authority, "authority"))
+    plan = compile_execution_plan(
+        _need(state.authority, "authority"), cache=state.options.plan_cache
+    )
     return dataclasses.replace(state, plan=plan)
 
 

@@ -153,6 +153,7 @@ class GateItem(pytest.Item):
         self.state = state
         self.target = target
         self._header: dict[str, str] = {}
+        self._note = ""
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{manifest_label(self)}::{self.name}"
@@ -190,7 +191,7 @@ class GateItem(pytest.Item):
         if message:
             codes = (str(_VIOLATION[self.check]),)
             fail(self, message, self._result("failed", codes, findings=findings))
-        publish(self, self._result("passed", (), findings=findings))
+        publish(self, self._result("passed", (), findings=findings, message=self._note))
 
     def _result(self, status: Any, codes: tuple[str, ...], **rest: Any) -> GateResult:
         return GateResult(
@@ -217,10 +218,29 @@ class GateItem(pytest.Item):
 
     def _check_determinism(self, run: ManifestRun) -> str | None:
         started = self.state.started.pop(self.target, None)
+        incremental = self.state.incremental
+        keys = (run.cache_keys or None) if incremental is not None else None
+        checker = incremental.cache() if incremental is not None and keys is not None else None
+        from reference_impl.relspec.plan_cache import STATISTICS_PREFIX
+
+        plans = [key for key in keys or () if not key.startswith(STATISTICS_PREFIX)]
+        fresh = sum(1 for key in plans if checker is not None and not checker.established(key))
         report = self.state.session.determinism(
-            self.target.path, first=run.fingerprints, started=started, session=self.target.spec
+            self.target.path,
+            first=run.fingerprints,
+            started=started,
+            session=self.target.spec,
+            incremental=incremental if checker is not None else None,
         )
-        return report.failure()
+        failure = report.failure()
+        if checker is not None and keys is not None:
+            self._note = (
+                f"{fresh} of {len(plans)} distinct plans checked afresh in every run; the "
+                "others were established by an earlier passing check for the same inputs"
+            )
+            if failure is None:
+                checker.establish(keys)
+        return failure
 
     def _check_policy(self, run: ManifestRun) -> str | None:
         assert run.validation is not None

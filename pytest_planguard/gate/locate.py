@@ -27,30 +27,50 @@ def _text(path: Path) -> str:
 def view_location(path: Path, view: str, *, session: bool = False) -> tuple[Path, int | None]:
     """The file and 0-based line where ``view`` of the manifest or session module
     ``path`` is defined."""
-    text = _text(path)
     if not session:
-        sql_file = _sql_file(path, text, view)
+        sql_file = _sql_files(path).get(view)
         if sql_file is not None and sql_file.is_file():
             return sql_file, 0
-    patterns = [re.compile(rf"^\s*\[\s*views\s*\.\s*[\"']?{re.escape(view)}[\"']?\s*\]")]
-    patterns.append(re.compile(rf"[\"']{re.escape(view)}[\"']"))
-    patterns.append(re.compile(rf"\b{re.escape(view)}\b"))
-    lines = text.splitlines()
-    for pattern in patterns:
-        for number, line in enumerate(lines):
-            if pattern.search(line):
+        line = _view_tables(path).get(view)
+        if line is not None:
+            return path, line
+    lines = _text(path).splitlines()
+    for pattern in (rf"[\"']{re.escape(view)}[\"']", rf"\b{re.escape(view)}\b"):
+        compiled = re.compile(pattern)
+        for number, text in enumerate(lines):
+            if compiled.search(text):
                 return path, number
     return path, None
 
 
-def _sql_file(path: Path, text: str, view: str) -> Path | None:
+_VIEW_TABLE = re.compile(r"^\s*\[\s*views\s*\.\s*(?:\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+))\s*\]")
+
+
+@lru_cache(maxsize=64)
+def _view_tables(path: Path) -> dict[str, int]:
+    """View -> the line of its ``[views.NAME]`` table: one pass over the manifest for all
+    of its views (a gate of thousands of views asks for each)."""
+    found: dict[str, int] = {}
+    for number, line in enumerate(_text(path).splitlines()):
+        match = _VIEW_TABLE.match(line)
+        if match is not None:
+            found.setdefault(next(g for g in match.groups() if g is not None), number)
+    return found
+
+
+@lru_cache(maxsize=64)
+def _sql_files(path: Path) -> dict[str, Path]:
+    """View -> its ``sql_file``, resolved: the manifest is parsed once, not once per view."""
+    text = _text(path)
     data: Any
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except ValueError:
-        return None
-    spec = data.get("views", {}).get(view) if isinstance(data, dict) else None
-    name = spec.get("sql_file") if isinstance(spec, dict) else None
-    if not isinstance(name, str) or "://" in name:
-        return None
-    return (path.parent / name).resolve()
+        return {}
+    views = data.get("views") if isinstance(data, dict) else None
+    out: dict[str, Path] = {}
+    for view, spec in views.items() if isinstance(views, dict) else ():
+        name = spec.get("sql_file") if isinstance(spec, dict) else None
+        if isinstance(name, str) and "://" not in name:
+            out[view] = (path.parent / name).resolve()
+    return out

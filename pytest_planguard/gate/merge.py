@@ -20,6 +20,9 @@ What the merge does, precisely:
   a target whose items it ran all of.  The merge also reports as unused the snapshots a
   shard found without a view (``targets[].unclaimed``) for every target whose items the
   reports ran together, never for one they did not cover.  The merge deletes nothing.
+* **Plan cache.** The run counters of the shards' ``cache`` summaries (hits, misses,
+  writes, corrupt, verified, evicted) add up and the hit rate follows from them; entries and
+  bytes on disk are the largest shard's (each shard has its own cache directory).
 * **Coverage.** A target is complete when every item it has (as collected) has a result in
   some report.  :attr:`Merged.incomplete` names the others (``REPORT_MERGE_INCOMPLETE``).
 """
@@ -39,6 +42,7 @@ import msgspec
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate.report import (
     SCHEMA_VERSION,
+    CacheSummary,
     Finding,
     Report,
     TargetRecord,
@@ -173,11 +177,31 @@ def merge(shards: Sequence[Shard]) -> Merged:
         findings=[entry[2] for entry in kept] + findings((), unused),
         items=merged_items,
         unused_snapshots=unused,
+        cache=_cache([shard.report.cache for shard in shards]),
         environment=first.report.environment,
         settings=first.report.settings,
         targets=[targets[label] for label in sorted(targets)],
     )
     return Merged(report=report, incomplete=incomplete)
+
+
+_RUN_COUNTS = ("hits", "misses", "writes", "corrupt", "verified", "evicted")
+
+
+def _cache(summaries: Sequence[CacheSummary | None]) -> CacheSummary | None:
+    """The shards' plan cache summaries as one (see the module's documentation)."""
+    present = [summary for summary in summaries if summary is not None]
+    if not present:
+        return None
+    counts = {name: sum(getattr(summary, name) for summary in present) for name in _RUN_COUNTS}
+    looked = counts["hits"] + counts["misses"]
+    return CacheSummary(
+        directory=present[0].directory,
+        **counts,
+        entries=max(summary.entries for summary in present),
+        bytes=max(summary.bytes for summary in present),
+        hit_rate=round(counts["hits"] / looked, 4) if looked else 0.0,
+    )
 
 
 def _same(name: str, first: Shard, other: Shard) -> None:

@@ -278,6 +278,17 @@ def check_plan_item(item: pytest.Function, state: GateState) -> None:
             "unavailable",
             PlanguardCode.PLAN_UNAVAILABLE,
         )
+    cache = state.plan_cache()
+    if cache is not None and view in cache.stats.unsound:
+        _fail(
+            item,
+            f"error[{PlanguardCode.PLAN_CACHE_UNSOUND}] view {view!r}: its cached plan differs "
+            "from a fresh plan of the same inputs (the entry was removed; the fresh plan is "
+            "checked on the next run). Something the plan depends on is missing from the "
+            "cache key: please report it, and run with --planguard-no-cache meanwhile",
+            "error",
+            PlanguardCode.PLAN_CACHE_UNSOUND,
+        )
     text = render(state, run, bundle)
     causes = _caused_by(state, run, view) if old is not None and old != text else ()
     inherited = bool(causes) and _inherited(state, run, view, (old or "", text), causes)

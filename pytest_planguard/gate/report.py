@@ -140,6 +140,21 @@ class Finding(_Strict, frozen=True):
     unchanged; the gate entry ``inherited = warn`` warns on such a change)."""
 
 
+class CacheSummary(_Strict, frozen=True):
+    """The plan cache in this run (``--planguard-cache``)."""
+
+    directory: str
+    hits: int
+    misses: int
+    writes: int
+    corrupt: Annotated[int, msgspec.Meta(description="entries that did not decode (misses)")]
+    verified: Annotated[int, msgspec.Meta(description="cached views re-planned and compared")]
+    evicted: int
+    entries: Annotated[int, msgspec.Meta(description="entries on disk after the run")]
+    bytes: Annotated[int, msgspec.Meta(description="size on disk after the run")]
+    hit_rate: float
+
+
 class Report(_Strict, frozen=True):
     schema_version: Literal[3]
     planguard_version: str
@@ -153,6 +168,7 @@ class Report(_Strict, frozen=True):
     findings: list[Finding]
     items: list[ReportedResult]
     unused_snapshots: list[UnusedSnapshot]
+    cache: CacheSummary | None = None
     environment: Annotated[
         dict[str, str],
         msgspec.Meta(description="python (major.minor) and engine package versions"),
@@ -296,6 +312,8 @@ def build_report(
     results: Sequence[ReportedResult],
     unused: Sequence[UnusedSnapshot],
     config: PlanguardConfig,
+    *,
+    cache: Mapping[str, Any] | None = None,
     targets: Sequence[TargetRecord] = (),
 ) -> Report:
     return Report(
@@ -309,6 +327,7 @@ def build_report(
         findings=findings(results, unused),
         items=sorted(results, key=lambda r: r.nodeid),
         unused_snapshots=list(unused),
+        cache=msgspec.convert(cache, CacheSummary) if cache is not None else None,
         environment=environment(),
         settings=settings(config),
         targets=sorted(targets, key=lambda t: t.manifest),
@@ -320,9 +339,11 @@ def write_report(
     results: Sequence[ReportedResult],
     unused: Sequence[UnusedSnapshot],
     config: PlanguardConfig,
+    *,
+    cache: Mapping[str, Any] | None = None,
     targets: Sequence[TargetRecord] = (),
 ) -> None:
-    dump_report(path, build_report(results, unused, config, targets))
+    dump_report(path, build_report(results, unused, config, cache=cache, targets=targets))
 
 
 def dump_report(path: Path, report: Report | Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from pytest_planguard.gate.terminal import render_summary
 from pytest_planguard.invariants import (
     CompileCounter,
     DeterminismProcesses,
+    Incremental,
     ResolverSpy,
     count_compiles,
     spy_resolver,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         PipelineFingerprints,
         ValidationOutcome,
     )
+    from pytest_planguard.gate.plan_cache import PlanCacheStore
     from pytest_planguard.gate.review import Review
     from pytest_planguard.session import PlanguardSession
 
@@ -62,6 +65,11 @@ _WORKER_OUTPUT = "planguard_collected"
 """``workeroutput`` key: what a pytest-xdist worker collected and selected, per target."""
 _WORKER_HEADERS = "planguard_headers"
 """``workeroutput`` key: the snapshot header of each target a worker planned."""
+_WORKER_CACHE = "planguard_cache"
+"""``workeroutput`` key: a pytest-xdist worker's plan cache counts."""
+
+
+_CACHE_COUNTS = ("hits", "misses", "writes", "corrupt", "verified", "evicted", "entries", "bytes")
 
 
 @dataclass(slots=True)
@@ -99,6 +107,8 @@ class ManifestRun:
     """The snapshot header (engine versions, settings hash): computed once per run."""
     changed: frozenset[str] | None = None
     """Views whose bundle differs from their snapshot: computed once, when a view changed."""
+    cache_keys: frozenset[str] | None = None
+    """The plan cache keys of this run's view plans (None: no cache)."""
 
 
 class GateState:
@@ -132,6 +142,10 @@ class GateState:
         """Node id -> ``file:line`` of the item's view (its ``reportinfo()``)."""
         self.review: Review | None = None
         self.review_problems: list[str] = []
+        self._cache: PlanCacheStore | None = None
+        self._incremental: Incremental | None = None
+        self.cache_counts: Counter[str] = Counter()
+        """Plan cache counts of this run (under pytest-xdist: summed over the workers)."""
 
     # --------------------------------------------------------------------- collection
 
@@ -229,6 +243,9 @@ class GateState:
         headers = getattr(node, "workeroutput", {}).get(_WORKER_HEADERS)
         for key, header in json.loads(headers or "{}").items():
             self.worker_headers.setdefault(key, header)
+        counts = getattr(node, "workeroutput", {}).get(_WORKER_CACHE)
+        if counts is not None:
+            self.cache_counts.update(json.loads(counts))
         payload = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
         if payload is None:
             return
@@ -252,6 +269,30 @@ class GateState:
             items[:] = kept
 
     # --------------------------------------------------------------------- the run
+
+    def plan_cache(self) -> PlanCacheStore | None:
+        """The plan cache of this process (None under ``--planguard-no-cache``)."""
+        if self._cache is None and self.config.cache_dir is not None:
+            from pytest_planguard.gate.plan_cache import PlanCacheStore, choose_verified
+
+            views = {view for entry in self.collected.values() for view in entry.views}
+            self._cache = PlanCacheStore(
+                self.config.cache_dir,
+                max_bytes=self.config.cache_max_mb * 1024 * 1024,
+                verify=choose_verified(views, self.config.cache_verify),
+            )
+        return self._cache
+
+    def run_adapter(self, target: GateTarget) -> PipelineAdapter:
+        """The adapter of the gate's run: planning through the plan cache when the adapter
+        can (``with_plan_cache``).  The determinism check and the stability re-check
+        always plan afresh, with :meth:`adapter`."""
+        adapter = self.adapter(target)
+        cache = self.plan_cache()
+        with_cache = getattr(adapter, "with_plan_cache", None)
+        if cache is None or with_cache is None:
+            return adapter
+        return with_cache(cache)  # type: ignore[no-any-return]
 
     def compile_target(self, target: GateTarget) -> Any:
         """Compile ``target`` once per process, counting compiles (collection calls this);
@@ -299,12 +340,21 @@ class GateState:
             for item in items
             if isinstance(item, GateItem) and item.check == "determinism"
         }
+        for target in sorted(self.determinism_due, key=lambda t: t.key):
+            if target in self.compiles:  # its compile did not fail at collection
+                self._start_determinism(target)
 
     def _start_determinism(self, target: GateTarget) -> None:
-        """Start the determinism check's subprocesses before the run that precedes it, so
-        that they use the cores this process leaves idle.  Not for a real run: outputs
-        being written could be read by the subprocesses' plans."""
-        if target not in self.determinism_due or self.config.execute or self.config.processes < 1:
+        """Start the determinism check's subprocesses at the end of collection (or before
+        the run that precedes it), so that they use the cores this process leaves idle
+        while it runs other tests.  Not for a real run: outputs being written could be read
+        by the subprocesses' plans."""
+        if (
+            target not in self.determinism_due
+            or target in self.started
+            or self.config.execute
+            or self.config.processes < 1
+        ):
             return
         self.started[target] = start_determinism_processes(
             None if target.spec else self.config.adapter,
@@ -312,12 +362,24 @@ class GateState:
             self.config.processes,
             trusted_modules=() if target.spec else self.config.trusted_modules,
             session=target.spec,
+            incremental=self.incremental,
         )
+
+    @property
+    def incremental(self) -> Incremental | None:
+        """The determinism check over the plan cache (None under --planguard-no-cache)."""
+        if self.config.cache_dir is None:
+            return None
+        if self._incremental is None:
+            import random
+
+            self._incremental = Incremental(self.config.cache_dir, random.randrange(2**32))
+        return self._incremental
 
     def _instrumented_run(self, target: GateTarget, *, trace_origins: bool = True) -> ManifestRun:
         """Stages after the compile, with the counter and the spy active.  The compile
         happened at collection (also counted); the two windows together are the run."""
-        adapter = self.adapter(target)
+        adapter = self.run_adapter(target)
         compiled = self.compile_target(target)
         with (
             count_compiles(self.compile_targets(target)) as counter,
@@ -327,7 +389,10 @@ class GateState:
             run = ManifestRun(target=target, counter=counter, spy=spy, compiled=compiled)
             try:
                 run.context = call_adapter(adapter.build_context, run.compiled)
+                store = self.plan_cache()
+                keys = store.record() if store is not None else None
                 run.plan = call_adapter(adapter.plan, run.context)
+                run.cache_keys = frozenset(keys) if keys is not None else None
                 run.validation = call_adapter(adapter.validate, run.plan, run.context)
                 run.bundles = call_adapter(adapter.bundles, run.plan)
                 run.engine = call_adapter(adapter.engine_info, run.context)
@@ -375,11 +440,15 @@ class GateState:
         for started in self.started.values():
             started.close()  # started for a determinism item that did not run
         self.started.clear()
+        if self._cache is not None:
+            self.cache_counts.update(self._cache.stats.counts())
+        worker_output = getattr(session.config, "workeroutput", None)
+        if worker_output is not None:
+            worker_output[_WORKER_CACHE] = json.dumps(dict(self.cache_counts))
+            worker_output[_WORKER_HEADERS] = json.dumps(self._headers())
         if hasattr(session.config, "workerinput"):
-            worker_output = getattr(session.config, "workeroutput", None)
-            if worker_output is not None:
-                worker_output[_WORKER_HEADERS] = json.dumps(self._headers())
             return  # the controller reports for pytest-xdist workers
+        self._trim_cache()
         if session.exitstatus == pytest.ExitCode.TESTS_FAILED and any(
             result.status == "error" for result in self.results
         ):
@@ -393,9 +462,36 @@ class GateState:
                 self.results,
                 self.unused,
                 self.config,
-                self._target_records(),
+                cache=self.cache_summary,
+                targets=self._target_records(),
             )
         self._write_reviews(session)
+
+    def _trim_cache(self) -> None:
+        """Keep the plan cache within its bound; note its size for the summary."""
+        if self.config.cache_dir is None or not self.cache_counts:
+            return
+        from pytest_planguard.gate.plan_cache import PlanCacheStore
+
+        store = PlanCacheStore(
+            self.config.cache_dir, max_bytes=self.config.cache_max_mb * 1024 * 1024
+        )
+        self.cache_counts["evicted"] += store.trim()
+        entries, size = store.size()
+        self.cache_counts["entries"], self.cache_counts["bytes"] = entries, size
+
+    @property
+    def cache_summary(self) -> dict[str, Any] | None:
+        """The plan cache's counts for the reports (None when no view went through it)."""
+        counts = self.cache_counts
+        if self.config.cache_dir is None or not (counts["hits"] + counts["misses"]):
+            return None
+        looked = counts["hits"] + counts["misses"]
+        return {
+            "directory": str(self.config.cache_dir),
+            **{name: int(counts[name]) for name in _CACHE_COUNTS},
+            "hit_rate": round(counts["hits"] / looked, 4),
+        }
 
     def _write_reviews(self, session: pytest.Session) -> None:
         """The HTML report, the Markdown summary and the GitHub outputs (:mod:`.outputs`)."""
@@ -538,7 +634,7 @@ class GateState:
     def terminal_summary(self, reporter: pytest.TerminalReporter) -> None:
         if hasattr(reporter.config, "workerinput") or not (self.results or self.unused):
             return
-        for line in render_summary(self.results, self.unused):
+        for line in render_summary(self.results, self.unused, self.cache_summary):
             reporter.write_line(line)
         for line in self.review_problems:
             reporter.write_line(line, red=True)

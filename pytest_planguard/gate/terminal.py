@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from pytest_planguard.gate.report import UnusedSnapshot, summarize
 from pytest_planguard.gate.results import ReportedResult
 
 
 def render_summary(
-    results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
+    results: Sequence[ReportedResult],
+    unused: Sequence[UnusedSnapshot],
+    cache: Mapping[str, Any] | None = None,
 ) -> Iterator[str]:
     summary = summarize(results, unused)
     yield ""
@@ -25,6 +28,13 @@ def render_summary(
         f"unavailable {summary.unavailable}, unstable {summary.unstable}, "
         f"errors {summary.errors}"
     )
+    if cache is not None:
+        yield (
+            f"plan cache: {cache['hits']} hits, {cache['misses']} misses "
+            f"({cache['hit_rate']:.0%} hit rate), {cache['entries']} entries, "
+            f"{cache['bytes'] / 1e6:.1f} MB in {cache['directory']}"
+            + (f", {cache['verified']} verified" if cache["verified"] else "")
+        )
     checks = Counter((r.check, r.status) for r in results if r.kind != "plan")
     if checks:
         yield "checks: " + ", ".join(

@@ -28,6 +28,7 @@ it resolves to must stay inside the manifest's directory:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -127,6 +128,9 @@ class RegisteredDataset(msgspec.Struct, frozen=True, kw_only=True):
     location: str
     delta_version: int | None
     delta_protocol: DeltaProtocol | None
+    identity: str = ""
+    """What the data is, for a plan cache: a Delta table's location, version and table id;
+    a Parquet dataset's files with their sizes and modification times."""
 
 
 def register_dataset(
@@ -156,7 +160,12 @@ def register_dataset(
             ctx.deregister_table(name)
         _register_parquet(ctx, name, location)
         return RegisteredDataset(
-            name=name, format="parquet", location=location, delta_version=None, delta_protocol=None
+            name=name,
+            format="parquet",
+            location=location,
+            delta_version=None,
+            delta_protocol=None,
+            identity=_parquet_identity(location),
         )
     _check_delta_location(name, location, info)
     table = open_delta_table(name, location, version=version)
@@ -170,6 +179,7 @@ def register_dataset(
         location=location,
         delta_version=int(table.version()),
         delta_protocol=delta_protocol_from_table(table.protocol()),
+        identity=f"delta:{location}@{int(table.version())}:{table.metadata().id}",
     )
 
 
@@ -268,6 +278,26 @@ def _check_delta_location(name: str, location: str, info: os.stat_result) -> Non
     raise _format_mismatch(
         name, f"format is 'delta', but {location!r} has no {DELTA_LOG} directory: {hint}"
     )
+
+
+def _parquet_identity(location: str) -> str:
+    """Every file under ``location`` (or the file itself) with its size and mtime."""
+
+    def file_identity(entries: list[tuple[str, int, int]]) -> str:
+        return hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()
+
+    def entry(path: str) -> tuple[str, int, int]:
+        info = os.stat(path)
+        return os.path.relpath(path, location), info.st_size, info.st_mtime_ns
+
+    if not os.path.isdir(location):
+        return "parquet:" + file_identity([entry(location)])
+    found = [
+        entry(os.path.join(directory, name))
+        for directory, _, names in os.walk(location)
+        for name in names
+    ]
+    return f"parquet:{location}:" + file_identity(found)
 
 
 def _survey_directory(location: str) -> tuple[list[str], int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -39,15 +40,27 @@ from reference_impl.relspec.contracts import (
     TaskPlanMetrics,
     ViewNode,
 )
-from reference_impl.relspec.frame_plan import FramePlan, dataset_statistics, plan_frame
+from reference_impl.relspec.frame_plan import (
+    FramePlan,
+    dataset_statistics,
+    engine_versions,
+    plan_frame,
+    session_settings,
+)
 from reference_impl.relspec.output_targets import output_targets
+from reference_impl.relspec.plan_cache import (
+    PlanCache,
+    cached,
+    context_key,
+    dataset_key,
+    view_key,
+)
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
     explain_statistics,
     operator_counts,
     own_udf_calls,
-    table_scans,
     udf_calls,
 )
 from reference_impl.relspec.scan_overrides import scan_policy_overrides
@@ -73,12 +86,17 @@ class _Planned(msgspec.Struct, frozen=True, kw_only=True):
         return self.frame.partition_count
 
     @property
-    def p1_plan(self) -> Any:
-        return self.frame.p1_plan
+    def scans(self) -> list[TableScanFact]:
+        return list(self.frame.scans)
 
 
-def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPlan:
-    """Plan every view of the authority's program (see module docs)."""
+def compile_execution_plan(
+    authority: ExecutionAuthorityContext, *, cache: PlanCache | None = None
+) -> ExecutionPlan:
+    """Plan every view of the authority's program (see module docs).
+
+    With ``cache``, a view whose key (:mod:`reference_impl.relspec.plan_cache`) is
+    unchanged reuses its cached plan and statistics instead of planning again."""
     check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     check_contract_version(
@@ -99,6 +117,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
     unplanned: set[str] = set()
     worker = PlanningWorker()
     ctx.sql(f"SET {_SHOW_STATISTICS} = true").collect()
+    keys = _CacheKeys.of(authority) if cache is not None else None
     try:
         for view in manifest.views:
             status, failure, result = _plan_view(
@@ -109,6 +128,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                 worker=worker,
                 timeout_s=timeout_s,
                 stats_ctx=ctx if evidence.statistics == "plan" else None,
+                cache=cache,
+                keys=keys,
             )
             frame = semantic.view_frames.get(view.name)
             p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
@@ -141,7 +162,7 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
             else:
                 assert frame is not None  # planned views have a registered frame
                 planned[view.name] = result
-                scans_by_view[view.name] = table_scans(result.p1_plan)
+                scans_by_view[view.name] = result.scans
                 schema = result.frame.schema
                 retained = evidence.retain_plans
                 texts = {
@@ -182,8 +203,8 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
                     cache=cache_min > 0 and consumers[view.name] >= cache_min,
                 )
             )
-        dataset_stats = dataset_statistics(
-            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}
+        dataset_stats = _dataset_statistics(
+            ctx, {scan.dataset for scans in scans_by_view.values() for scan in scans}, cache, keys
         )
     finally:
         worker.close()
@@ -199,6 +220,51 @@ def compile_execution_plan(authority: ExecutionAuthorityContext) -> ExecutionPla
     )
 
 
+def _dataset_statistics(
+    ctx: Any, names: set[str], cache: PlanCache | None, keys: _CacheKeys | None
+) -> dict[str, ExplainStatistics]:
+    """One ``EXPLAIN`` per scanned dataset, or its cached result for the same identity."""
+    if cache is None or keys is None:
+        return dataset_statistics(ctx, names)
+    out: dict[str, ExplainStatistics] = {}
+    for name in sorted(names):
+        identity = keys.datasets.get(name)
+        if identity is None:
+            out |= dataset_statistics(ctx, {name})
+            continue
+        out[name] = cached(
+            cache,
+            dataset_key(keys.context, name, identity),
+            partial(lambda one: dataset_statistics(ctx, {one})[one], name),
+            ExplainStatistics,
+            label=f"statistics of {name}",
+        )
+    return out
+
+
+class _CacheKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """What the plan cache keys a view on, besides its P0 (computed once per plan)."""
+
+    context: str
+    datasets: dict[str, str]
+
+    @classmethod
+    def of(cls, authority: ExecutionAuthorityContext) -> _CacheKeys:
+        semantic = authority.semantic_context
+        return cls(
+            context=context_key(
+                versions=engine_versions(),
+                settings=session_settings(semantic.session),
+                udfs=msgspec.to_builtins(authority.capabilities.udf_snapshot),
+                extra={
+                    "runtime": authority.runtime_fingerprint,
+                    "statistics": authority.evidence_plan.statistics,
+                },
+            ),
+            datasets={name: d.identity for name, d in semantic.datasets.items()},
+        )
+
+
 def _plan_view(
     view: SemanticView,
     *,
@@ -208,6 +274,8 @@ def _plan_view(
     worker: PlanningWorker,
     timeout_s: float,
     stats_ctx: Any,
+    cache: PlanCache | None = None,
+    keys: _CacheKeys | None = None,
 ) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
     failure = failures.get(view.name)
     if failure is not None:
@@ -231,6 +299,12 @@ def _plan_view(
     frame = frames[view.name]
 
     def plan() -> _Planned:
+        if keys is None:
+            return plan_fresh()
+        key = view_key(keys.context, frame.logical_plan().display_indent_schema(), keys.datasets)
+        return cached(cache, key, plan_fresh, _Planned, label=view.name)
+
+    def plan_fresh() -> _Planned:
         planned = plan_frame(frame)
         stats = (
             # through the registered view, not its SQL text: the text may hold stray

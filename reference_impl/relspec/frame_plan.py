@@ -17,21 +17,29 @@ from typing import Any
 import msgspec
 
 from reference_impl.relspec.contracts import SchemaField
-from reference_impl.relspec.plan_facts import ExplainStatistics, explain_statistics, schema_fields
+from reference_impl.relspec.plan_facts import (
+    ExplainStatistics,
+    TableScanFact,
+    explain_statistics,
+    schema_fields,
+    table_scans,
+)
 
 _FIELD_METADATA = re.compile(r', metadata: \{(?:"(?:[^"\\]|\\.)*": "(?:[^"\\]|\\.)*"(?:, )?)*\}')
 
 
 class FramePlan(msgspec.Struct, frozen=True, kw_only=True):
-    """A DataFrame's plans: P0 (unoptimized, with schema), P1 (optimized), P2 (physical)."""
+    """A DataFrame's plans: P0 (unoptimized, with schema), P1 (optimized), P2 (physical).
+
+    Plain data (no engine object), so that a plan cache can store it and give it back."""
 
     p0: str
     p1: str
     p2: str
     partition_count: int
     schema: tuple[SchemaField, ...]
-    p1_plan: Any
-    """The optimized ``LogicalPlan`` (its scans give lineage and scan units)."""
+    scans: tuple[TableScanFact, ...]
+    """The optimized plan's table scans (they give lineage and scan units)."""
 
 
 def plan_frame(frame: Any) -> FramePlan:
@@ -49,7 +57,7 @@ def plan_frame(frame: Any) -> FramePlan:
         p2=stable_plan_text(physical.display_indent()),
         partition_count=int(physical.partition_count),
         schema=schema_fields(frame.schema()),
-        p1_plan=p1,
+        scans=tuple(table_scans(p1)),
     )
 
 

@@ -21,9 +21,9 @@ def _log(event):
         log.write(event + "\\n")
 
 
-def _logged_spawn(adapter_spec, manifest, seed, *rest):
+def _logged_spawn(adapter_spec, manifest, seed, *rest, **options):
     _log("spawn-" + seed)
-    return _spawn(adapter_spec, manifest, seed, *rest)
+    return _spawn(adapter_spec, manifest, seed, *rest, **options)
 
 
 def _logged_run(self, path, **kwargs):
@@ -83,3 +83,19 @@ def test_the_determinism_item_alone_starts_its_subprocesses(
     result = _gate(pytester, "-k", "determinism", "--planguard-processes", "1")
     result.assert_outcomes(passed=1, deselected=3 + len(VIEWS))
     assert _spawned(pytester) == ["1"]
+
+
+def test_they_start_at_collection_while_other_tests_run(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """A suite whose tests run before the gate's items: the subprocesses are already
+    running during those tests, not started when the gate's first item comes."""
+    pytester.mkdir("a")
+    (pytester.path / "a" / "test_first.py").write_text(
+        "def test_first():\n"
+        "    with open('events.log', 'a') as log:\n"
+        "        log.write('user-test\\n')\n"
+    )
+    result = _gate(pytester, "--snapshot-update", "--planguard-processes", "1")
+    result.assert_outcomes(passed=5 + len(VIEWS))
+    assert _events(pytester) == ["spawn-1", "user-test", "run"]

@@ -1,0 +1,93 @@
+"""The determinism check over the plan cache: a view whose inputs changed is planned
+afresh in every process, so its nondeterminism is caught on the run that changes it; an
+unchanged view established by an earlier passing check is not planned again.
+
+The nondeterminism is real: the plan of ``big_spenders`` gets a line that depends on the
+process's string hash seed (as a hash-map iteration order would), once a flag file exists.
+Only the determinism subprocesses (other PYTHONHASHSEEDs) can see it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.shop import edit, write_shop
+
+SEEDED = '''
+from pathlib import Path
+
+import msgspec
+
+from reference_impl.relspec import execution_plan
+from pytest_planguard.reference_adapter import ReferenceAdapter
+
+_real = execution_plan.plan_frame
+
+
+def _seeded(frame):
+    planned = _real(frame)
+    if Path("unstable").exists() and "Filter: customer_totals.total" in planned.p0:
+        line = f"\\n  Seed: {hash('planguard') % 100003}"
+        return msgspec.structs.replace(planned, p2=planned.p2 + line)
+    return planned
+
+
+execution_plan.plan_frame = _seeded
+
+
+class SeededAdapter(ReferenceAdapter):
+    """The reference adapter, with the hash-seeded plan above."""
+'''
+
+GATE = ("-p", "no:cacheprovider", "--planguard", "--planguard-adapter", "seeded:SeededAdapter")
+DETERMINISM = ("--planguard-runs", "1", "--planguard-processes", "2")
+
+
+@pytest.fixture
+def shop(pytester: pytest.Pytester) -> Path:
+    write_shop(pytester.path)
+    pytester.makepyfile(seeded=SEEDED)
+    pytester.makeini("[pytest]\nplanguard_manifests = manifest.toml\n")
+    first = pytester.runpytest_subprocess(*GATE, *DETERMINISM, "--snapshot-update")
+    first.assert_outcomes(passed=8)
+    return pytester.path
+
+
+def determinism(pytester: pytest.Pytester, *args: str) -> dict[str, str]:
+    result = pytester.runpytest_subprocess(
+        *GATE, *DETERMINISM, "--planguard-report", "r.json", "--snapshot-update", *args
+    )
+    items = json.loads((pytester.path / "r.json").read_text())["items"]
+    (found,) = [item for item in items if item.get("check") == "determinism"]
+    assert result.ret in (0, 1), result.stdout.str()[-3000:]
+    return {"status": found["status"], "message": found.get("message", "")}
+
+
+def test_a_changed_nondeterministic_view_is_caught(pytester: pytest.Pytester, shop: Path) -> None:
+    (shop / "unstable").touch()
+    edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 101")
+    outcome = determinism(pytester)
+    assert outcome["status"] == "failed"
+    assert "plan fingerprint of view 'big_spenders'" in outcome["message"]
+
+
+def test_the_same_change_without_the_nondeterminism_passes(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 101")
+    outcome = determinism(pytester)
+    assert outcome["status"] == "passed"
+    # only big_spenders changed: one plan was made afresh, the three others were reused
+    assert outcome["message"].startswith("1 of 4 distinct plans checked afresh")
+
+
+def test_without_the_cache_every_view_is_checked_afresh(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    (shop / "unstable").touch()  # nothing edited: big_spenders is established in the cache
+    outcome = determinism(pytester, "--planguard-no-cache")
+    assert outcome["status"] == "failed"
+    assert "plan fingerprint of view 'big_spenders'" in outcome["message"]
