@@ -59,7 +59,7 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         "",
     ),
     ("planguard_cache_max_mb", "size bound of the plan cache in MB (default 256)", "string", ""),
-    ("planguard_runs", "in-process runs of the determinism check (default 3)", "string", ""),
+    ("planguard_runs", "in-process runs of the determinism check (default 2)", "string", ""),
     ("planguard_processes", "subprocesses of the determinism check (default 2)", "string", ""),
     (
         "planguard_snapshot_dir",
@@ -331,7 +331,7 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         compile_entrypoints=tuple(str(x) for x in config.getini("planguard_compile_entrypoints")),
         resolver_stages=tuple(str(x) for x in config.getini("planguard_resolver_stages")),
         runs=_positive(
-            config.getoption("planguard_runs") or config.getini("planguard_runs") or 3,
+            config.getoption("planguard_runs") or config.getini("planguard_runs") or 2,
             "planguard_runs",
         ),
         processes=_count(

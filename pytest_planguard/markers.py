@@ -59,7 +59,7 @@ RESOLVER_IDENTITY = MarkerSpec(
 DETERMINISTIC = MarkerSpec(
     name="planguard_deterministic",
     help=(
-        "planguard_deterministic(runs=3, processes=2, manifest=None, adapter=None, "
+        "planguard_deterministic(runs=2, processes=2, manifest=None, adapter=None, "
         "session=None): compare fingerprints of compile -> plan -> validate over runs "
         "in-process and in processes with other PYTHONHASHSEED values (automatically after "
         "the test when manifest, or session='module:factory' of a SessionContext factory, "

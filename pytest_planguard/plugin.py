@@ -68,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="in-process runs of the determinism check (default 3)",
+        help="in-process runs of the determinism check (default 2)",
     )
     group.addoption(
         "--planguard-processes",

@@ -308,24 +308,28 @@ def test_started_processes_match_only_the_same_check(tmp_path: Path) -> None:
     assert not started.matches("a:f", manifest, 0, [])
 
 
-@pytest.mark.parametrize(
-    ("parent", "seeds"),
-    [
-        (None, ["1", "2", "3"]),
-        ("1", ["2", "3", "4"]),
-        ("2", ["1", "3", "4"]),
-        ("0", ["1", "2", "3"]),
-    ],
-)
-def test_hash_seeds_are_the_first_numbers_other_than_the_parents(
-    monkeypatch: pytest.MonkeyPatch, parent: str | None, seeds: list[str]
+@pytest.mark.parametrize(("parent", "first"), [(None, "1"), ("1", "2"), ("2", "1"), ("0", "1")])
+def test_hash_seeds_start_at_1_and_never_repeat_the_parents(
+    monkeypatch: pytest.MonkeyPatch, parent: str | None, first: str
 ) -> None:
     if parent is None:
         monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     else:
         monkeypatch.setenv("PYTHONHASHSEED", parent)
-    assert _hash_seeds(3) == seeds
+    for _ in range(20):
+        seeds = _hash_seeds(4)
+        assert len(seeds) == 4
+        assert len(set(seeds)) == 4
+        assert seeds[0] == first
+        assert parent not in seeds
+        assert all(0 <= int(seed) < 2**32 - 1 for seed in seeds)  # valid PYTHONHASHSEEDs
+    assert _hash_seeds(1) == [first]
     assert _hash_seeds(0) == []
+
+
+def test_further_hash_seeds_are_drawn_at_random() -> None:
+    """Seeds 1, 2, 3 iterate a two-element set alike: further seeds must vary."""
+    assert len({tuple(_hash_seeds(3)) for _ in range(10)}) > 1
 
 
 def _spied_plan(spy: ResolverSpy, context: _Context) -> None:
