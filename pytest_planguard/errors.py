@@ -35,6 +35,16 @@ class PlanguardCode(StrEnum):
     SNAPSHOT_TREE_INVALID = "SNAPSHOT_TREE_INVALID"
     SNAPSHOT_PATH_COLLISION = "SNAPSHOT_PATH_COLLISION"
     VIEW_NOT_FOUND = "VIEW_NOT_FOUND"
+    # planguard report merge
+    REPORT_INVALID = "REPORT_INVALID"
+    """A report to merge is missing, not a regular file, not JSON or not a gate report."""
+    REPORT_MERGE_INCOMPATIBLE = "REPORT_MERGE_INCOMPATIBLE"
+    """Reports of different schema versions, planguard or engine versions, settings or
+    targets: they are not shards of one run."""
+    REPORT_MERGE_CONFLICT = "REPORT_MERGE_CONFLICT"
+    """One gate item in two reports with different results."""
+    REPORT_MERGE_INCOMPLETE = "REPORT_MERGE_INCOMPLETE"
+    """The merged reports together did not run every item of every target."""
 
 
 class PlanguardError(Exception):
