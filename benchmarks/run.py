@@ -3,6 +3,11 @@
 Workloads (each measured in its own child process, so peak memory is its own):
 
 * ``tpch``: the bundled TPC-H example (22 queries + 4 derived views over 8 Delta tables);
+* ``tpch_s3``: the same example with its 8 tables (and its output) on an S3 server on
+  loopback (moto, ``pytest_planguard.s3_server``; needs ``moto[server]``), read through a
+  ``[storage.warehouse]`` store whose keys come from the environment; bare DataFusion
+  registers the same ``DeltaTable(s3://..., storage_options=...)``.  Runs unless
+  ``--quick`` (then only with ``--only tpch_s3``);
 * ``dag_100`` ... ``dag_2000``: synthetic layered DAGs (see ``benchmarks/dag.py``);
 * ``pytest_gate_tpch``: ``pytest --planguard --planguard-only`` on a copy of the example
   against a plain syrupy test that snapshots the same raw plan texts; and the same gate
@@ -55,6 +60,7 @@ COLLECT_TESTS = 2000
 REPS = {
     # workload: (full, quick) repetitions of each side
     "tpch": (15, 9),
+    "tpch_s3": (7, 3),
     "dag_100": (5, 3),
     "dag_500": (3, 2),
     "dag_1000": (2, 1),
@@ -87,6 +93,8 @@ def _reset_peak() -> bool:
 
 def _bare_spec(manifest: Path) -> dict[str, Any]:
     """What bare DataFusion needs to plan the manifest (prepared before any timing)."""
+    import msgspec
+
     from reference_impl.pipeline import PipelineState, run_stages
 
     state = run_stages(PipelineState(manifest), last="runtime_profile")
@@ -99,6 +107,12 @@ def _bare_spec(manifest: Path) -> dict[str, Any]:
         "datasets": [
             (b.name, b.format, b.location) for b in program.dataset_bindings.bindings.values()
         ],
+        # tables on a store: the store's declaration (secrets by variable name only)
+        "stores": {
+            b.name: msgspec.to_builtins(program.dataset_bindings.stores[b.store])
+            for b in program.dataset_bindings.bindings.values()
+            if b.store is not None
+        },
         "udfs": [u.provider for u in program.udfs],
         "views": [(v.name, v.sql) for v in program.views],
     }
@@ -108,14 +122,22 @@ def _bare(spec: dict[str, Any]) -> dict[str, str]:
     """Bare DataFusion: register everything, then plan and display every view."""
     import importlib
 
+    import msgspec
     from datafusion import ScalarUDF, SessionConfig, SessionContext
     from deltalake import DeltaTable
+
+    from reference_impl.engine.object_store import store_options
+    from reference_impl.semantics.program import StoreDeclaration
 
     ctx = SessionContext(SessionConfig(spec["session"]))
     for key, value in sorted(spec["runtime"].items()):
         ctx.sql(f"SET {key} = '{value}'").collect()
     for name, fmt, location in spec["datasets"]:
-        if fmt == "delta":
+        store = spec.get("stores", {}).get(name)
+        if store is not None:  # the same storage options as planguard's (timeouts too)
+            options = store_options(msgspec.convert(store, StoreDeclaration))
+            ctx.register_table(name, DeltaTable(location, storage_options=options))
+        elif fmt == "delta":
             ctx.register_table(name, DeltaTable(location))
         else:
             ctx.register_parquet(name, location)
@@ -234,9 +256,11 @@ def _child_pipeline(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- orchestration
 
 
-def _run_child(argv: Sequence[str], *, cwd: Path | None = None) -> dict[str, Any]:
+def _run_child(
+    argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), *argv]
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"benchmark child {argv} failed:\n{done.stdout}\n{done.stderr}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -295,7 +319,47 @@ def _tpch_tables() -> tuple[str, ...]:
     return TABLES
 
 
+S3_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "BENCH_LAKE_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY": "BENCH_LAKE_SECRET",
+}
+
+
+def _s3_example(tpch: Path, server: Any) -> Path:
+    """The TPC-H example with its tables and output on ``server`` (bucket ``tpch``)."""
+    import tomllib
+
+    from deltalake import DeltaTable, write_deltalake
+
+    url = server.create_bucket("tpch")
+    options = server.storage_options()
+    for table in _tpch_tables():
+        data = DeltaTable(str(tpch.parent / "data" / table)).to_pyarrow_table()
+        write_deltalake(f"{url}/{table}", data, mode="overwrite", storage_options=options)
+    target = tpch.parent.parent / "tpch_s3"
+    shutil.copytree(tpch.parent / "views", target / "views", dirs_exist_ok=True)
+    text = (tpch.parent / "manifest.toml").read_text()
+    for table in (*_tpch_tables(), "out"):
+        text = text.replace(f'location = "data/{table}"', f'location = "{url}/{table}"')
+    text = text.replace('location = "out/', f'location = "{url}/out/')
+    secrets = ", ".join(f'{option} = "{var}"' for option, var in S3_SECRETS.items())
+    text += (
+        f'\n[storage.warehouse]\nurl = "{url}"\n'
+        f'options = {{ AWS_ENDPOINT_URL = "{server.endpoint}", AWS_REGION = "us-east-1", '
+        'AWS_ALLOW_HTTP = "true", conditional_put = "etag" }\n'
+        f"secrets = {{ {secrets} }}\n"
+    )
+    tomllib.loads(text)  # the edited manifest still parses
+    (target / "manifest.toml").write_text(text)
+    return target / "manifest.toml"
+
+
 def pipeline_workloads(work: Path, quick: bool, only: set[str] | None) -> list[dict[str, Any]]:
+    results = []
+    if (only is not None and "tpch_s3" in only) or (only is None and not quick):
+        results.append(s3_workload(work, quick))
+        if only == {"tpch_s3"}:
+            return results
     tpch = _copy_example(work / "tpch")
     dag_dir = work / "dag"
     dag.write_datasets(dag_dir / "data")
@@ -303,7 +367,6 @@ def pipeline_workloads(work: Path, quick: bool, only: set[str] | None) -> list[d
     for size in DAG_SIZES:
         manifests[f"dag_{size}"] = dag.write_manifest(dag_dir / f"dag_{size}.toml", size)
     warm_dag = dag.write_manifest(dag_dir / "dag_warmup.toml", 20)
-    results = []
     for name, manifest in manifests.items():
         if only and name not in only:
             continue
@@ -318,6 +381,30 @@ def pipeline_workloads(work: Path, quick: bool, only: set[str] | None) -> list[d
         results.append(result)
         _log(_row(result))
     return results
+
+
+def s3_workload(work: Path, quick: bool) -> dict[str, Any]:
+    """``tpch_s3``: the example on a loopback S3 server this process starts and stops."""
+    from pytest_planguard.s3_server import start_s3_server
+
+    tpch = _copy_example(work / "tpch")
+    server = start_s3_server()
+    try:
+        manifest = _s3_example(tpch, server)
+        env = {
+            **os.environ,
+            S3_SECRETS["AWS_ACCESS_KEY_ID"]: server.access_key_id,
+            S3_SECRETS["AWS_SECRET_ACCESS_KEY"]: server.secret_access_key,
+        }
+        reps = REPS["tpch_s3"][1 if quick else 0]
+        _log(f"tpch_s3: {reps} repetition(s) of bare and planguard against {server.endpoint} ...")
+        argv = ["--child", "pipeline", "--name", "tpch_s3", "--manifest", str(manifest)]
+        argv += ["--reps", str(reps), "--warmup", str(manifest)]
+        result = _run_child(argv, env=env)
+    finally:
+        server.stop()
+    _log(_row(result))
+    return result
 
 
 PLAIN_TEST = '''\
@@ -693,8 +780,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=None,
         metavar="NAME",
-        help="run only these workloads (tpch, dag_100, ..., pytest, incremental, collect); "
-        "repeatable",
+        help="run only these workloads (tpch, tpch_s3, dag_100, ..., pytest, incremental, "
+        "collect); repeatable",
     )
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep generated files here (default: temp)"

@@ -113,6 +113,10 @@ class EngineInfo:
     before hashing)."""
     locations: Mapping[str, str] = field(default_factory=dict)
     """Dataset name -> absolute location (plan texts print them; snapshots must not)."""
+    stores: Mapping[str, str] = field(default_factory=dict)
+    """Object store name -> its URL prefix (``s3://bucket/prefix``): snapshots name the
+    store (``$name/...``), never the URL, endpoint or bucket.  The gate adds the stores
+    of the ini key ``planguard_stores``."""
 
 
 @runtime_checkable

@@ -1,8 +1,10 @@
-"""The ``planguard`` command line: the reference pipeline's commands, plus ``diff``.
+"""The ``planguard`` command line: the reference pipeline's commands, plus ``diff``,
+``explain`` and ``report merge``.
 
 ``schema``, ``compile``, ``validate`` and ``run`` belong to the reference pipeline and are
 mounted from :mod:`reference_impl.cli`; this module adds what belongs to the gate
-(``diff``) and the trust sources the plugin grants (``pytest_planguard.trust``).
+(``diff``, ``explain``, ``report merge``) and the trust sources the plugin grants
+(``pytest_planguard.trust``).
 
 Exit codes everywhere: 0 clean (warnings allowed), 1 findings (policy errors, gate
 failures), 2 bad input or usage.  Errors print ``error[CODE] file: field.path: message``
@@ -25,6 +27,25 @@ Compile, plan, validate and run DataFusion + Delta Lake pipelines described by a
 
 exit codes: 0 clean (warnings allowed), 1 findings (policy errors, gate failures),
 2 bad input or usage.  Errors print `error[CODE] file: field.path: message`."""
+
+
+_MERGE_DESCRIPTION = """\
+Combine the JSON reports of the shards of one split gate run, e.g.
+
+  pytest --planguard --splits 2 --group 1 --planguard-report s1.json
+  pytest --planguard --splits 2 --group 2 --planguard-report s2.json
+  planguard report merge s1.json s2.json -o all.json --html all.html
+
+The merged report has the union of the items and their findings, the summary recomputed
+from them, and the unused snapshots of every target whose items the shards ran together
+(a shard alone reports none for a target it ran only part of; the merge deletes nothing).
+
+Refused (exit 2): a file that is missing, not JSON or not a gate report (REPORT_INVALID);
+reports of another schema_version, planguard or engine version, configuration or
+checkout (REPORT_MERGE_INCOMPATIBLE); an item in two reports with different results
+(REPORT_MERGE_CONFLICT).  Exit 1: failed items, unused snapshots (unless --warn-unused),
+or a target with items that ran in no report (REPORT_MERGE_INCOMPLETE, unless
+--allow-partial: a shard that crashed or was not merged).  Exit 0 otherwise."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +87,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.set_defaults(handler=_diff)
 
+    report = sub.add_parser(
+        "report",
+        help="work with the gate's JSON reports (merge the shards of a split suite)",
+        description="Work with the JSON reports of pytest --planguard --planguard-report.",
+    )
+    report_sub = report.add_subparsers(
+        dest="report_command", metavar="SUBCOMMAND", parser_class=CodedParser
+    )
+    report_sub.required = True
+    merge = report_sub.add_parser(
+        "merge",
+        help="combine the JSON reports of a split suite's shards into one",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_MERGE_DESCRIPTION,
+    )
+    merge.add_argument("reports", metavar="REPORT.json", nargs="+")
+    merge.add_argument(
+        "-o", "--output", metavar="PATH", required=True, help="where to write the merged report"
+    )
+    merge.add_argument(
+        "--html", metavar="PATH", help="also write the merged HTML report (as --planguard-html)"
+    )
+    merge.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 although the reports did not run every item of every target",
+    )
+    merge.add_argument(
+        "--warn-unused",
+        action="store_true",
+        help="report unused snapshots without failing (as --snapshot-warn-unused)",
+    )
+    merge.set_defaults(handler=_report_merge)
+
     explain = sub.add_parser(
         "explain",
         help="print one view's plan bundle as its snapshot would hold it",
@@ -102,6 +157,18 @@ def _explain(args: argparse.Namespace) -> int:
         args.view,
         section=args.section,
         trusted_modules=trust.granted_on_command_line(args.trust_module),
+    )
+
+
+def _report_merge(args: argparse.Namespace) -> int:
+    from pytest_planguard.report_cli import run_merge
+
+    return run_merge(
+        args.reports,
+        output=args.output,
+        html=args.html,
+        allow_partial=args.allow_partial,
+        warn_unused=args.warn_unused,
     )
 
 

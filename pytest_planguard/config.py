@@ -9,8 +9,9 @@ resolve against the invocation directory.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,14 @@ INI_KEYS: tuple[tuple[str, str, str, Any], ...] = (
         [],
     ),
     (
+        "planguard_stores",
+        "object stores the gated plans read, one 'name = url' per line (e.g. "
+        "'warehouse = s3://warehouse'): snapshots name the store ($warehouse/...), never "
+        "its endpoint or bucket (a manifest's [storage.*] stores are known already)",
+        "linelist",
+        [],
+    ),
+    (
         "planguard_strict_settings",
         "keep target_partitions in the snapshots' settings hash (for teams that pin it; by "
         "default it is left out, with partition counts normalized in the plans)",
@@ -183,6 +192,8 @@ class PlanguardConfig:
     """Where to write the HTML report (``--planguard-html``, ``planguard_html``)."""
     markdown: Path | None = None
     """Where to write the Markdown summary (``--planguard-markdown``)."""
+    stores: Mapping[str, str] = field(default_factory=dict)
+    """Object store name -> URL prefix (``planguard_stores``), for the normalizer."""
     cache_dir: Path | None = None
     """The plan cache's directory; None: no cache (``--planguard-no-cache``)."""
     cache_max_mb: int = 256
@@ -353,6 +364,7 @@ def load_config(config: pytest.Config) -> PlanguardConfig:
         trusted_modules=_trusted_modules(config),
         html=_output_path(config, "planguard_html", ini_base),
         markdown=_output_path(config, "planguard_markdown", ini_base),
+        stores=_stores(config),
         cache_dir=_cache_dir(config, invocation),
         cache_max_mb=_positive(
             config.getini("planguard_cache_max_mb") or 256, "planguard_cache_max_mb"
@@ -373,6 +385,24 @@ def _cache_dir(config: pytest.Config, invocation: Path) -> Path | None:
         return (invocation / str(option)).resolve()
     ini = str(config.getini("planguard_cache_dir") or "")
     return (ini_directory(config) / ini).resolve() if ini else config.rootpath / ".planguard_cache"
+
+
+_STORE_LINE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<url>[a-z][a-z0-9+.-]*://\S+)")
+
+
+def _stores(config: pytest.Config) -> dict[str, str]:
+    """``planguard_stores``: ``name = scheme://bucket[/prefix]`` per line."""
+    stores: dict[str, str] = {}
+    for line in config.getini("planguard_stores"):
+        match = _STORE_LINE.fullmatch(str(line).strip())
+        if match is None:
+            raise PlanguardError(
+                PlanguardCode.CONFIG_ERROR,
+                f"planguard_stores line {str(line)!r} is not 'name = scheme://bucket/prefix'",
+                field_path="planguard_stores",
+            )
+        stores[match["name"]] = match["url"].rstrip("/")
+    return stores
 
 
 def _output_path(config: pytest.Config, key: str, ini_base: Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 
 
@@ -34,6 +35,16 @@ class PlanguardCode(StrEnum):
     SNAPSHOT_TREE_INVALID = "SNAPSHOT_TREE_INVALID"
     SNAPSHOT_PATH_COLLISION = "SNAPSHOT_PATH_COLLISION"
     VIEW_NOT_FOUND = "VIEW_NOT_FOUND"
+    # planguard report merge
+    REPORT_INVALID = "REPORT_INVALID"
+    """A report to merge is missing, not a regular file, not JSON or not a gate report."""
+    REPORT_MERGE_INCOMPATIBLE = "REPORT_MERGE_INCOMPATIBLE"
+    """Reports of different schema versions, planguard or engine versions, settings or
+    targets: they are not shards of one run."""
+    REPORT_MERGE_CONFLICT = "REPORT_MERGE_CONFLICT"
+    """One gate item in two reports with different results."""
+    REPORT_MERGE_INCOMPLETE = "REPORT_MERGE_INCOMPLETE"
+    """The merged reports together did not run every item of every target."""
 
 
 class PlanguardError(Exception):
@@ -48,6 +59,7 @@ class PlanguardError(Exception):
         field_path: str | None = None,
         detail: str = "",
     ) -> None:
+        message, detail = redact(message), redact(detail)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -68,3 +80,13 @@ class PlanguardError(Exception):
             "field_path": self.field_path,
             "message": self.message,
         }
+
+
+def redact(text: str) -> str:
+    """``text`` without the process's store secrets (``reference_impl.redaction``).
+
+    Looked up, not imported: the plugin imports no ``reference_impl`` at start-up, and a
+    process that never loaded it resolved no store secret."""
+    module = sys.modules.get("reference_impl.redaction")
+    scrub = getattr(module, "redact", None)
+    return scrub(text) if callable(scrub) else text

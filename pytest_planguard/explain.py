@@ -71,6 +71,7 @@ def run_explain(
         },
         locations=engine.locations,
         roots={"MANIFEST": str(path.resolve().parent), "ROOT": os.getcwd()},
+        stores=engine.stores,
     )
     if section is not None:
         text = parse_snapshot(text).sections[SECTION_NAMES[section]] + "\n"

@@ -24,6 +24,7 @@ from pytest_planguard.session import DeterminismChecker, PlanguardSession, deter
 if TYPE_CHECKING:
     from pytest_planguard.adapter import PipelineAdapter
     from pytest_planguard.invariants import CompileCounter, ResolverSpy
+    from pytest_planguard.s3_server import S3Server
 
 # Imports inside functions below are start-up cost: hypothesis and the invariant spies are
 # imported only when a profile or a fixture asks for them.
@@ -284,3 +285,25 @@ def planguard_determinism(request: pytest.FixtureRequest) -> DeterminismChecker:
     """``planguard_determinism.check(manifest)`` runs the determinism check (runs and
     processes from the planguard_deterministic marker, else from the configuration)."""
     return determinism_checker(_session(request.config), request.node)
+
+
+@pytest.fixture(scope="session")
+def planguard_s3_server() -> Iterator[S3Server]:
+    """A real S3 server (moto, from the ``moto[server]`` test dependency) on 127.0.0.1 at
+    a free port, for the whole test session, with one access key it accepts
+    (``.access_key_id``, ``.secret_access_key``) and authentication enforced.
+    ``.storage_options()`` reaches it; ``.create_bucket(name)`` makes a bucket.  Started
+    on first use, stopped at the end of the session; moto is imported only then."""
+    from importlib.util import find_spec
+
+    from pytest_planguard.s3_server import start_s3_server
+
+    if find_spec("moto") is None or find_spec("boto3") is None:
+        pytest.fail(
+            "planguard_s3_server needs moto's server: pip install 'moto[server]'", pytrace=False
+        )
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -220,6 +220,7 @@ class ReferenceAdapter:
         from reference_impl.relspec.frame_plan import session_settings
 
         caps = context.authority.capabilities
+        semantic = context.authority.semantic_context
         return EngineInfo(
             versions={
                 "datafusion": caps.datafusion_version,
@@ -227,8 +228,6 @@ class ReferenceAdapter:
                 "pyarrow": caps.pyarrow_version,
             },
             settings=session_settings(context.authority.semantic_context.session),
-            locations={
-                name: dataset.location
-                for name, dataset in context.authority.semantic_context.datasets.items()
-            },
+            locations={name: dataset.location for name, dataset in semantic.datasets.items()},
+            stores={name: store.url for name, store in semantic.dataset_resolver.stores.items()},
         )

@@ -276,6 +276,11 @@ def _compile(args: argparse.Namespace) -> int:
             for o in manifest.outputs
         ],
         "udfs": [{"name": u.name, "provider": u.provider} for u in manifest.udfs],
+        # stores: secrets by the names of their environment variables, never a value
+        "storage": [
+            {"name": s.name, "url": s.url, "options": dict(s.options), "secrets": dict(s.secrets)}
+            for s in manifest.dataset_bindings.stores.values()
+        ],
         "issues": [],  # compile has no findings: bad input is an error (exit 2)
     }
     if args.plan:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from reference_impl.redaction import redact
+
 
 @runtime_checkable
 class CodedError(Protocol):
@@ -55,6 +57,8 @@ class ErrorCode(StrEnum):
     MANIFEST_SQL_FILE_UNREADABLE = "MANIFEST_SQL_FILE_UNREADABLE"
     MANIFEST_LOCATION_ESCAPES_ROOT = "MANIFEST_LOCATION_ESCAPES_ROOT"
     MANIFEST_LIMIT_EXCEEDED = "MANIFEST_LIMIT_EXCEEDED"
+    MANIFEST_LOCATION_NOT_ALLOWED = "MANIFEST_LOCATION_NOT_ALLOWED"
+    MANIFEST_SECRET_LITERAL = "MANIFEST_SECRET_LITERAL"
     DATASET_LOCATION_UNRESOLVED = "DATASET_LOCATION_UNRESOLVED"
     DATASET_NOT_FOUND = "DATASET_NOT_FOUND"
     DATASET_NOT_DELTA = "DATASET_NOT_DELTA"
@@ -63,6 +67,10 @@ class ErrorCode(StrEnum):
     DELTA_LOG_CORRUPT = "DELTA_LOG_CORRUPT"
     DELTA_PROTOCOL_UNSUPPORTED = "DELTA_PROTOCOL_UNSUPPORTED"
     BOOTSTRAP_FAILED = "BOOTSTRAP_FAILED"
+    STORE_SECRET_MISSING = "STORE_SECRET_MISSING"
+    STORE_UNREACHABLE = "STORE_UNREACHABLE"
+    STORE_ACCESS_DENIED = "STORE_ACCESS_DENIED"
+    STORE_BUCKET_NOT_FOUND = "STORE_BUCKET_NOT_FOUND"
     UDF_PROVIDER_UNTRUSTED = "UDF_PROVIDER_UNTRUSTED"
     UDF_PROVIDER_IMPORT_ERROR = "UDF_PROVIDER_IMPORT_ERROR"
     UDF_PROVIDER_INVALID = "UDF_PROVIDER_INVALID"
@@ -92,6 +100,7 @@ class ReferenceImplError(Exception):
         field_path: str | None = None,
         subjects: tuple[str, ...] = (),
     ) -> None:
+        message = redact(message)  # a store secret never reaches a message
         super().__init__(message)
         self.code = code
         self.message = message

@@ -36,6 +36,8 @@ from typing import Any
 
 import msgspec
 
+from reference_impl.engine.data_source import held_stderr
+from reference_impl.engine.object_store import store_error, store_failure, store_options
 from reference_impl.engine.session import query_only
 from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
 from reference_impl.relspec.authority import DATAFUSION_EXECUTOR, ExecutionAuthorityContext
@@ -52,7 +54,7 @@ from reference_impl.relspec.output_targets import (
     read_table_columns,
     schema_problems,
 )
-from reference_impl.semantics.program import OutputBinding, SemanticView
+from reference_impl.semantics.program import OutputBinding, SemanticView, StoreDeclaration
 
 _PY_TRACEBACK = re.compile(r', traceback: Some\("(?:[^"\\]|\\.)*"\)')
 """The Python traceback DataFusion embeds (``PyErr { ..., traceback: Some("...") }``) when
@@ -176,7 +178,9 @@ def execute_plan(
             data = data_by_view[output.view]
             schema = data.schema
             nulls = [name for name in data.column_names if data.column(name).null_count]
-        exists, version, table_cols, error = read_table_columns(locations[output.name])
+        exists, version, table_cols, error = read_table_columns(
+            locations[output.name], store=_store(output, resolver), output=output.name
+        )
         problems: tuple[str, ...] = (error,) if error else ()
         if exists and not error:
             problems = schema_problems(
@@ -199,26 +203,51 @@ def execute_plan(
         version = None
         rows: int | None = None
         if not dry_run:
-            created = _first_missing(Path(locations[output.name]))
+            store = _store(output, resolver)
+            # on a store, a failed first write leaves no commit: its files are invisible
+            created = None if store else _first_missing(Path(locations[output.name]))
+            options = store_options(store) if store else None
             try:
-                write_deltalake(
-                    locations[output.name],
-                    data_by_view[output.view],
-                    mode=output.mode,
-                    schema_mode=None if output.schema_mode == "strict" else output.schema_mode,
-                )
-                table = DeltaTable(locations[output.name])
+                # a store dying mid-write makes object_store's upload task panic on its way
+                # out ("Already shut down") and print that to fd 2: the coded error below
+                # says what happened, so the panic text is held back and dropped
+                with held_stderr() as held:
+                    try:
+                        write_deltalake(
+                            locations[output.name],
+                            data_by_view[output.view],
+                            mode=output.mode,
+                            schema_mode=(
+                                None if output.schema_mode == "strict" else output.schema_mode
+                            ),
+                            storage_options=options,
+                        )
+                        table = DeltaTable(locations[output.name], storage_options=options)
+                    except BaseException:
+                        held.drop()
+                        raise
                 rows = _row_count(table)
                 version = int(table.version())
             except Exception as exc:
-                _remove_uncommitted(created, Path(locations[output.name]))
+                if store is None:
+                    _remove_uncommitted(created, Path(locations[output.name]))
                 committed = ", ".join(f"{w.name} (version {w.delta_version})" for w in written)
+                note = f"already committed by this run: {committed}" if committed else ""
+                coded = store and store_error(
+                    exc,
+                    store,
+                    field_path=f"outputs.{output.name}.location",
+                    subject=output.name,
+                    doing=f"writing output {output.name!r}" + (f" ({note})" if note else ""),
+                )
+                if coded:
+                    raise coded.with_file(manifest.source_path) from None
                 raise _failed(
                     ErrorCode.OUTPUT_WRITE_FAILED,
                     output.name,
                     exc,
                     manifest.source_path,
-                    note=f"already committed by this run: {committed}" if committed else "",
+                    note=note,
                 ) from None
         written.append(
             OutputWrite(
@@ -312,6 +341,11 @@ def _schema_finding(
     )
 
 
+def _store(output: OutputBinding, resolver: Any) -> StoreDeclaration | None:
+    """The store ``output`` is written to (None: a local path)."""
+    return None if output.store is None else resolver.stores[output.store]
+
+
 def _first_missing(path: Path) -> Path | None:
     """The topmost directory of ``path`` that does not exist yet (None if it exists)."""
     missing = None
@@ -356,6 +390,16 @@ def _row_count(table: Any) -> int:
 def _failed(
     code: ErrorCode, subject: str, exc: BaseException, file: str, *, note: str = ""
 ) -> ReferenceImplError:
+    found = store_failure(exc)
+    if found is not None:  # an object store failed under the engine: say which way
+        store_code, reason = found
+        return ReferenceImplError(
+            store_code,
+            f"{subject!r}: an object store failed ({reason})" + (f" ({note})" if note else ""),
+            file=file,
+            field_path=f"{_FIELD_SECTION[code]}.{subject}",
+            subjects=(subject,),
+        )
     text = _PY_TRACEBACK.sub("", str(exc)).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     first = first.split(", traceback: ", 1)[0]  # an embedded traceback left unparsed

@@ -13,6 +13,13 @@ plan sections):
   DataFusion elides groups past the fifth (``...``), so the file list itself varies;
 * absolute paths (printed without their leading slash): a dataset's location becomes
   ``$<dataset>``, the manifest directory ``$MANIFEST``, the rootdir ``$ROOT``;
+* object stores (``stores``: name -> URL prefix, from the manifest's ``[storage.*]`` or the
+  ini key ``planguard_stores``): the URL becomes ``$<store>``, and a file a scan lists by
+  its object key (DataFusion prints ``raw/part-0.parquet``, without scheme, endpoint or
+  bucket) becomes ``$<store>/raw/part-0.parquet`` when the key lies under the store's
+  prefix, so a snapshot names the store, never the endpoint, port or bucket.  A dataset
+  on a store keeps its store's token (``$warehouse/orders``), not ``$<dataset>``.  (No
+  snapshot taken before stores existed can hold a store URL, so the version stays 3.)
 * generated aliases: ``__common_expr_N``, ``__correlated_sq_N``, ``__scalar_sq_N`` ...
   count up per session (every optimizer run takes the next number), so they are renumbered
   from 1 in order of appearance within each plan;
@@ -50,10 +57,19 @@ def normalize_plan_text(
     *,
     locations: Mapping[str, str] = {},
     roots: Mapping[str, str] = {},
+    stores: Mapping[str, str] = {},
 ) -> str:
     """Normalize one displayed plan (see module docs for the rules)."""
+    if stores:
+        prefixes = tuple(url.rstrip("/") + "/" for url in stores.values())
+        locations = {
+            name: location
+            for name, location in locations.items()
+            if not (location.rstrip("/") + "/").startswith(prefixes)
+        }
+        roots = {**roots, **stores}
     out = _replace_paths(text, locations, roots)
-    out = _normalize_file_groups(out)
+    out = _normalize_file_groups(out, _store_keys(stores))
     out = _normalize_hash_partitioning(out)
     for pattern, replacement in _PARTITIONS:
         out = pattern.sub(replacement, out)
@@ -124,7 +140,30 @@ def _normalize_hash_partitioning(text: str) -> str:
     return "".join(out)
 
 
-def _normalize_file_groups(text: str) -> str:
+def _store_keys(stores: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(object key prefix, token) per store, the longest prefix first: ``s3://b/lake`` is
+    ``("lake/", "$name/")``, a whole bucket ``("", "$name/")``."""
+    keys = []
+    for name, url in sorted(stores.items()):
+        rest = url.split("://", 1)[-1].rstrip("/")
+        prefix = rest.split("/", 1)[1] + "/" if "/" in rest else ""
+        keys.append((prefix, f"${name}/"))
+    return sorted(keys, key=lambda pair: -len(pair[0]))
+
+
+def _store_directory(entry: str, keys: list[tuple[str, str]]) -> str | None:
+    """The directory of a listed file's object key under a store's prefix, as
+    ``$<store>/<key dir>`` (``raw/c/part-0.parquet`` -> ``$warehouse/raw/c``); None when
+    the entry is no key under a store."""
+    if not keys or entry.startswith("$") or entry in ("", "..."):
+        return None
+    for prefix, token in keys:
+        if entry.startswith(prefix):
+            return (token + entry[len(prefix) :]).rsplit("/", 1)[0]
+    return None
+
+
+def _normalize_file_groups(text: str, keys: list[tuple[str, str]] | None = None) -> str:
     out: list[str] = []
     position = 0
     while (start := text.find(_FILE_GROUPS, position)) != -1:
@@ -135,7 +174,11 @@ def _normalize_file_groups(text: str) -> str:
         body = text[brace + 1 : end]
         listed = re.split(r"[\[\],]", body.partition(":")[2])
         dirs = sorted(
-            {_directory(entry.strip()) for entry in listed if entry.strip() not in ("", "...")}
+            {
+                _store_directory(entry.strip(), keys or []) or _directory(entry.strip())
+                for entry in listed
+                if entry.strip() not in ("", "...")
+            }
         )
         out.append(text[position:start])
         out.append("files=[" + ", ".join(dirs) + "]")

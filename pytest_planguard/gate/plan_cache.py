@@ -229,6 +229,11 @@ class DeterminismCache:
     def unsound(self, label: str, key: str) -> None:
         """Never asked: the check does not verify."""
 
+    def count(self, keys: Collection[str]) -> tuple[int, int]:
+        """(view plans among ``keys``, those not established): what a check plans afresh."""
+        plans = [key for key in keys if not key.startswith(STATISTICS_PREFIX)]
+        return len(plans), sum(1 for key in plans if not self.established(key))
+
     def establish(self, keys: Collection[str]) -> None:
         """A check passed over the plans of ``keys`` (every process planned afresh those
         not established before): they are established now."""

@@ -478,6 +478,7 @@ def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
         {**run.header, **view_header(depends_on, bundle.udfs)},
         locations=run.engine.locations,
         roots={"MANIFEST": str(run.target.path.parent), "ROOT": str(state.config.rootpath)},
+        stores={**state.config.stores, **run.engine.stores},
     )
 
 

@@ -7,16 +7,19 @@ committed; a test checks that it matches.  Regenerate it with::
 
 Every finding carries its ``code``, its ``manifest`` and its ``view`` (``null`` for
 manifest-level checks).  ``schema_version`` changes whenever the structure does (3: each
-changed view's unified diff per section, ``diffs``, and each target's ``header``; 4: the
-rule trace's ``first_divergence``, ``rules_started``, ``rules_stopped`` and
-``trace_disagreement`` on each changed view).
+changed view's unified diff per section, ``diffs``, and each target's ``header``;
+``environment``, ``settings`` and ``targets`` were added with defaults, for
+``planguard report merge``, :mod:`.merge`; 4: the rule trace's ``first_divergence``,
+``rules_started``, ``rules_stopped`` and ``trace_disagreement`` on each changed view).
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -59,6 +62,37 @@ class UnusedSnapshot(_Strict, frozen=True):
     view: str
     deleted: bool
     """Deleted by ``--snapshot-update``."""
+
+
+class TargetRecord(_Strict, frozen=True):
+    """What a run collected of one gated target (a manifest or a session factory),
+    whether or not it ran all of it: ``planguard report merge`` tells from these whether
+    the shards of a split suite together ran every item of the target."""
+
+    manifest: str
+    """The target's label, as its items' ``manifest``."""
+    views: list[str]
+    """Every view of the target (collected, selected or not)."""
+    items: list[str]
+    """The node ids of every gate item of the target."""
+    unclaimed: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="planguard snapshot files in the target's directory that no view "
+            "uses (relative to the snapshot dir): reported as unused only by a run, or a "
+            "merge of runs, that ran every item of the target"
+        ),
+    ]
+    header: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="the target's snapshot header (engine, settings hash, normalizer) "
+            "when this run planned it"
+        ),
+    ] = msgspec.field(default_factory=dict)
+    collected: bool = True
+    """False when this run could not collect the target (its collection failed): it then
+    has no views or items here."""
 
 
 class ChangedSummary(_Strict, frozen=True):
@@ -161,6 +195,19 @@ class Report(_Strict, frozen=True):
     items: list[ReportedResult]
     unused_snapshots: list[UnusedSnapshot]
     cache: CacheSummary | None = None
+    environment: Annotated[
+        dict[str, str],
+        msgspec.Meta(description="python (major.minor) and engine package versions"),
+    ] = msgspec.field(default_factory=dict)
+    settings: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="the run's result-affecting configuration, paths relative to the "
+            "rootdir (reports merge only when these are equal)"
+        ),
+    ] = msgspec.field(default_factory=dict)
+    targets: list[TargetRecord] = msgspec.field(default_factory=list)
+    """Every collected target, with its views and items (:class:`TargetRecord`)."""
 
 
 def summarize(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]) -> Summary:
@@ -249,11 +296,55 @@ def findings(results: Sequence[ReportedResult], unused: Sequence[UnusedSnapshot]
     return out
 
 
+ENGINE_PACKAGES = ("datafusion", "deltalake", "pyarrow")
+
+
+def environment() -> dict[str, str]:
+    """Python's major.minor version (UDF code hashes depend on it) and the installed
+    engine packages' versions (read from their metadata, nothing imported)."""
+    versions = {"python": ".".join(platform.python_version_tuple()[:2])}
+    for name in ENGINE_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def settings(config: PlanguardConfig) -> dict[str, str]:
+    """What of ``config`` can change a result, as text, paths relative to the rootdir."""
+
+    def relative(path: Path) -> str:
+        try:
+            return path.relative_to(config.rootpath).as_posix()
+        except ValueError:
+            return str(path)
+
+    return {
+        "adapter": config.adapter or "",
+        "cost_limits": ", ".join(
+            f"{name} {limit.describe()}" for name, limit in sorted(config.cost_limits.items())
+        ),
+        "execute": str(config.execute).lower(),
+        "gate": ", ".join(f"{k}={v}" for k, v in sorted(config.gate.items())),
+        "manifests": ", ".join(relative(p) for p in config.manifests),
+        "processes": str(config.processes),
+        "runs": str(config.runs),
+        "session_views": ", ".join(config.session_views),
+        "sessions": ", ".join(str(t.spec) for t in config.sessions),
+        "snapshot_dir": relative(config.snapshot_dir),
+        "strict_settings": str(config.strict_settings).lower(),
+        "trusted_modules": ", ".join(config.trusted_modules),
+    }
+
+
 def build_report(
     results: Sequence[ReportedResult],
     unused: Sequence[UnusedSnapshot],
     config: PlanguardConfig,
+    *,
     cache: Mapping[str, Any] | None = None,
+    targets: Sequence[TargetRecord] = (),
 ) -> Report:
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -267,6 +358,9 @@ def build_report(
         items=sorted(results, key=lambda r: r.nodeid),
         unused_snapshots=list(unused),
         cache=msgspec.convert(cache, CacheSummary) if cache is not None else None,
+        environment=environment(),
+        settings=settings(config),
+        targets=sorted(targets, key=lambda t: t.manifest),
     )
 
 
@@ -275,10 +369,17 @@ def write_report(
     results: Sequence[ReportedResult],
     unused: Sequence[UnusedSnapshot],
     config: PlanguardConfig,
+    *,
     cache: Mapping[str, Any] | None = None,
+    targets: Sequence[TargetRecord] = (),
 ) -> None:
-    report = msgspec.to_builtins(build_report(results, unused, config, cache))
-    atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    dump_report(path, build_report(results, unused, config, cache=cache, targets=targets))
+
+
+def dump_report(path: Path, report: Report | Mapping[str, Any]) -> None:
+    """Write ``report`` as the gate does: sorted keys, indented, atomically."""
+    data = msgspec.to_builtins(report)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def report_json_schema() -> dict[str, Any]:

@@ -101,11 +101,12 @@ def render_snapshot(
     *,
     locations: Mapping[str, str],
     roots: Mapping[str, str],
+    stores: Mapping[str, str] | None = None,
 ) -> str:
     """The snapshot text of one bundle, every section normalized."""
 
     def norm(text: str) -> str:
-        return normalize_plan_text(text, locations=locations, roots=roots)
+        return normalize_plan_text(text, locations=locations, roots=roots, stores=stores or {})
 
     schema = "\n".join(
         f"{name}: {norm(dtype)}{'' if nullable else ' not null'}"

@@ -24,10 +24,17 @@ from pytest_planguard.config import GateTarget
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate import github
 from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
-from pytest_planguard.gate.report import UnusedSnapshot, write_report
-from pytest_planguard.gate.results import PROPERTY, ReportedResult, call_adapter, received
+from pytest_planguard.gate.report import TargetRecord, UnusedSnapshot, write_report
+from pytest_planguard.gate.results import (
+    PROPERTY,
+    ReportedResult,
+    call_adapter,
+    manifest_label,
+    received,
+)
 from pytest_planguard.gate.snapshot import (
     snapshot_directory,
+    snapshot_header,
     stale_temporaries,
     unused_snapshots,
 )
@@ -56,6 +63,8 @@ if TYPE_CHECKING:
 
 _WORKER_OUTPUT = "planguard_collected"
 """``workeroutput`` key: what a pytest-xdist worker collected and selected, per target."""
+_WORKER_HEADERS = "planguard_headers"
+"""``workeroutput`` key: the snapshot header of each target a worker planned."""
 _WORKER_CACHE = "planguard_cache"
 """``workeroutput`` key: a pytest-xdist worker's plan cache counts."""
 
@@ -71,6 +80,8 @@ class CollectedManifest:
     views: tuple[str, ...]
     nodeids: frozenset[str]
     complete: bool = False
+    label: str = ""
+    """The target's label, as its items' ``manifest`` (the reports' target records)."""
 
 
 @dataclass(slots=True)
@@ -122,6 +133,9 @@ class GateState:
         self.reported: list[dict[str, CollectedManifest]] = []
         """On the pytest-xdist controller: what each worker that finished collected."""
         self.workers_down = 0
+        self.worker_headers: dict[str, dict[str, str]] = {}
+        """On the pytest-xdist controller: the snapshot header of each target a worker
+        planned (for the reports' target records)."""
         self.started_at = time.time()
         self.deleted: list[Path] = []
         self.locations: dict[str, str] = {}
@@ -156,7 +170,9 @@ class GateState:
         self, target: GateTarget, views: tuple[str, ...], items: list[pytest.Item]
     ) -> None:
         self.collected[target] = CollectedManifest(
-            views=views, nodeids=frozenset(item.nodeid for item in items)
+            views=views,
+            nodeids=frozenset(item.nodeid for item in items),
+            label=manifest_label(items[0]) if items else "",
         )
 
     def snapshot_dir(self, target: GateTarget) -> Path:
@@ -210,7 +226,12 @@ class GateState:
         if worker_output is not None:
             worker_output[_WORKER_OUTPUT] = json.dumps(
                 {
-                    target.key: {"views": list(entry.views), "complete": entry.complete}
+                    target.key: {
+                        "views": list(entry.views),
+                        "complete": entry.complete,
+                        "label": entry.label,
+                        "items": sorted(entry.nodeids),
+                    }
                     for target, entry in self.collected.items()
                 }
             )
@@ -219,6 +240,9 @@ class GateState:
         """pytest-xdist controller: keep what a worker collected (each worker collects and
         selects the same items, so any one of them tells; all must agree)."""
         self.workers_down += 1
+        headers = getattr(node, "workeroutput", {}).get(_WORKER_HEADERS)
+        for key, header in json.loads(headers or "{}").items():
+            self.worker_headers.setdefault(key, header)
         counts = getattr(node, "workeroutput", {}).get(_WORKER_CACHE)
         if counts is not None:
             self.cache_counts.update(json.loads(counts))
@@ -228,7 +252,10 @@ class GateState:
         self.reported.append(
             {
                 path: CollectedManifest(
-                    views=tuple(entry["views"]), nodeids=frozenset(), complete=entry["complete"]
+                    views=tuple(entry["views"]),
+                    nodeids=frozenset(entry["items"]),
+                    complete=entry["complete"],
+                    label=entry["label"],
                 )
                 for path, entry in json.loads(payload).items()
             }
@@ -418,6 +445,7 @@ class GateState:
         worker_output = getattr(session.config, "workeroutput", None)
         if worker_output is not None:
             worker_output[_WORKER_CACHE] = json.dumps(dict(self.cache_counts))
+            worker_output[_WORKER_HEADERS] = json.dumps(self._headers())
         if hasattr(session.config, "workerinput"):
             return  # the controller reports for pytest-xdist workers
         self._trim_cache()
@@ -430,7 +458,12 @@ class GateState:
         self.unused = self._unused_snapshots(session)
         if self.config.report is not None:
             write_report(
-                self.config.report, self.results, self.unused, self.config, self.cache_summary
+                self.config.report,
+                self.results,
+                self.unused,
+                self.config,
+                cache=self.cache_summary,
+                targets=self._target_records(),
             )
         self._write_reviews(session)
 
@@ -499,6 +532,58 @@ class GateState:
                     complete[targets[name]] = entry.views
             return complete
         return {target: e.views for target, e in self.collected.items() if e.complete}
+
+    def _headers(self) -> dict[str, dict[str, str]]:
+        """Target key -> the snapshot header (engine, settings hash, normalizer) of each
+        target planned in this process (under pytest-xdist: by a worker)."""
+        headers = dict(self.worker_headers)
+        for target, run in self.runs.items():
+            if run.engine is not None:
+                strict = self.config.strict_settings
+                headers[target.key] = dict(
+                    run.header or snapshot_header(run.engine, strict_settings=strict)
+                )
+        return headers
+
+    def _target_records(self) -> list[TargetRecord]:
+        """What this run collected of each target, selected or not, with the snapshots no
+        view of it uses: a merge of shards' reports reports those as unused only when
+        the shards together ran every item of the target."""
+        collected: dict[str, CollectedManifest] = {
+            target.key: entry for target, entry in self.collected.items()
+        }
+        if self.reported:  # pytest-xdist: every worker collected the same
+            collected = self.reported[0]
+        targets = {target.key: target for target in self.config.targets}
+        headers = self._headers()
+        records = [
+            TargetRecord(
+                manifest=_label(target, self.config.rootpath),
+                views=[],
+                items=[],
+                unclaimed=[],
+                collected=False,
+            )
+            for key, target in targets.items()
+            if key not in collected
+        ]
+        for key, entry in collected.items():
+            if key not in targets:
+                continue
+            directory = self.snapshot_dir(targets[key])
+            records.append(
+                TargetRecord(
+                    manifest=entry.label,
+                    views=list(entry.views),
+                    items=sorted(entry.nodeids),
+                    header=headers.get(key, {}),
+                    unclaimed=sorted(
+                        _relative(location, self.config.snapshot_dir)
+                        for location in unused_snapshots(directory, set(entry.views))
+                    ),
+                )
+            )
+        return records
 
     def _unused_snapshots(self, session: pytest.Session) -> list[UnusedSnapshot]:
         """Snapshots of fully selected manifests that no view uses; deleted (and each path
@@ -599,6 +684,12 @@ class GateHooks:
 
 def _describe(target: GateTarget) -> str:
     return f"session {target.spec!r}" if target.spec else f"manifest {str(target.path)!r}"
+
+
+def _label(target: GateTarget, root: Path) -> str:
+    """A target's label as its items would have it (its collector's node id)."""
+    path = _relative(target.path, root)
+    return f"{path}::{target.factory}" if target.factory else path
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -34,6 +34,7 @@ import re
 import stat
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
@@ -42,6 +43,11 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from reference_impl.engine.delta_protocol import DeltaProtocol, delta_protocol_from_table
+from reference_impl.engine.object_store import (
+    open_store_table,
+    register_store_parquet,
+    store_error,
+)
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.program import (
     DatasetBindings,
@@ -142,6 +148,7 @@ def register_dataset(
     mode: Literal["semantic-authority", "runtime-bootstrap"] = "semantic-authority",
     fallback_root: str | None = None,
     scope: DataFileScope | None = None,
+    for_execution: bool = False,
 ) -> RegisteredDataset:
     """(Re-)register dataset ``name`` on ``ctx`` from the location ``resolver`` gives.
 
@@ -149,10 +156,17 @@ def register_dataset(
     reads exactly the version that was planned).  ``scope`` confines the data files
     (see module docs); without it only format truth and file kinds are checked.  Every
     check runs before the previous registration of ``name`` is dropped.
+    ``for_execution`` (scan overrides, before execution): a Delta table on a store is
+    registered to be read, as deltalake's Arrow dataset, since the Delta provider plans
+    but cannot read object-store files inside another DataFusion session.
     """
     config = DataSourceConfig(mode=mode, resolver=resolver, fallback_root=fallback_root)
     location = config.resolve(name)
     binding = resolver.binding(name)
+    if binding.store is not None:  # a URL under a declared store
+        return _register_on_store(
+            ctx, resolver, name, location, version, for_execution=for_execution
+        )
     info = _stat_location(name, location)
     if binding.format == "parquet":
         _check_parquet_location(name, location, info, scope)
@@ -173,6 +187,66 @@ def register_dataset(
     if ctx.table_exist(name):
         ctx.deregister_table(name)
     _engine_call(name, location, lambda: ctx.register_table(name, table))
+    return RegisteredDataset(
+        name=name,
+        format="delta",
+        location=location,
+        delta_version=int(table.version()),
+        delta_protocol=delta_protocol_from_table(table.protocol()),
+        identity=f"delta:{location}@{int(table.version())}:{table.metadata().id}",
+    )
+
+
+def _register_on_store(
+    ctx: Any,
+    resolver: DatasetBindings,
+    name: str,
+    location: str,
+    version: int | None,
+    *,
+    for_execution: bool,
+) -> RegisteredDataset:
+    """Register a dataset whose location is a URL under one of ``resolver.stores``.
+
+    A Delta table is registered as deltalake's provider for planning (the same plan as a
+    local table) and, ``for_execution``, as its Arrow dataset: deltalake 1.6's provider
+    reads object-store files only through its own session's stores, which a
+    datafusion-python session cannot give it (measured: "No suitable object store found"
+    with the bucket registered on the session).  The Arrow dataset cannot read tables
+    with deletion vectors; such a table is ``DATASET_UNREADABLE`` at execution."""
+    binding = resolver.binding(name)
+    assert binding.store is not None
+    store = resolver.stores[binding.store]
+    if binding.format == "parquet":
+        register_store_parquet(ctx, name, location, store)
+        return RegisteredDataset(
+            name=name,
+            format="parquet",
+            location=location,
+            delta_version=None,
+            delta_protocol=None,
+            # files on a store are not listed here: a fresh identity every time, so a plan
+            # cache never reuses a plan of a store Parquet dataset (a miss, never unsound)
+            identity=f"parquet:{location}:unlisted:{uuid.uuid4().hex}",
+        )
+    table = open_store_table(name, location, store, version=version, ctx=ctx)
+    provider = table
+    if for_execution:
+        try:
+            provider = table.to_pyarrow_dataset()
+        except Exception as exc:
+            raise _location_error(
+                ErrorCode.DATASET_UNREADABLE,
+                name,
+                f"dataset {name!r}: cannot read the Delta table at {location!r} from its "
+                f"store: {_first_line(exc)}",
+            ) from None
+    if ctx.table_exist(name):
+        ctx.deregister_table(name)
+    if for_execution:
+        _engine_call(name, location, lambda: ctx.register_dataset(name, provider))
+    else:
+        _engine_call(name, location, lambda: ctx.register_table(name, provider))
     return RegisteredDataset(
         name=name,
         format="delta",
@@ -204,13 +278,30 @@ def register_in_memory(
     import pyarrow as pa
 
     registered = register_dataset(
-        ctx, resolver, name, version=version, mode=mode, fallback_root=fallback_root
+        ctx,
+        resolver,
+        name,
+        version=version,
+        mode=mode,
+        fallback_root=fallback_root,
+        for_execution=True,
     )
     try:
         table = _engine_call(name, registered.location, lambda: ctx.table(name).to_arrow_table())
     except ReferenceImplError:
         raise
     except Exception as exc:
+        binding = resolver.binding(name)
+        if binding.store is not None:
+            coded = store_error(
+                exc,
+                resolver.stores[binding.store],
+                field_path=f"datasets.{name}.location",
+                subject=name,
+                doing=f"reading dataset {name!r}",
+            )
+            if coded is not None:
+                raise coded from None
         raise _location_error(
             ErrorCode.DATASET_UNREADABLE,
             name,
@@ -600,7 +691,7 @@ def _engine_call(name: str, location: str, call: Callable[[], _T]) -> _T:
     the message), and passed through otherwise.
     """
     try:
-        with _held_stderr() as held:
+        with held_stderr() as held:
             try:
                 return call()
             except BaseException as exc:
@@ -626,7 +717,7 @@ class _Held:
 
 
 @contextmanager
-def _held_stderr() -> Iterator[_Held]:
+def held_stderr() -> Iterator[_Held]:
     """Redirect file descriptor 2 to a temporary file; replay it unless dropped."""
     held = _Held()
     try:

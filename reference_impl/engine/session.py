@@ -36,6 +36,7 @@ from reference_impl.engine.runtime import DataFusionRuntimeProfile, setting_fiel
 from reference_impl.engine.trusted_import import import_trusted
 from reference_impl.engine.udf_source import provider_source_hash
 from reference_impl.errors import ErrorCode, ReferenceImplError, check_contract_version
+from reference_impl.redaction import redact
 from reference_impl.semantics.program import (
     SEMANTIC_CONTRACT_VERSION,
     DatasetBindings,
@@ -167,8 +168,11 @@ def _setting_error(key: str, value: str, exc: Exception) -> ReferenceImplError:
 
 def _bootstrap(manifest: SemanticProgramManifest, profile: DataFusionRuntimeProfile) -> None:
     resolver = manifest.dataset_bindings
-    missing = [
-        name for name in resolver.names() if not Path(resolver.require_location(name)).exists()
+    missing = [  # tables on a store are never bootstrapped: the hook writes local data
+        name
+        for name in resolver.names()
+        if resolver.binding(name).store is None
+        and not Path(resolver.require_location(name)).exists()
     ]
     if not missing or manifest.bootstrap is None:
         return
@@ -296,7 +300,7 @@ def _register_views(
 
 def view_failure(view: str, exc: BaseException) -> ViewFailure:
     """Classify a DataFusion planning failure of ``view``."""
-    text = str(exc).strip()
+    text = redact(str(exc)).strip()
     message = text.splitlines()[0] if text else type(exc).__name__
     unknown = _UNKNOWN_FUNCTION.search(text)
     if unknown is not None:

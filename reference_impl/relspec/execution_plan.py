@@ -442,6 +442,7 @@ def _assemble(
             semantic.manifest.outputs,
             {view: semantic.view_frames[view].schema() for view in planned},
             semantic.output_locations,
+            semantic.dataset_resolver.stores,
         ),
     )
 

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reference_impl.engine.object_store import store_table_columns
 from reference_impl.relspec.contracts import OutputColumn, OutputTarget
-from reference_impl.semantics.program import OutputBinding
+from reference_impl.semantics.program import OutputBinding, StoreDeclaration
 
 _WIDENING = frozenset(
     {
@@ -52,14 +53,21 @@ SCHEMA_MODE_HINT = (
 
 
 def output_targets(
-    outputs: Iterable[OutputBinding], schemas: Mapping[str, Any], locations: Mapping[str, str]
+    outputs: Iterable[OutputBinding],
+    schemas: Mapping[str, Any],
+    locations: Mapping[str, str],
+    stores: Mapping[str, StoreDeclaration] | None = None,
 ) -> tuple[OutputTarget, ...]:
     """One target per output; ``schemas`` maps each planned view to its pyarrow schema,
-    ``locations`` each output to where it is written (resolved by the data source)."""
+    ``locations`` each output to where it is written (resolved by the data source),
+    ``stores`` the manifest's stores (for outputs on one)."""
     targets: list[OutputTarget] = []
     for output in outputs:
         location = locations[output.name]
-        exists, version, table_cols, error = read_table_columns(location)
+        store = (stores or {}).get(output.store) if output.store is not None else None
+        exists, version, table_cols, error = read_table_columns(
+            location, store=store, output=output.name
+        )
         schema = schemas.get(output.view)
         view_cols = delta_columns(schema) if schema is not None else ()
         problems: tuple[str, ...] = (error,) if error else ()
@@ -99,15 +107,22 @@ def delta_columns(schema: Any) -> tuple[OutputColumn, ...]:
 
 
 def read_table_columns(
-    location: str,
+    location: str, *, store: StoreDeclaration | None = None, output: str = ""
 ) -> tuple[bool, int | None, tuple[OutputColumn, ...], str | None]:
-    """(table exists, its version, its columns, a problem reading it) at ``location``."""
+    """(table exists, its version, its columns, a problem reading it) at ``location``.
+
+    On a ``store``, a store failure (unreachable, access denied, no bucket) is raised as
+    its coded error: no output can be written there."""
     from deltalake import DeltaTable
 
-    if not (Path(location) / "_delta_log").is_dir():
+    if store is not None:
+        exists, table = store_table_columns(location, store, output=output)
+        if not exists:
+            return False, None, (), None
+    elif not (Path(location) / "_delta_log").is_dir():
         return False, None, (), None
     try:
-        table = DeltaTable(location)
+        table = table if store is not None else DeltaTable(location)
         encoded = json.loads(table.schema().to_json())
         version = int(table.version())
     except Exception as exc:

@@ -96,6 +96,12 @@ def apply_scan_unit_overrides(
             )
         else:
             register_dataset(
-                ctx, resolver, name, version=version, mode=mode, fallback_root=fallback_root
+                ctx,
+                resolver,
+                name,
+                version=version,
+                mode=mode,
+                fallback_root=fallback_root,
+                for_execution=True,
             )
     return tuple(sorted(by_dataset))

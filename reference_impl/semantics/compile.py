@@ -38,8 +38,8 @@ from reference_impl.semantics.complexity import (
     inlined_plan_sizes,
     scan_profile,
 )
-from reference_impl.semantics.load import resolve_location
-from reference_impl.semantics.model import SemanticModel
+from reference_impl.semantics.load import resolve_location, store_of
+from reference_impl.semantics.model import SemanticModel, StorageSpec
 from reference_impl.semantics.program import (
     SEMANTIC_CONTRACT_VERSION,
     DatasetBinding,
@@ -48,6 +48,7 @@ from reference_impl.semantics.program import (
     OutputBinding,
     SemanticProgramManifest,
     SemanticView,
+    StoreDeclaration,
     UdfDeclaration,
 )
 
@@ -112,11 +113,23 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                     name=name,
                     format=spec.format,
                     declared_location=spec.location,
-                    location=_resolved(spec.location, root, allow, f"datasets.{name}.location"),
+                    location=_resolved(
+                        spec.location, root, allow, f"datasets.{name}.location", document.storage
+                    ),
+                    store=_store(spec.location, document.storage, f"datasets.{name}.location"),
                 )
                 for name, spec in sorted(document.datasets.items())
             },
             source=shown,
+            stores={
+                name: StoreDeclaration(
+                    name=name,
+                    url=store.url.rstrip("/"),
+                    options=dict(sorted(store.options.items())),
+                    secrets=dict(sorted(store.secrets.items())),
+                )
+                for name, store in sorted(document.storage.items())
+            },
         )
         views = tuple(
             SemanticView(
@@ -135,10 +148,13 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
                 name=name,
                 view=spec.view,
                 declared_location=spec.location,
-                location=_resolved(spec.location, root, allow, f"outputs.{name}.location"),
+                location=_resolved(
+                    spec.location, root, allow, f"outputs.{name}.location", document.storage
+                ),
                 format=spec.format,
                 mode=spec.mode,
                 schema_mode=spec.schema_mode,
+                store=_store(spec.location, document.storage, f"outputs.{name}.location"),
             )
             for name, spec in sorted(document.outputs.items())
         )
@@ -176,12 +192,29 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
     )
 
 
-def _resolved(location: str | None, root: Path, allow: bool, field_path: str) -> str | None:
-    """The absolute location of a declared one; None when none is declared (allowed in
-    ``runtime-bootstrap`` mode only: the engine's ``DataSourceConfig`` falls back)."""
+def _resolved(
+    location: str | None,
+    root: Path,
+    allow: bool,
+    field_path: str,
+    stores: Mapping[str, StorageSpec] | None = None,
+) -> str | None:
+    """The absolute location of a declared one (a URL under a declared store stays the
+    URL); None when none is declared (allowed in ``runtime-bootstrap`` mode only: the
+    engine's ``DataSourceConfig`` falls back)."""
     if location is None:
         return None
+    if "://" in location:
+        store_of(location, stores or {}, field_path=field_path)
+        return location.rstrip("/")
     return str(resolve_location(location, root, allow_external=allow, field_path=field_path))
+
+
+def _store(location: str | None, stores: Mapping[str, StorageSpec], field_path: str) -> str | None:
+    """The store serving ``location`` (None: a local path or no location)."""
+    if location is None or "://" not in location:
+        return None
+    return store_of(location, stores, field_path=field_path)
 
 
 def _analyse_view(
@@ -524,6 +557,10 @@ def runtime_policy_fingerprint(model: SemanticModel) -> str:
         "runtime": runtime,
         "policy": policy,
     }
+    if document.storage:
+        # stores by url, options, and the *names* of the environment variables holding
+        # their secrets: never a secret value (none is known here)
+        payload["storage"] = msgspec.to_builtins(document.storage)
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()
 
 

@@ -32,6 +32,7 @@ from reference_impl.semantics.model import (
     ProjectSpec,
     RuntimeSpec,
     SemanticModel,
+    StorageSpec,
     UdfSpec,
     ViewSpec,
 )
@@ -51,6 +52,7 @@ _SECTIONS: Mapping[str, type[msgspec.Struct]] = {
     "outputs": OutputSpec,
     "udfs": UdfSpec,
     "executors": ExecutorSpec,
+    "storage": StorageSpec,
 }
 _SINGLE_SECTIONS: Mapping[str, type[msgspec.Struct]] = {
     "project": ProjectSpec,
@@ -62,6 +64,8 @@ _VALIDATION_RE = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DO
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 """A JSON escape of a UTF-16 surrogate; only then are strings checked one by one."""
 _CODED_RE = re.compile(r"(?P<code>[A-Z_]+)(?:@(?P<field>[a-z_]+))?: (?P<msg>.*)", re.DOTALL)
+_URL_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)", re.DOTALL)
+_URL_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()\-]+")
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
@@ -457,14 +461,11 @@ def resolve_location(location: str, root: Path, *, allow_external: bool, field_p
     """Resolve a manifest-relative location; refuse one escaping ``root`` unless allowed.
 
     Symlinks are followed before the check, so a link pointing outside the root escapes
-    too.  URLs (``scheme://``) are not supported.
+    too.  A URL (``scheme://``) is no local path: :func:`store_of` places it under a
+    declared store; here it is ``MANIFEST_LOCATION_NOT_ALLOWED``.
     """
     if "://" in location:
-        raise ReferenceImplError(
-            ErrorCode.MANIFEST_INVALID_VALUE,
-            f"{location!r}: only local filesystem locations are supported",
-            field_path=field_path,
-        )
+        raise _not_allowed(location, field_path, {})
     if "\x00" in location:
         raise ReferenceImplError(
             ErrorCode.MANIFEST_INVALID_VALUE, "location contains a NUL byte", field_path=field_path
@@ -507,6 +508,7 @@ def _check_locations(document: ManifestDocument, root: Path) -> None:
         )
     if fallback is not None:
         resolve_location(fallback, root, allow_external=allow, field_path="runtime.fallback_root")
+    _check_stores(document)
     entries = [("datasets", name, spec.location) for name, spec in document.datasets.items()]
     entries += [("outputs", name, spec.location) for name, spec in document.outputs.items()]
     for section, name, location in entries:
@@ -520,7 +522,65 @@ def _check_locations(document: ManifestDocument, root: Path) -> None:
                 "'semantic-authority': the manifest is the only source of locations)",
                 field_path=path,
             )
-        resolve_location(location, root, allow_external=allow, field_path=path)
+        if "://" in location:
+            store_of(location, document.storage, field_path=path)
+        else:
+            resolve_location(location, root, allow_external=allow, field_path=path)
+
+
+def _check_stores(document: ManifestDocument) -> None:
+    """Two stores may not serve the same bucket: the engine keeps one client per bucket."""
+    seen: dict[str, str] = {}
+    for name, store in sorted(document.storage.items()):
+        key = f"{store.url.split('://', 1)[0]}://{store.bucket}"
+        if key in seen:
+            raise ReferenceImplError(
+                ErrorCode.MANIFEST_CONFLICTING_FIELDS,
+                f"stores {seen[key]!r} and {name!r} both serve {key}: declare one store per bucket",
+                field_path=f"storage.{name}.url",
+                subjects=(seen[key], name),
+            )
+        seen[key] = name
+
+
+def store_of(location: str, stores: Mapping[str, StorageSpec], *, field_path: str) -> str:
+    """The name of the declared store whose ``url`` prefixes the URL ``location``.
+
+    The location must be a plain object path under the prefix (whole segments, no ``.``,
+    ``..``, query, fragment or user information); anything else, and a URL under no
+    declared store, is ``MANIFEST_LOCATION_NOT_ALLOWED``.
+    """
+    match = _URL_RE.fullmatch(location)
+    if match is None:
+        raise _not_allowed(location, field_path, stores)
+    segments = match.group("rest").rstrip("/").split("/")
+    if not all(_URL_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
+        raise ReferenceImplError(
+            ErrorCode.MANIFEST_LOCATION_NOT_ALLOWED,
+            f"{escaped(location)!r} is not a plain object path (only letters, digits and "
+            "!_.*'()- in '/'-separated segments; no '.', '..', '?', '#', '@' or '//')",
+            field_path=field_path,
+        )
+    for name, store in sorted(stores.items(), key=lambda item: -len(item[1].url)):
+        prefix = store.url.rstrip("/")
+        if location.rstrip("/") == prefix or location.startswith(prefix + "/"):
+            return name
+    raise _not_allowed(location, field_path, stores)
+
+
+def _not_allowed(
+    location: str, field_path: str, stores: Mapping[str, StorageSpec]
+) -> ReferenceImplError:
+    declared = ", ".join(f"{name} = {store.url}" for name, store in sorted(stores.items()))
+    shown = escaped(location if len(location) <= 80 else location[:77] + "...")
+    return ReferenceImplError(
+        ErrorCode.MANIFEST_LOCATION_NOT_ALLOWED,
+        f"{shown!r} is a URL under no declared store"
+        + (f" (declared: {declared})" if declared else "")
+        + '; declare one: [storage.NAME] url = "s3://bucket" (dataset and output locations '
+        "only; other locations are local paths)",
+        field_path=field_path,
+    )
 
 
 def _resolve_view_sql(document: ManifestDocument, root: Path) -> dict[str, str]:

@@ -121,6 +121,15 @@ BatchSize = Annotated[int, msgspec.Meta(ge=1, le=1_048_576)]
 Concurrency = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 BudgetMs = Annotated[int, msgspec.Meta(ge=1, le=86_400_000, description="At most one day.")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1)]
+Location = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        description="A path relative to the manifest's directory, or a URL under a "
+        "[storage.*] store's url (s3://warehouse/orders); a URL under no declared store is "
+        "MANIFEST_LOCATION_NOT_ALLOWED.",
+    ),
+]
 DataSourceMode = Literal["semantic-authority", "runtime-bootstrap"]
 
 
@@ -150,14 +159,128 @@ class ProjectSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
         _check_provider(self.bootstrap, "bootstrap")
 
 
+STORE_URL_PATTERN = r"^s3a?://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*'()\-]+)*/?$"
+"""A store prefix: ``s3://bucket`` or ``s3://bucket/some/prefix`` (``s3a`` too)."""
+_STORE_URL_RE = re.compile(STORE_URL_PATTERN[1:-1])
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN[1:-1])
+CREDENTIAL_OPTIONS = frozenset(
+    {
+        # AWS (object_store / deltalake spellings, upper or lower case)
+        "aws_access_key_id", "access_key_id", "aws_secret_access_key", "secret_access_key",
+        "aws_session_token", "session_token", "aws_security_token", "token",
+        # Azure
+        "azure_storage_account_key", "azure_storage_access_key", "azure_storage_master_key",
+        "account_key", "access_key", "master_key", "azure_client_secret",
+        "azure_storage_client_secret", "client_secret", "azure_storage_sas_key",
+        "azure_storage_sas_token", "sas_key", "sas_token", "azure_storage_token",
+        "bearer_token", "azure_federated_token",
+        # Google Cloud Storage
+        "google_service_account_key", "service_account_key", "google_application_credentials_json",
+    }
+)  # fmt: skip
+"""Storage options that hold a credential: in ``[storage.*] options`` they are refused
+(``MANIFEST_SECRET_LITERAL``); name them in ``secrets`` (option -> environment variable)."""
+
+
+def is_credential_option(key: str) -> bool:
+    return key.strip().lower() in CREDENTIAL_OPTIONS
+
+
+class StorageSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[storage.<name>]``: one object store, the URL prefix it serves and how to reach it.
+    Dataset and output ``location``s may be URLs under ``url``; the normalizer names the
+    store (``$<name>/...``) in snapshots instead of its URL."""
+
+    url: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=STORE_URL_PATTERN,
+            description="The prefix this store serves: s3://bucket or s3://bucket/prefix.",
+        ),
+    ]
+    options: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="deltalake / object_store storage options (AWS_ENDPOINT_URL, "
+            "AWS_REGION, AWS_ALLOW_HTTP, conditional_put, timeout ...). A credential here "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and the Azure and "
+            "GCS equivalents) is MANIFEST_SECRET_LITERAL: name it in `secrets`. Unless given, "
+            "connect_timeout = 5s, timeout = 30s, max_retries = 2, retry_timeout = 20s."
+        ),
+    ] = {}
+    """deltalake / object_store storage options (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    ``AWS_ALLOW_HTTP``, ``conditional_put``, ``timeout`` ...).  A credential written here
+    (``AWS_SECRET_ACCESS_KEY``, ``AWS_ACCESS_KEY_ID``, ``AWS_SESSION_TOKEN`` and the Azure and
+    GCS equivalents) is ``MANIFEST_SECRET_LITERAL``: name it in ``secrets``."""
+    secrets: Annotated[
+        dict[str, Annotated[str, msgspec.Meta(pattern=ENV_NAME_PATTERN)]],
+        msgspec.Meta(
+            description="Option -> the name of the environment variable holding its value, "
+            "read when the store is used and never written anywhere (unset: "
+            "STORE_SECRET_MISSING)."
+        ),
+    ] = {}
+    """Option -> the environment variable holding its value, read when the store is used
+    (never written anywhere; an unset variable is ``STORE_SECRET_MISSING``)."""
+
+    def __post_init__(self) -> None:
+        if _STORE_URL_RE.fullmatch(self.url) is None or "//" in self.url.split("://", 1)[1]:
+            raise ManifestValueError(
+                "MANIFEST_INVALID_VALUE",
+                f"{_shown(self.url)} is not an object-store prefix (use s3://bucket or "
+                "s3://bucket/prefix)",
+                field="url",
+            )
+        if any(part in (".", "..") for part in self.url.split("://", 1)[1].split("/")):
+            raise ManifestValueError(
+                "MANIFEST_INVALID_VALUE", "the url may not hold '.' or '..' segments", field="url"
+            )
+        for key in sorted(self.options):
+            if is_credential_option(key):
+                # the value is never echoed: it is a credential
+                raise ManifestValueError(
+                    "MANIFEST_SECRET_LITERAL",
+                    f"option {key!r} is a credential written literally in the manifest; move "
+                    f'it out: secrets = {{ {key} = "ENV_VARIABLE" }} reads it from the '
+                    "environment",
+                    field="options",
+                )
+            if "@" in self.options[key] and "://" in self.options[key]:
+                raise ManifestValueError(
+                    "MANIFEST_SECRET_LITERAL",
+                    f"option {key!r} is a URL with user information (a credential written "
+                    "literally); name the credentials in `secrets` instead",
+                    field="options",
+                )
+        for key, variable in sorted(self.secrets.items()):
+            if _ENV_NAME_RE.fullmatch(variable) is None:
+                raise ManifestValueError(
+                    "MANIFEST_INVALID_VALUE",
+                    f"secrets.{key}: {_shown(variable)} is not an environment variable name",
+                    field="secrets",
+                )
+            if key in self.options:
+                raise ManifestValueError(
+                    "MANIFEST_CONFLICTING_FIELDS",
+                    f"option {key!r} is given both in `options` and in `secrets`",
+                    field="secrets",
+                )
+
+    @property
+    def bucket(self) -> str:
+        return self.url.split("://", 1)[1].split("/", 1)[0]
+
+
 class DatasetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[datasets.<name>]``: an input table.  ``location`` is required unless
     ``project.data_source_mode = "runtime-bootstrap"``, where a dataset without one is read
     from ``<runtime.fallback_root>/<name>``."""
 
     format: Literal["delta", "parquet"]
-    location: Identifier | None = None
-    """Manifest-relative path of the table.  Required unless
+    location: Location | None = None
+    """Manifest-relative path of the table, or a URL under a ``[storage.*]`` store's
+    ``url`` (``s3://warehouse/orders``).  Required unless
     ``project.data_source_mode = "runtime-bootstrap"`` (then it defaults to
     ``<runtime.fallback_root>/<name>``)."""
 
@@ -191,8 +314,9 @@ class OutputSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     where an output without one is written to ``<runtime.fallback_root>/outputs/<name>``."""
 
     view: Identifier
-    location: Identifier | None = None
-    """Manifest-relative path of the Delta table written.  Required unless
+    location: Location | None = None
+    """Manifest-relative path of the Delta table written, or a URL under a
+    ``[storage.*]`` store's ``url``.  Required unless
     ``project.data_source_mode = "runtime-bootstrap"`` (then it defaults to
     ``<runtime.fallback_root>/outputs/<name>``)."""
     format: Literal["delta"] = "delta"
@@ -311,7 +435,8 @@ class PolicySpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class ManifestDocument(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The whole manifest file, as decoded."""
+    """The whole manifest file, as decoded.  ``[storage.<name>]`` declares the object
+    stores that dataset and output locations may name by URL."""
 
     project: ProjectSpec = ProjectSpec()
     datasets: dict[str, DatasetSpec] = {}
@@ -319,6 +444,7 @@ class ManifestDocument(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=T
     outputs: dict[str, OutputSpec] = {}
     udfs: dict[str, UdfSpec] = {}
     executors: dict[str, ExecutorSpec] = {}
+    storage: dict[str, StorageSpec] = {}
     runtime: RuntimeSpec = RuntimeSpec()
     policy: PolicySpec = PolicySpec()
 

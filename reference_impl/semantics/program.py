@@ -18,6 +18,27 @@ from reference_impl.semantics.model import PolicySpec, RuntimeSpec
 SEMANTIC_CONTRACT_VERSION = "semantic/1"
 
 
+class StoreDeclaration(msgspec.Struct, frozen=True, kw_only=True):
+    """``[storage.<name>]`` as compiled: where the store is and how to reach it.
+
+    ``secrets`` maps an option to the *name* of the environment variable holding its
+    value; values are read only by the engine (:mod:`reference_impl.engine.object_store`)
+    and never stored in a contract."""
+
+    name: str
+    url: str
+    options: Mapping[str, str]
+    secrets: Mapping[str, str]
+
+    @property
+    def bucket(self) -> str:
+        return self.url.split("://", 1)[1].split("/", 1)[0]
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+
 class DatasetBinding(msgspec.Struct, frozen=True, kw_only=True):
     """One input table: its declared (manifest-relative) and resolved location."""
 
@@ -25,7 +46,10 @@ class DatasetBinding(msgspec.Struct, frozen=True, kw_only=True):
     format: Literal["delta", "parquet"]
     declared_location: str | None
     location: str | None
-    """Absolute; None when the manifest declares none (``runtime-bootstrap`` only)."""
+    """Absolute, or the URL itself for a table on a store; None when the manifest declares
+    none (``runtime-bootstrap`` only)."""
+    store: str | None = None
+    """The ``[storage.*]`` store serving ``location`` (None: a local path)."""
 
 
 class DatasetBindings(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +57,8 @@ class DatasetBindings(msgspec.Struct, frozen=True, kw_only=True):
 
     bindings: Mapping[str, DatasetBinding]
     source: str
+    stores: Mapping[str, StoreDeclaration] = {}
+    """The manifest's ``[storage.*]`` stores, by name (datasets and outputs name theirs)."""
 
     def names(self) -> tuple[str, ...]:
         """Dataset names, sorted."""
@@ -95,6 +121,8 @@ class OutputBinding(msgspec.Struct, frozen=True, kw_only=True):
     format: Literal["delta"]
     mode: Literal["overwrite", "append"]
     schema_mode: Literal["strict", "overwrite", "merge"] = "strict"
+    store: str | None = None
+    """The ``[storage.*]`` store serving ``location`` (None: a local path)."""
 
 
 class UdfDeclaration(msgspec.Struct, frozen=True, kw_only=True):

@@ -348,7 +348,7 @@ CASES: tuple[Case, ...] = (
     Case("blank-sql", "MANIFEST_INVALID_VALUE", "views.v.sql", '[views.v]\nsql = " \\n "\n'),
     Case(
         "url-location",
-        "MANIFEST_INVALID_VALUE",
+        "MANIFEST_LOCATION_NOT_ALLOWED",
         "datasets.t.location",
         '[datasets.t]\nformat = "delta"\nlocation = "s3://bucket/t"\n',
     ),

@@ -8,9 +8,12 @@ concerns, and rendering as ``error[CODE] file: field.path: message``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import deltalake
 import pyarrow as pa
@@ -23,7 +26,7 @@ from reference_impl.pipeline import run_pipeline
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.load import MAX_SQL_BYTES, load_manifest
 
-Scenario = Callable[[Path], None]
+Scenario = Callable[..., None]
 
 
 def manifest(root: Path, text: str, **files: str) -> Path:
@@ -245,6 +248,74 @@ def init_target_exists(root: Path) -> None:
     scaffold_project(root)
 
 
+def manifest_location_not_allowed(root: Path) -> None:
+    load_manifest(manifest(root, "[datasets.t]\nformat = 'delta'\nlocation = 's3://lake/t'\n"))
+
+
+def manifest_secret_literal(root: Path) -> None:
+    text = "[storage.lake]\nurl = 's3://lake'\noptions = { AWS_SECRET_ACCESS_KEY = 'x' }\n"
+    load_manifest(manifest(root, text))
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def store_manifest(root: Path, endpoint: str, bucket: str = "lake") -> Path:
+    return manifest(
+        root,
+        f"""
+        [storage.lake]
+        url = "s3://{bucket}"
+        options = {{ AWS_ENDPOINT_URL = "{endpoint}", AWS_ALLOW_HTTP = "true" }}
+        secrets = {{ AWS_ACCESS_KEY_ID = "PG_KEY", AWS_SECRET_ACCESS_KEY = "PG_SECRET" }}
+
+        [datasets.t]
+        format = "delta"
+        location = "s3://{bucket}/t"
+        """,
+    )
+
+
+def store_secret_missing(root: Path) -> None:
+    os.environ.pop("PG_SECRET", None)
+    with environment(PG_KEY="scenario-key"):
+        plan_only(store_manifest(root, "http://127.0.0.1:9"))
+
+
+def store_unreachable(root: Path) -> None:
+    from pytest_planguard.s3_server import free_port
+
+    with environment(PG_KEY="scenario-key", PG_SECRET="scenario-secret"):
+        plan_only(store_manifest(root, f"http://127.0.0.1:{free_port()}"))
+
+
+def store_access_denied(root: Path, server: Any) -> None:
+    server.create_bucket("lake")
+    with environment(PG_KEY=server.access_key_id, PG_SECRET="wrong"):
+        plan_only(store_manifest(root, server.endpoint))
+
+
+def store_bucket_not_found(root: Path, server: Any) -> None:
+    secret = server.secret_access_key
+    with environment(PG_KEY=server.access_key_id, PG_SECRET=secret):
+        plan_only(store_manifest(root, server.endpoint, bucket="no-such-bucket"))
+
+
+NEEDS_SERVER = frozenset({store_access_denied, store_bucket_not_found})
+"""Scenarios that take the loopback S3 server (``planguard_s3_server``) as well."""
+
+
 SCENARIOS: dict[ErrorCode, Scenario] = {
     ErrorCode.MANIFEST_NOT_FOUND: manifest_not_found,
     ErrorCode.MANIFEST_PARSE_ERROR: manifest_parse_error,
@@ -278,6 +349,12 @@ SCENARIOS: dict[ErrorCode, Scenario] = {
     ErrorCode.EXECUTION_FAILED: execution_failed,
     ErrorCode.OUTPUT_WRITE_FAILED: output_write_failed,
     ErrorCode.INIT_TARGET_EXISTS: init_target_exists,
+    ErrorCode.MANIFEST_LOCATION_NOT_ALLOWED: manifest_location_not_allowed,
+    ErrorCode.MANIFEST_SECRET_LITERAL: manifest_secret_literal,
+    ErrorCode.STORE_SECRET_MISSING: store_secret_missing,
+    ErrorCode.STORE_UNREACHABLE: store_unreachable,
+    ErrorCode.STORE_ACCESS_DENIED: store_access_denied,
+    ErrorCode.STORE_BUCKET_NOT_FOUND: store_bucket_not_found,
 }
 
 
@@ -305,10 +382,14 @@ def test_an_error_without_a_code_is_no_coded_error() -> None:
 
 
 @pytest.mark.parametrize("code", list(SCENARIOS), ids=str)
-def test_the_scenario_raises_its_code(tmp_path: Path, code: ErrorCode) -> None:
+def test_the_scenario_raises_its_code(
+    tmp_path: Path, code: ErrorCode, request: pytest.FixtureRequest
+) -> None:
     root = tmp_path / "project"
+    scenario = SCENARIOS[code]
+    server = (request.getfixturevalue("planguard_s3_server"),) if scenario in NEEDS_SERVER else ()
     with pytest.raises(ReferenceImplError) as info:
-        SCENARIOS[code](root)
+        scenario(root, *server)
     err = info.value
     assert err.code == code, err.render()
     assert err.file is not None, "every error names the file it concerns"

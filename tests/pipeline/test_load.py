@@ -240,7 +240,7 @@ CASES: dict[str, tuple[str, str, ErrorCode, str | None]] = {
     "URL location": (
         '[datasets.t]\nformat = "delta"\nlocation = "s3://bucket/t"\n',
         "manifest.toml",
-        ErrorCode.MANIFEST_INVALID_VALUE,
+        ErrorCode.MANIFEST_LOCATION_NOT_ALLOWED,
         "datasets.t.location",
     ),
     "uppercase name": (

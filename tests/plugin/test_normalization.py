@@ -190,3 +190,36 @@ def test_a_target_partitions_change_fails_only_under_strict_settings(
         result.stdout.fnmatch_lines(["*class cosmetic*", "*settings-hash: * -> *"])
     else:
         result.assert_outcomes(passed=8)
+
+
+# -- object stores ------------------------------------------------------------------
+
+
+def test_object_keys_under_a_store_become_the_store_token() -> None:
+    text = (
+        "DataSourceExec: file_groups={2 groups: [[lake/raw/a.parquet:0..10], "
+        "[lake/raw/b.parquet]]}, projection=[x]\n"
+        "scan of s3://bucket-ci/lake/orders"
+    )
+    stores = {"warehouse": "s3://bucket-ci/lake"}
+    out = normalize_plan_text(text, stores=stores)
+    assert "files=[$warehouse/raw]" in out
+    assert "scan of $warehouse/orders" in out
+    assert "bucket-ci" not in out
+    # a dataset on the store is named after the store, not after the dataset
+    located = normalize_plan_text(
+        text, stores=stores, locations={"orders": "s3://bucket-ci/lake/orders"}
+    )
+    assert "$warehouse/orders" in located
+    # twin: without the store the key and the URL stay as printed
+    bare = normalize_plan_text(text)
+    assert "files=[lake/raw]" in bare
+    assert "s3://bucket-ci/lake/orders" in bare
+
+
+def test_keys_outside_every_store_prefix_are_left_alone() -> None:
+    text = "DataSourceExec: file_groups={1 group: [[other/raw/a.parquet]]}"
+    out = normalize_plan_text(text, stores={"warehouse": "s3://b/lake"})
+    assert "files=[other/raw]" in out
+    whole = normalize_plan_text(text, stores={"warehouse": "s3://b"})
+    assert "files=[$warehouse/other/raw]" in whole

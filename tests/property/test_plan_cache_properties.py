@@ -44,4 +44,4 @@ def test_a_cache_hit_gives_the_bundles_of_fresh_planning(
         assert warm == fresh == cold
         # every view that planned was served from the cache the second time
         assert warm_store.stats.misses == 0
-        assert warm_store.stats.hits == cold_store.stats.writes
+        assert warm_store.stats.hits == cold_store.stats.misses

@@ -252,9 +252,9 @@ def _m_bad_location(m: _Mutator) -> HostileCase:
     dataset = m.pick(m.datasets)
     value = m.pick(("file:///etc/passwd", "s3://bucket/table", "data/\x00nul"))
     m.doc["datasets"][dataset]["location"] = value
-    return m.case(
-        "bad_location", f"datasets.{dataset}.location = {value!r}", "MANIFEST_INVALID_VALUE"
-    )
+    # a URL under no declared [storage.*] store is not allowed; a NUL is no path at all
+    code = "MANIFEST_LOCATION_NOT_ALLOWED" if "://" in value else "MANIFEST_INVALID_VALUE"
+    return m.case("bad_location", f"datasets.{dataset}.location = {value!r}", code)
 
 
 def _json_with_duplicate(document: dict[str, Any], section: str, name: str) -> bytes:
