@@ -187,13 +187,20 @@ def register_dataset(
     if ctx.table_exist(name):
         ctx.deregister_table(name)
     _engine_call(name, location, lambda: ctx.register_table(name, table))
+    return _registered_delta(name, location, table)
+
+
+def _registered_delta(name: str, location: str, table: Any) -> RegisteredDataset:
+    """What registering the Delta table ``table`` found (its identity: location, version
+    and table id, so a table re-created at the same version is another table)."""
+    version = int(table.version())
     return RegisteredDataset(
         name=name,
         format="delta",
         location=location,
-        delta_version=int(table.version()),
+        delta_version=version,
         delta_protocol=delta_protocol_from_table(table.protocol()),
-        identity=f"delta:{location}@{int(table.version())}:{table.metadata().id}",
+        identity=f"delta:{location}@{version}:{table.metadata().id}",
     )
 
 
@@ -247,14 +254,7 @@ def _register_on_store(
         _engine_call(name, location, lambda: ctx.register_dataset(name, provider))
     else:
         _engine_call(name, location, lambda: ctx.register_table(name, provider))
-    return RegisteredDataset(
-        name=name,
-        format="delta",
-        location=location,
-        delta_version=int(table.version()),
-        delta_protocol=delta_protocol_from_table(table.protocol()),
-        identity=f"delta:{location}@{int(table.version())}:{table.metadata().id}",
-    )
+    return _registered_delta(name, location, table)
 
 
 def register_in_memory(
