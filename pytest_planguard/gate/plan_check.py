@@ -469,6 +469,18 @@ def _changed_views(state: GateState, run: ManifestRun) -> frozenset[str]:
 
 
 def render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
+    """The snapshot text of ``bundle``; a view of the run is rendered once (a changed view
+    renders every view of its run to find its causes, and each view's item renders it)."""
+    own = run.bundles.get(bundle.view) is bundle
+    if own and bundle.view in run.rendered:
+        return run.rendered[bundle.view]
+    text = _render(state, run, bundle)
+    if own:
+        run.rendered[bundle.view] = text
+    return text
+
+
+def _render(state: GateState, run: ManifestRun, bundle: BundleView) -> str:
     assert run.engine is not None
     if run.header is None:
         run.header = snapshot_header(run.engine, strict_settings=state.config.strict_settings)

@@ -109,6 +109,8 @@ class ManifestRun:
     """Views whose bundle differs from their snapshot: computed once, when a view changed."""
     cache_keys: frozenset[str] | None = None
     """The plan cache keys of this run's view plans (None: no cache)."""
+    rendered: dict[str, str] = field(default_factory=dict)
+    """View -> its snapshot text, rendered once per run."""
 
 
 class GateState:
