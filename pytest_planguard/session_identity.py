@@ -137,21 +137,14 @@ def _recorded_identity(source: Any) -> str | None:
 
 
 def _files_digest(paths: list[str]) -> str:
-    entries: list[tuple[str, int, int]] = []
+    from reference_impl.engine.data_source import files_identity
+
+    found = []
     for given in paths:
         root = given.removeprefix("file://")
-        if os.path.isdir(root):
-            for directory, _, files in os.walk(root):
-                for name in files:
-                    path = os.path.join(directory, name)
-                    info = os.stat(path)
-                    entries.append((path, info.st_size, info.st_mtime_ns))
-        elif os.path.exists(root):
-            info = os.stat(root)
-            entries.append((root, info.st_size, info.st_mtime_ns))
-        else:
-            entries.append((root, -1, -1))  # a remote or missing path: keyed by name only
-    return hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()
+        # a remote or missing path is keyed by its name only
+        found.append(files_identity(root) if os.path.exists(root) else f"unlisted:{root}")
+    return hashlib.sha256("\n".join(found).encode()).hexdigest()
 
 
 def _plan_identity(ctx: Any, name: str) -> str:

@@ -179,7 +179,7 @@ def register_dataset(
             location=location,
             delta_version=None,
             delta_protocol=None,
-            identity=_parquet_identity(location),
+            identity=files_identity(location),
         )
     _check_delta_location(name, location, info)
     table = open_delta_table(name, location, version=version)
@@ -371,24 +371,23 @@ def _check_delta_location(name: str, location: str, info: os.stat_result) -> Non
     )
 
 
-def _parquet_identity(location: str) -> str:
-    """Every file under ``location`` (or the file itself) with its size and mtime."""
-
-    def file_identity(entries: list[tuple[str, int, int]]) -> str:
-        return hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()
+def files_identity(location: str) -> str:
+    """What a file-based dataset holds, for a plan cache: ``location`` with every file
+    under it (or the file itself) and their sizes and modification times."""
 
     def entry(path: str) -> tuple[str, int, int]:
         info = os.stat(path)
         return os.path.relpath(path, location), info.st_size, info.st_mtime_ns
 
-    if not os.path.isdir(location):
-        return "parquet:" + file_identity([entry(location)])
-    found = [
-        entry(os.path.join(directory, name))
-        for directory, _, names in os.walk(location)
-        for name in names
-    ]
-    return f"parquet:{location}:" + file_identity(found)
+    if os.path.isdir(location):
+        found = sorted(
+            entry(os.path.join(directory, name))
+            for directory, _, names in os.walk(location)
+            for name in names
+        )
+    else:
+        found = [entry(location)]
+    return f"files:{location}:" + hashlib.sha256(repr(found).encode()).hexdigest()
 
 
 def _survey_directory(location: str) -> tuple[list[str], int]:
