@@ -82,9 +82,7 @@ def test_a_new_delta_version_re_plans_the_view_that_reads_it(spec: str, tmp_path
     assert looked(spec, tmp_path / "cache") == (1, 1)
 
 
-def test_a_changed_parquet_file_re_plans_the_view_that_reads_it(
-    spec: str, tmp_path: Path
-) -> None:
+def test_a_changed_parquet_file_re_plans_the_view_that_reads_it(spec: str, tmp_path: Path) -> None:
     looked(spec, tmp_path / "cache")
     pq.write_table(
         pa.table({"kind": ["a", "b", "c"]}), tmp_path / "data" / "events" / "part-0.parquet"
