@@ -282,6 +282,7 @@ class GateState:
                 self.config.cache_dir,
                 max_bytes=self.config.cache_max_mb * 1024 * 1024,
                 verify=choose_verified(views, self.config.cache_verify),
+                share=_xdist_share(self.session.pytest_config),
             )
         return self._cache
 
@@ -682,6 +683,18 @@ class GateHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self._state.worker_finished(node)
+
+
+def _xdist_share(config: pytest.Config) -> tuple[int, int] | None:
+    """(index, count) of this pytest-xdist worker (None outside one): the workers of a
+    run plan ahead from their own slices of a target's views, through the shared cache."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    worker, count = str(workerinput.get("workerid", "")), workerinput.get("workercount")
+    if not worker.startswith("gw") or not worker[2:].isdigit() or not isinstance(count, int):
+        return None
+    return int(worker[2:]), count
 
 
 def _describe(target: GateTarget) -> str:
