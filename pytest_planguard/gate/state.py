@@ -21,6 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.config import GateTarget
+from pytest_planguard.determinism_processes import (
+    DeterminismProcesses,
+    Incremental,
+    shared_processes,
+    start_determinism_processes,
+    stop_shared,
+)
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate import github
 from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
@@ -41,12 +48,9 @@ from pytest_planguard.gate.snapshot import (
 from pytest_planguard.gate.terminal import render_summary
 from pytest_planguard.invariants import (
     CompileCounter,
-    DeterminismProcesses,
-    Incremental,
     ResolverSpy,
     count_compiles,
     spy_resolver,
-    start_determinism_processes,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +71,10 @@ _WORKER_HEADERS = "planguard_headers"
 """``workeroutput`` key: the snapshot header of each target a worker planned."""
 _WORKER_CACHE = "planguard_cache"
 """``workeroutput`` key: a pytest-xdist worker's plan cache counts."""
+_RUN_DIR = "planguard_run_dir"
+"""``workerinput`` key: the directory of the run's shared determinism subprocesses."""
+_SAMPLE_SEED = "planguard_sample_seed"
+"""``workerinput`` key: the seed of the run's incremental determinism sample."""
 
 
 _CACHE_COUNTS = ("hits", "misses", "writes", "corrupt", "verified", "evicted", "entries", "bytes")
@@ -146,6 +154,9 @@ class GateState:
         self.review_problems: list[str] = []
         self._cache: PlanCacheStore | None = None
         self._incremental: Incremental | None = None
+        self._run_dir: Path | None = None
+        """On the pytest-xdist controller: the run's directory of shared determinism
+        subprocesses (:mod:`pytest_planguard.determinism_processes`)."""
         self.cache_counts: Counter[str] = Counter()
         """Plan cache counts of this run (under pytest-xdist: summed over the workers)."""
 
@@ -334,9 +345,14 @@ class GateState:
         return run
 
     def expect_determinism(self, items: list[pytest.Item]) -> None:
-        """Note the manifests whose determinism item this process will run (not under
-        pytest-xdist, whose workers learn their items one batch at a time)."""
-        if hasattr(self.session.pytest_config, "workerinput"):
+        """Note the targets whose determinism item this run selected, and start their
+        subprocesses.  Under pytest-xdist, whose workers learn their items one batch at a
+        time, worker gw0 starts them for the run in the controller's directory, and the
+        worker that runs the item reads them there (:meth:`shared_determinism`)."""
+        workerinput = getattr(self.session.pytest_config, "workerinput", None)
+        if workerinput is not None and (
+            workerinput.get("workerid") != "gw0" or _RUN_DIR not in workerinput
+        ):
             return
         self.determinism_due = {
             item.target
@@ -366,7 +382,32 @@ class GateState:
             trusted_modules=() if target.spec else self.config.trusted_modules,
             session=target.spec,
             incremental=self.incremental,
+            directory=self._shared_directory(target),
         )
+
+    def shared_determinism(self, target: GateTarget) -> DeterminismProcesses | None:
+        """Under pytest-xdist: the subprocesses worker gw0 started for ``target``'s check."""
+        directory = self._shared_directory(target)
+        return shared_processes(directory) if directory is not None else None
+
+    def _shared_directory(self, target: GateTarget) -> Path | None:
+        workerinput = getattr(self.session.pytest_config, "workerinput", None)
+        if workerinput is None or _RUN_DIR not in workerinput:
+            return None
+        import hashlib
+
+        return Path(workerinput[_RUN_DIR]) / hashlib.sha256(target.key.encode()).hexdigest()[:16]
+
+    def configure_node(self, node: Any) -> None:
+        """pytest-xdist controller, before a worker starts: the run's shared directory
+        and incremental sample seed, the same for every worker."""
+        if self._run_dir is None:
+            import tempfile
+
+            self._run_dir = Path(tempfile.mkdtemp(prefix="planguard-run-"))
+        node.workerinput[_RUN_DIR] = str(self._run_dir)
+        if self.incremental is not None:
+            node.workerinput[_SAMPLE_SEED] = self.incremental.seed
 
     @property
     def incremental(self) -> Incremental | None:
@@ -376,7 +417,9 @@ class GateState:
         if self._incremental is None:
             import random
 
-            self._incremental = Incremental(self.config.cache_dir, random.randrange(2**32))
+            workerinput = getattr(self.session.pytest_config, "workerinput", {})
+            seed = workerinput.get(_SAMPLE_SEED, random.randrange(2**32))
+            self._incremental = Incremental(self.config.cache_dir, seed)
         return self._incremental
 
     def _instrumented_run(self, target: GateTarget, *, trace_origins: bool = True) -> ManifestRun:
@@ -441,8 +484,11 @@ class GateState:
 
     def finish(self, session: pytest.Session) -> None:
         for started in self.started.values():
-            started.close()  # started for a determinism item that did not run
+            if started.owned:  # started for a determinism item that did not run
+                started.close()  # (shared ones may still be read: the controller stops them)
         self.started.clear()
+        if self._run_dir is not None:
+            stop_shared(self._run_dir)
         if self._cache is not None:
             self.cache_counts.update(self._cache.stats.counts())
         worker_output = getattr(session.config, "workeroutput", None)
@@ -676,6 +722,7 @@ class GateHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._state.record(report)
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist tells the controller
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._state.expect_determinism(session.items)
         self._state.collection_finished(session)
@@ -683,6 +730,10 @@ class GateHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self._state.worker_finished(node)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        self._state.configure_node(node)
 
 
 def _xdist_share(config: pytest.Config) -> tuple[int, int] | None:

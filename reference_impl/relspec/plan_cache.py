@@ -60,10 +60,12 @@ def share_order(cache: PlanCache | None, names: Sequence[str]) -> tuple[str, ...
     """The order in which this process plans ``names`` ahead through ``cache`` (empty: it
     does not, the store has no ``share`` or only one process uses it).
 
-    Process ``index`` of ``count`` starts at its own slice of ``names`` and wraps around.
-    Every process writes what it plans; by the time one reaches another's slice, that one
-    has written most of it, so the slices are planned about once each, and a faster
-    process simply plans more of them (no process waits for another).  The order does
+    Process ``index`` of ``count`` plans its own slice of ``names`` first, front to back,
+    then the others' back to front.  Every process writes what it plans, so once one is
+    done with its slice it works through another's from the end while the owner works
+    from the front: they meet once, each slice is planned about once, a faster process
+    simply plans more of it, and no process waits for another.  (Going the same way as
+    the owner would keep both on the same views, planning each twice.)  The order does
     not change a plan: every view's frame is registered before any is planned, and the
     view's key says which plan it is."""
     share = getattr(cache, "share", None)
@@ -72,8 +74,8 @@ def share_order(cache: PlanCache | None, names: Sequence[str]) -> tuple[str, ...
     index, count = share
     if count < 2 or not names:
         return ()
-    start = len(names) * (index % count) // count
-    return (*names[start:], *names[:start])
+    start, end = (len(names) * (index % count + n) // count for n in (0, 1))
+    return (*names[start:end], *reversed((*names[end:], *names[:start])))
 
 
 def context_key(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_planguard.adapter import PipelineFingerprints, ResolverStage
+from pytest_planguard.determinism_processes import Checked, DeterminismProcesses, _hash_seeds
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.invariants import (
     STACK_DEPTH,
@@ -21,12 +22,10 @@ from pytest_planguard.invariants import (
     CompileCall,
     CompileCounter,
     DeterminismDifference,
-    DeterminismProcesses,
     DeterminismReport,
     ResolverSpy,
     StageObservation,
     _first_difference,
-    _hash_seeds,
     _record,
     parse_stage,
 )
@@ -300,12 +299,15 @@ def test_the_determinism_failure_names_the_field_both_values_and_every_run() -> 
 
 def test_started_processes_match_only_the_same_check(tmp_path: Path) -> None:
     manifest = tmp_path / "m.toml"
-    started = DeterminismProcesses("a:f", manifest, [], ("x",))
-    assert started.matches("a:f", manifest, 0, ["x"])
-    assert not started.matches("a:g", manifest, 0, ["x"])
-    assert not started.matches("a:f", manifest.parent, 0, ["x"])
-    assert not started.matches("a:f", manifest, 1, ["x"])
-    assert not started.matches("a:f", manifest, 0, [])
+    started = DeterminismProcesses(
+        Checked.of("a:f", manifest, 0, trusted_modules=("x",)), tmp_path, []
+    )
+    assert started.matches(Checked.of("a:f", manifest, 0, trusted_modules=["x"]))
+    assert not started.matches(Checked.of("a:g", manifest, 0, trusted_modules=["x"]))
+    assert not started.matches(Checked.of("a:f", manifest.parent, 0, trusted_modules=["x"]))
+    assert not started.matches(Checked.of("a:f", manifest, 1, trusted_modules=["x"]))
+    assert not started.matches(Checked.of("a:f", manifest, 0, trusted_modules=[]))
+    assert not started.matches(Checked.of("a:f", manifest, 0, trusted_modules=["x"], session="m:f"))
 
 
 @pytest.mark.parametrize(("parent", "first"), [(None, "1"), ("1", "2"), ("2", "1"), ("0", "1")])

@@ -60,9 +60,11 @@ def test_share_order_starts_at_the_process_s_own_slice() -> None:
     assert share_order(None, names) == ()
     assert share_order(Shared(None), names) == ()
     assert share_order(Shared((0, 1)), names) == ()
-    assert share_order(Shared((0, 2)), names) == names
-    assert share_order(Shared((1, 2)), names) == (*names[3:], *names[:3])
-    assert share_order(Shared((2, 3)), names) == (*names[4:], *names[:4])
+    # its own slice front to back, then the others' back to front (they meet their owner)
+    assert share_order(Shared((0, 2)), names) == ("v0", "v1", "v2", "v6", "v5", "v4", "v3")
+    assert share_order(Shared((1, 2)), names) == ("v3", "v4", "v5", "v6", "v2", "v1", "v0")
+    assert share_order(Shared((1, 3)), names) == ("v2", "v3", "v1", "v0", "v6", "v5", "v4")
+    assert share_order(Shared((2, 3)), names) == ("v4", "v5", "v6", "v3", "v2", "v1", "v0")
     assert share_order(Shared((1, 2)), ()) == ()
 
 
@@ -74,8 +76,8 @@ def test_a_worker_plans_each_view_once_starting_at_its_slice(shop: Path, tmp_pat
     store = Recording(tmp_path / "cache", share=(1, 2))
     shared = bundles(shop, store)
     assert as_bytes(shared) == as_bytes(fresh)
-    # second of two workers: the slice that starts half way, then the first worker's
-    assert [p0[text] for text in store.written] == [*order[2:], *order[:2]]
+    # second of two workers: its half, then the first worker's from the end
+    assert [p0[text] for text in store.written] == [*order[2:], order[1], order[0]]
     # planned ahead, then read from what was planned: one lookup and one write per view
     assert store.lookups == len(VIEWS)
     assert store.stats.misses == len(VIEWS)
