@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,28 +55,39 @@ class Incremental:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """What the subprocesses of a check plan: the same for the check that reads them."""
+    """What the subprocesses of a check plan: the same for the check that reads them.
+    ``session``: the ``module:factory`` of a session target (``manifest`` is then its
+    module); ``trusted_modules``: the allowlist the subprocesses get, the caller's."""
 
     adapter_spec: str | None
-    manifest: str
+    manifest: Path
     processes: int
     trusted_modules: tuple[str, ...] = ()
     session: str | None = None
-    incremental: tuple[str, int] | None = None
+    incremental: Incremental | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        sample = self.incremental
+        return {
+            "adapter_spec": self.adapter_spec,
+            "manifest": str(self.manifest),
+            "processes": self.processes,
+            "trusted_modules": list(self.trusted_modules),
+            "session": self.session,
+            "incremental": [str(sample.directory), sample.seed] if sample else None,
+        }
 
     @classmethod
-    def of(
-        cls,
-        adapter_spec: str | None,
-        manifest: Path,
-        processes: int,
-        *,
-        trusted_modules: Sequence[str] = (),
-        session: str | None = None,
-        incremental: Incremental | None = None,
-    ) -> Checked:
-        sample = (str(incremental.directory), incremental.seed) if incremental else None
-        return cls(adapter_spec, str(manifest), processes, tuple(trusted_modules), session, sample)
+    def from_json(cls, data: dict[str, Any]) -> Checked:
+        sample = data["incremental"]
+        return cls(
+            adapter_spec=data["adapter_spec"],
+            manifest=Path(data["manifest"]),
+            processes=int(data["processes"]),
+            trusted_modules=tuple(data["trusted_modules"]),
+            session=data["session"],
+            incremental=Incremental(Path(sample[0]), int(sample[1])) if sample else None,
+        )
 
 
 @dataclass(slots=True)
@@ -147,43 +157,25 @@ class DeterminismProcesses:
 
 
 def start_determinism_processes(
-    adapter_spec: str | None,
-    manifest: Path,
-    processes: int,
-    *,
-    trusted_modules: Sequence[str] = (),
-    session: str | None = None,
-    incremental: Incremental | None = None,
-    directory: Path | None = None,
+    checked: Checked, *, directory: Path | None = None
 ) -> DeterminismProcesses:
-    """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs; each
-    gets the same ``trusted_modules`` allowlist as this process.  ``session``: the
-    ``module:factory`` of a session target (``manifest`` is then its module).
+    """Start the subprocesses of a determinism check of ``checked``.
 
     ``directory``: where they write, shared with other processes (which read it with
     :func:`shared_processes`); by default a temporary one of this check's."""
-    checked = Checked.of(
-        adapter_spec,
-        manifest,
-        processes,
-        trusted_modules=trusted_modules,
-        session=session,
-        incremental=incremental,
-    )
     owned = directory is None
     where = Path(tempfile.mkdtemp(prefix="planguard-determinism-")) if owned else directory
     assert where is not None
     where.mkdir(parents=True, exist_ok=True)
-    trusted = tuple(trusted_modules)
     children: list[Child] = []
-    for index, seed in enumerate(_hash_seeds(processes)):
+    for index, seed in enumerate(_hash_seeds(checked.processes)):
         process = _spawn(
-            adapter_spec,
-            manifest,
+            checked.adapter_spec,
+            checked.manifest,
             seed,
-            trusted,
-            session,
-            incremental=incremental,
+            checked.trusted_modules,
+            checked.session,
+            incremental=checked.incremental,
             output=where / f"{index}.json",
         )
         children.append(Child(seed=seed, pid=process.pid, process=process))
@@ -195,7 +187,7 @@ def start_determinism_processes(
             where / STARTED,
             json.dumps(
                 {
-                    "checked": _checked_to_json(checked),
+                    "checked": checked.to_json(),
                     "children": [[c.seed, c.pid] for c in children],
                 }
             ),
@@ -207,16 +199,7 @@ def shared_processes(directory: Path) -> DeterminismProcesses | None:
     """The subprocesses another process started in ``directory`` (None: none were)."""
     try:
         data = json.loads((directory / STARTED).read_text(encoding="utf-8"))
-        fields = data["checked"]
-        sample = fields["incremental"]
-        checked = Checked(
-            adapter_spec=fields["adapter_spec"],
-            manifest=str(fields["manifest"]),
-            processes=int(fields["processes"]),
-            trusted_modules=tuple(fields["trusted_modules"]),
-            session=fields["session"],
-            incremental=(str(sample[0]), int(sample[1])) if sample else None,
-        )
+        checked = Checked.from_json(data["checked"])
         children = [Child(seed=str(seed), pid=int(pid)) for seed, pid in data["children"]]
     except (OSError, ValueError, TypeError, KeyError):
         return None
@@ -263,17 +246,6 @@ def fingerprints_from_json(text: str) -> PipelineFingerprints:
         runtime=data["runtime"],
         validation_artifact=data["validation_artifact"].encode("utf-8"),
     )
-
-
-def _checked_to_json(checked: Checked) -> dict[str, Any]:
-    return {
-        "adapter_spec": checked.adapter_spec,
-        "manifest": checked.manifest,
-        "processes": checked.processes,
-        "trusted_modules": list(checked.trusted_modules),
-        "session": checked.session,
-        "incremental": list(checked.incremental) if checked.incremental else None,
-    }
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -437,26 +437,14 @@ def check_determinism(
     ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses.
     ``incremental``: plan afresh only what no passing check established (see
     :class:`Incremental`); the caller establishes the plans once the check passed."""
-    checked = Checked.of(
-        adapter_spec,
-        manifest,
-        processes,
-        trusted_modules=trusted_modules,
-        session=session,
-        incremental=incremental,
+    checked = Checked(
+        adapter_spec, manifest, processes, tuple(trusted_modules), session, incremental
     )
     if started is not None and not started.matches(checked):
         started.close()
         started = None
     if started is None:
-        started = start_determinism_processes(
-            adapter_spec,
-            manifest,
-            processes,
-            trusted_modules=trusted_modules,
-            session=session,
-            incremental=incremental,
-        )
+        started = start_determinism_processes(checked)
     try:
         with_cache = getattr(adapter, "with_plan_cache", None)
         if incremental is not None and with_cache is not None:

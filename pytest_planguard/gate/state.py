@@ -22,6 +22,7 @@ import pytest
 
 from pytest_planguard.config import GateTarget
 from pytest_planguard.determinism_processes import (
+    Checked,
     DeterminismProcesses,
     Incremental,
     shared_processes,
@@ -375,14 +376,16 @@ class GateState:
             or self.config.processes < 1
         ):
             return
-        self.started[target] = start_determinism_processes(
-            None if target.spec else self.config.adapter,
-            target.path,
-            self.config.processes,
-            trusted_modules=() if target.spec else self.config.trusted_modules,
+        checked = Checked(
+            adapter_spec=None if target.spec else self.config.adapter,
+            manifest=target.path,
+            processes=self.config.processes,
+            trusted_modules=() if target.spec else tuple(self.config.trusted_modules),
             session=target.spec,
             incremental=self.incremental,
-            directory=self._shared_directory(target),
+        )
+        self.started[target] = start_determinism_processes(
+            checked, directory=self._shared_directory(target)
         )
 
     def shared_determinism(self, target: GateTarget) -> DeterminismProcesses | None:
