@@ -96,3 +96,60 @@ def test_a_worker_finds_a_changed_view_as_a_serial_run_does(
         assert "big_spenders" in "\n".join(
             line for line in result.outlines if line.startswith("FAILED")
         )
+
+
+def test_a_session_under_xdist_finds_what_a_serial_run_finds(pytester: pytest.Pytester) -> None:
+    """A session target (the user's own factory): the workers split its planning too, and
+    an edited view fails under -n 2 with the views that read it, as serially."""
+    from tests.support.sessions import VIEWS as SESSION_VIEWS
+    from tests.support.sessions import shop_project, write_pipeline
+
+    shop_project(pytester)
+    items = len(SESSION_VIEWS) + 1
+    gate(pytester, "--snapshot-update").assert_outcomes(passed=items)
+    gate(pytester, "-n", "2", "--planguard-no-cache").assert_outcomes(passed=items)
+    edited = dict(SESSION_VIEWS, valid_orders=SESSION_VIEWS["valid_orders"].replace("<>", "="))
+    write_pipeline(pytester.path, edited)
+    serial = gate(pytester, "--planguard-no-cache")
+    split = gate(pytester, "-n", "2")
+    failed = []
+    for result in (serial, split):
+        result.assert_outcomes(passed=2, failed=4)
+        failed.append(
+            sorted(line.split()[1] for line in result.outlines if line.startswith("FAILED"))
+        )
+    assert failed[0] == failed[1]
+
+
+def test_a_session_s_nondeterminism_is_caught_under_xdist(pytester: pytest.Pytester) -> None:
+    """The subprocesses gw0 starts rebuild the session (``--session``) from what the
+    shared directory records, whichever worker runs the determinism item."""
+    from tests.support.sessions import VIEWS as SESSION_VIEWS
+    from tests.support.sessions import shop_project, write_pipeline
+
+    shop_project(pytester)
+    options = ("--planguard-processes", "2", "--planguard-runs", "1")
+    gate(pytester, "--snapshot-update", *options).assert_outcomes(passed=len(SESSION_VIEWS) + 1)
+    leaky = dict(
+        SESSION_VIEWS, sku_counts="SELECT sku, count(*) + {seed} AS n FROM items GROUP BY sku"
+    )
+    write_pipeline(pytester.path, leaky)
+    module = pytester.path / "shop" / "pipeline.py"
+    module.write_text(
+        module.read_text().replace(
+            "ctx.register_view(name, ctx.sql(sql))",
+            "ctx.register_view(name, ctx.sql(sql.replace('{seed}', str(hash('x') % 997))))",
+        )
+    )
+    result = gates.gate(
+        pytester,
+        "--planguard-only",
+        "-n",
+        "2",
+        *options,
+        "-k",
+        "determinism",
+        options=("-p", "no:cacheprovider"),
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*plan fingerprint of view 'sku_counts' differs between runs*"])
