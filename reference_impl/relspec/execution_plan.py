@@ -129,6 +129,7 @@ def compile_execution_plan(
             status, failure, result = _plan_view(
                 view,
                 frames=semantic.view_frames,
+                session=ctx,
                 failures=semantic.view_failures,
                 unplanned=unplanned,
                 worker=worker,
@@ -280,6 +281,7 @@ def _plan_view(
     view: SemanticView,
     *,
     frames: Mapping[str, Any],
+    session: Any,
     failures: Mapping[str, ViewFailure],
     unplanned: set[str],
     worker: PlanningWorker,
@@ -321,7 +323,7 @@ def _plan_view(
         return plan_fresh() if trace and not hit.frame.trace else hit
 
     def plan_fresh() -> _Planned:
-        plans = plan_frame(frame, trace=trace, statistics=view_stats)
+        plans = plan_frame(frame, trace=trace, statistics=view_stats, session=session)
         return _Planned(frame=plans, view_stats=plans.statistics if view_stats else None)
 
     try:
