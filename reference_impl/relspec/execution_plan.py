@@ -140,7 +140,15 @@ def compile_execution_plan(
                 keys=keys,
             )
             frame = semantic.view_frames.get(view.name)
-            p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
+            # a planned view's P0 is its bundle's (displayed once); a cached one's is
+            # the same text, which its cache key covers
+            p0 = (
+                result.frame.p0
+                if result is not None
+                else frame.logical_plan().display_indent_schema()
+                if frame is not None
+                else ""
+            )
             # what the view calls itself (upstream views left out) is checked against
             # what it declares; what it needs to run includes its upstream views' calls
             called = tuple(
