@@ -62,6 +62,7 @@ from reference_impl.relspec.plan_cache import (
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
+    mentions_call,
     operator_counts,
     own_udf_calls,
     udf_calls,
@@ -160,7 +161,8 @@ def compile_execution_plan(
                                 udf_names,
                                 view.view_dependencies,
                             )
-                            if frame is not None and udf_names
+                            # no call in P0 (the same plan with schemas): none to find
+                            if frame is not None and mentions_call(p0, udf_names)
                             else ()
                         ),
                         *({failure.function} & udf_names if failure and failure.function else ()),

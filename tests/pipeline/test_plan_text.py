@@ -101,6 +101,21 @@ def test_an_untraced_planning_from_the_engine_objects_has_the_explain_texts(
     del keep_a, keep_b, keep_c
 
 
+def test_p0_holds_every_line_of_the_plan_without_schemas(tpch_state: Any) -> None:
+    """Why a UDF call missing from P0 is missing from the plan without schemas (the
+    execution-plan stage then skips looking, :func:`mentions_call`): each line of
+    ``display_indent()`` begins its line of ``display_indent_schema()``."""
+    from reference_impl.relspec.plan_facts import mentions_call
+
+    for name, frame in tpch_state.semantic_context.view_frames.items():
+        plain = frame.logical_plan().display_indent().splitlines()
+        with_schema = frame.logical_plan().display_indent_schema().splitlines()
+        assert len(plain) == len(with_schema), name
+        assert all(full.startswith(line) for line, full in zip(plain, with_schema, strict=True))
+    assert mentions_call("Projection: price_band(t.a) AS b", ["net_price", "price_band"])
+    assert not mentions_call("Projection: price_band AS b, net_price", ["price_band", "net_price"])
+
+
 def test_an_ordered_view_keeps_its_sort() -> None:
     """``SELECT * FROM view`` drops a view's ORDER BY: the trace and P1/P2 come from the
     frame itself, so they keep it."""
