@@ -72,12 +72,14 @@ MODULES: dict[str, tuple[Scope, ...]] = {
                 "x_parse_stage",
                 # the determinism comparison
                 "xǁDeterminismReportǁ*",
-                "xǁDeterminismProcessesǁmatches",
                 "x_check_determinism",
-                "x__hash_seeds",
                 "x__first_difference",
                 "x__fields",
             ),
+        ),
+        Scope(
+            "pytest_planguard/determinism_processes.py",
+            ("xǁDeterminismProcessesǁmatches", "x__hash_seeds"),
         ),
     ),
     "policy_validation": (Scope("reference_impl/relspec/policy_validation.py"),),

@@ -1,8 +1,11 @@
 """``python -m pytest_planguard.determinism_worker MANIFEST [--adapter SPEC]
-[--session MODULE:FACTORY] [--trust-module MODULE ...] [--plan-cache DIR --sample-seed N]``.
+[--session MODULE:FACTORY] [--trust-module MODULE ...] [--plan-cache DIR --sample-seed N]
+[--output FILE]``.
 
 Runs compile -> plan -> validate once with the given adapter and prints the fingerprints
-as JSON on stdout; the determinism check starts one per PYTHONHASHSEED value.
+as JSON on stdout, or with ``--output`` writes them (or the error) to FILE, atomically
+(:mod:`pytest_planguard.determinism_processes`); the determinism check starts one per
+PYTHONHASHSEED value.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_planguard.adapter import PipelineAdapter, PipelineFingerprints, load_adapter
-from pytest_planguard.invariants import fingerprints_once, fingerprints_to_json
+from pytest_planguard.determinism_processes import fingerprints_to_json, write_result
+from pytest_planguard.invariants import fingerprints_once
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trust-module", action="append", default=[])
     parser.add_argument("--plan-cache", type=Path, default=None, help="incremental check")
     parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None, help="write the result here")
     args = parser.parse_args(argv)
 
     try:
@@ -32,8 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         render = getattr(exc, "render", None)
         line = render() if callable(render) else f"{type(exc).__name__}: {exc}"
         sys.stderr.write(line + "\n")
+        if args.output is not None:
+            write_result(args.output, fingerprints=None, error=line)
         return 2
-    sys.stdout.write(fingerprints_to_json(fingerprints))
+    if args.output is not None:
+        write_result(args.output, fingerprints=fingerprints, error="")
+    else:
+        sys.stdout.write(fingerprints_to_json(fingerprints))
     return 0
 
 
@@ -48,7 +58,7 @@ def _fingerprints(args: argparse.Namespace) -> PipelineFingerprints:
         adapter = load_adapter(args.adapter, trusted_modules=args.trust_module)
     with_cache = getattr(adapter, "with_plan_cache", None)
     if args.plan_cache is not None and with_cache is not None:
-        from pytest_planguard.invariants import Incremental
+        from pytest_planguard.determinism_processes import Incremental
 
         adapter = with_cache(Incremental(args.plan_cache, args.sample_seed).cache())
     return fingerprints_once(adapter, args.manifest)

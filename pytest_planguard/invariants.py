@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
-import subprocess
 import sys
 import traceback
 import tracemalloc
@@ -34,6 +32,12 @@ from pytest_planguard.adapter import (
     PipelineFingerprints,
     ResolverStage,
     import_target,
+)
+from pytest_planguard.determinism_processes import (
+    Checked,
+    DeterminismProcesses,
+    Incremental,
+    start_determinism_processes,
 )
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 
@@ -413,112 +417,6 @@ def fingerprints_once(adapter: PipelineAdapter, manifest: Path) -> PipelineFinge
     return adapter.fingerprints(compiled, context, plan, validation)
 
 
-def fingerprints_to_json(value: PipelineFingerprints) -> str:
-    return json.dumps(
-        {
-            "manifest": value.manifest,
-            "plans": dict(sorted(value.plans.items())),
-            "runtime": value.runtime,
-            "validation_artifact": value.validation_artifact.decode("utf-8", "replace"),
-        },
-        sort_keys=True,
-    )
-
-
-def fingerprints_from_json(text: str) -> PipelineFingerprints:
-    data = json.loads(text)
-    return PipelineFingerprints(
-        manifest=data["manifest"],
-        plans=data["plans"],
-        runtime=data["runtime"],
-        validation_artifact=data["validation_artifact"].encode("utf-8"),
-    )
-
-
-@dataclass(slots=True)
-class DeterminismProcesses:
-    """The subprocesses of a determinism check, started ahead of it (so that they run
-    while this process is busy with other work) by :func:`start_determinism_processes`."""
-
-    adapter_spec: str | None
-    manifest: Path
-    children: list[tuple[str, subprocess.Popen[str]]]
-    trusted_modules: tuple[str, ...] = ()
-    session: str | None = None
-    incremental: Incremental | None = None
-
-    def matches(
-        self,
-        adapter_spec: str | None,
-        manifest: Path,
-        processes: int,
-        trusted_modules: Sequence[str] = (),
-        session: str | None = None,
-        *,
-        incremental: Incremental | None = None,
-    ) -> bool:
-        mine = (adapter_spec, str(manifest), processes, tuple(trusted_modules), session)
-        return (*mine, incremental) == (
-            self.adapter_spec,
-            str(self.manifest),
-            len(self.children),
-            self.trusted_modules,
-            self.session,
-            self.incremental,
-        )
-
-    def close(self) -> None:
-        """Stop the subprocesses (when the check will not read them)."""
-        for _, child in self.children:
-            if child.poll() is None:
-                child.kill()
-            child.communicate()
-
-
-@dataclass(frozen=True, slots=True)
-class Incremental:
-    """A determinism check over a plan cache (:class:`~.gate.plan_cache.DeterminismCache`):
-    its directory and the seed of the random sample its processes share."""
-
-    directory: Path
-    seed: int
-
-    def cache(self) -> Any:
-        from pytest_planguard.gate.plan_cache import DeterminismCache
-
-        return DeterminismCache(self.directory, seed=self.seed)
-
-    def arguments(self) -> list[str]:
-        return ["--plan-cache", str(self.directory), "--sample-seed", str(self.seed)]
-
-
-def start_determinism_processes(
-    adapter_spec: str | None,
-    manifest: Path,
-    processes: int,
-    *,
-    trusted_modules: Sequence[str] = (),
-    session: str | None = None,
-    incremental: Incremental | None = None,
-) -> DeterminismProcesses:
-    """Start the ``processes`` subprocesses a determinism check of ``manifest`` runs; each
-    gets the same ``trusted_modules`` allowlist as this process.  ``session``: the
-    ``module:factory`` of a session target (``manifest`` is then its module)."""
-    trusted = tuple(trusted_modules)
-    children = [
-        (seed, _spawn(adapter_spec, manifest, seed, trusted, session, incremental=incremental))
-        for seed in _hash_seeds(processes)
-    ]
-    return DeterminismProcesses(
-        adapter_spec=adapter_spec,
-        manifest=manifest,
-        children=children,
-        trusted_modules=trusted,
-        session=session,
-        incremental=incremental,
-    )
-
-
 def check_determinism(
     adapter: PipelineAdapter,
     adapter_spec: str | None,
@@ -539,84 +437,34 @@ def check_determinism(
     ``trusted_modules``: the allowlist ``adapter`` was given, handed to the subprocesses.
     ``incremental``: plan afresh only what no passing check established (see
     :class:`Incremental`); the caller establishes the plans once the check passed."""
-    if started is not None and not started.matches(
-        adapter_spec, manifest, processes, trusted_modules, session, incremental=incremental
-    ):
+    checked = Checked(
+        adapter_spec, manifest, processes, tuple(trusted_modules), session, incremental
+    )
+    if started is not None and not started.matches(checked):
         started.close()
         started = None
     if started is None:
-        started = start_determinism_processes(
-            adapter_spec,
-            manifest,
-            processes,
-            trusted_modules=trusted_modules,
-            session=session,
-            incremental=incremental,
-        )
-    with_cache = getattr(adapter, "with_plan_cache", None)
-    if incremental is not None and with_cache is not None:
-        adapter = with_cache(incremental.cache())
-    seeds = [seed for seed, _ in started.children]
-    children = [child for _, child in started.children]
-    results: list[tuple[str, PipelineFingerprints]] = []
-    if first is not None:
-        results.append(("in-process run 1", first))
-    while len(results) < runs:
-        results.append((f"in-process run {len(results) + 1}", fingerprints_once(adapter, manifest)))
-    for seed, child in zip(seeds, children, strict=True):
-        out, err = child.communicate()
-        if child.returncode != 0:
-            raise PlanguardError(
-                PlanguardCode.ADAPTER_ERROR,
-                f"determinism subprocess (PYTHONHASHSEED={seed}) failed with exit "
-                f"{child.returncode}: {err.strip()[-2000:]}",
-            )
-        results.append((f"subprocess PYTHONHASHSEED={seed}", fingerprints_from_json(out)))
+        started = start_determinism_processes(checked)
+    try:
+        with_cache = getattr(adapter, "with_plan_cache", None)
+        if incremental is not None and with_cache is not None:
+            adapter = with_cache(incremental.cache())
+        results: list[tuple[str, PipelineFingerprints]] = []
+        if first is not None:
+            results.append(("in-process run 1", first))
+        while len(results) < runs:
+            label = f"in-process run {len(results) + 1}"
+            results.append((label, fingerprints_once(adapter, manifest)))
+        for seed, outcome in started.outcomes():
+            if isinstance(outcome, str):
+                raise PlanguardError(
+                    PlanguardCode.ADAPTER_ERROR,
+                    f"determinism subprocess (PYTHONHASHSEED={seed}) {outcome}",
+                )
+            results.append((f"subprocess PYTHONHASHSEED={seed}", outcome))
+    finally:
+        started.close()
     return DeterminismReport(runs=tuple(results), difference=_first_difference(results))
-
-
-def _hash_seeds(count: int) -> list[str]:
-    """``count`` PYTHONHASHSEED values other than this process's: 1 (or 2), then random
-    ones.  Fixed seeds 1, 2, 3 are a poor sample: for a two-element set of strings, seeds 1
-    and 2 iterate in the same order, so a second subprocess with seed 2 found nothing a
-    first with seed 1 had not (measured: 13 of 24 parents caught with 1 or 2 subprocesses,
-    14 with 3).  Each further seed is drawn at random and printed with any difference."""
-    import random
-
-    current = os.environ.get("PYTHONHASHSEED")
-    seeds = ["1" if current != "1" else "2"]
-    while len(seeds) < count:
-        candidate = str(random.randrange(3, 2**32 - 1))
-        if candidate != current and candidate not in seeds:
-            seeds.append(candidate)
-    return seeds[:count]
-
-
-def _spawn(
-    adapter_spec: str | None,
-    manifest: Path,
-    seed: str,
-    trusted_modules: tuple[str, ...],
-    session: str | None,
-    *,
-    incremental: Incremental | None = None,
-) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env["PYTHONHASHSEED"] = seed
-    paths = [p for p in sys.path if p and Path(p).exists()]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
-    command = [sys.executable, "-m", "pytest_planguard.determinism_worker", str(manifest)]
-    if adapter_spec:
-        command += ["--adapter", adapter_spec]
-    if session:
-        command += ["--session", session]
-    for module in trusted_modules:
-        command += ["--trust-module", module]
-    if incremental is not None:
-        command += incremental.arguments()
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
 
 
 def _first_difference(

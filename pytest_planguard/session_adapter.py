@@ -230,10 +230,32 @@ class SessionAdapter:
 
     def plan(self, context: SessionProgram) -> SessionPlan:
         from reference_impl.relspec.frame_plan import FramePlan, plan_frame
-        from reference_impl.relspec.plan_cache import cached, view_key
+        from reference_impl.relspec.plan_cache import cached, share_order, view_key
 
         ctx = context.context
         keys = self._cache_keys(context) if self.plan_cache is not None else None
+
+        def plan_view(view: str) -> FramePlan | str:
+            """The view's plans, or why it could not be planned."""
+            try:
+                frame = _view_frame(ctx, view)
+                fresh = partial(plan_frame, frame, trace=self.trace)
+                if keys is None:
+                    return fresh()
+                key = view_key(keys[0], frame.logical_plan().display_indent_schema(), keys[1])
+                hit = cached(self.plan_cache, key, fresh, FramePlan, label=view)
+                # a traced run never takes an entry without its trace
+                return fresh() if self.trace and not hit.trace else hit
+            except Exception as exc:
+                return _first_line(exc)
+
+        # a process of several sharing the cache plans ahead from its own slice (see
+        # share_order); the loop below then reads what it planned or found
+        ahead = {
+            view: plan_view(view)
+            for view in share_order(self.plan_cache, context.views)
+            if view not in context.failed
+        }
         planned: dict[str, FramePlan] = {}
         bundles: dict[str, BundleView] = {}
         for view in context.views:
@@ -249,19 +271,11 @@ class SessionAdapter:
             if view in context.failed:
                 bundles[view] = _unplanned(view, "failed", context.failed[view])
                 continue
-            try:
-                frame = _view_frame(ctx, view)
-                fresh = partial(plan_frame, frame, trace=self.trace)
-                if keys is None:
-                    planned[view] = fresh()
-                else:
-                    key = view_key(keys[0], frame.logical_plan().display_indent_schema(), keys[1])
-                    hit = cached(self.plan_cache, key, fresh, FramePlan, label=view)
-                    # a traced run never takes an entry without its trace
-                    planned[view] = fresh() if self.trace and not hit.trace else hit
-            except Exception as exc:
-                bundles[view] = _unplanned(view, "failed", _first_line(exc))
+            outcome = ahead.pop(view) if view in ahead else plan_view(view)
+            if isinstance(outcome, str):
+                bundles[view] = _unplanned(view, "failed", outcome)
                 continue
+            planned[view] = outcome
             bundles[view] = BundleView(view=view, p0="", p1="", p2="", schema=())
         scans = {view: list(plan.scans) for view, plan in planned.items()}
         stats = _dataset_statistics(ctx, {scan.dataset for s in scans.values() for scan in s})

@@ -59,11 +59,15 @@ class PlanCacheStore:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         verify: Collection[str] = (),
+        share: tuple[int, int] | None = None,
     ) -> None:
         self.root = directory
         self.directory = directory / f"v{STORE_FORMAT}"
         self.max_bytes = max_bytes
         self.to_verify = frozenset(verify)
+        self.share = share
+        """(index, count) of this process among the pytest-xdist workers sharing the
+        directory in this run (:func:`reference_impl.relspec.plan_cache.share_order`)."""
         self.stats = CacheStats()
         self.keys: set[str] = set()
         """The keys looked up since the last :meth:`record` (the plans of one run)."""

@@ -21,6 +21,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.config import GateTarget
+from pytest_planguard.determinism_processes import (
+    Checked,
+    DeterminismProcesses,
+    Incremental,
+    shared_processes,
+    start_determinism_processes,
+    stop_shared,
+)
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate import github
 from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
@@ -41,12 +49,9 @@ from pytest_planguard.gate.snapshot import (
 from pytest_planguard.gate.terminal import render_summary
 from pytest_planguard.invariants import (
     CompileCounter,
-    DeterminismProcesses,
-    Incremental,
     ResolverSpy,
     count_compiles,
     spy_resolver,
-    start_determinism_processes,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +72,10 @@ _WORKER_HEADERS = "planguard_headers"
 """``workeroutput`` key: the snapshot header of each target a worker planned."""
 _WORKER_CACHE = "planguard_cache"
 """``workeroutput`` key: a pytest-xdist worker's plan cache counts."""
+_RUN_DIR = "planguard_run_dir"
+"""``workerinput`` key: the directory of the run's shared determinism subprocesses."""
+_SAMPLE_SEED = "planguard_sample_seed"
+"""``workerinput`` key: the seed of the run's incremental determinism sample."""
 
 
 _CACHE_COUNTS = ("hits", "misses", "writes", "corrupt", "verified", "evicted", "entries", "bytes")
@@ -146,6 +155,9 @@ class GateState:
         self.review_problems: list[str] = []
         self._cache: PlanCacheStore | None = None
         self._incremental: Incremental | None = None
+        self._run_dir: Path | None = None
+        """On the pytest-xdist controller: the run's directory of shared determinism
+        subprocesses (:mod:`pytest_planguard.determinism_processes`)."""
         self.cache_counts: Counter[str] = Counter()
         """Plan cache counts of this run (under pytest-xdist: summed over the workers)."""
 
@@ -282,6 +294,7 @@ class GateState:
                 self.config.cache_dir,
                 max_bytes=self.config.cache_max_mb * 1024 * 1024,
                 verify=choose_verified(views, self.config.cache_verify),
+                share=_xdist_share(self.session.pytest_config),
             )
         return self._cache
 
@@ -333,9 +346,14 @@ class GateState:
         return run
 
     def expect_determinism(self, items: list[pytest.Item]) -> None:
-        """Note the manifests whose determinism item this process will run (not under
-        pytest-xdist, whose workers learn their items one batch at a time)."""
-        if hasattr(self.session.pytest_config, "workerinput"):
+        """Note the targets whose determinism item this run selected, and start their
+        subprocesses.  Under pytest-xdist, whose workers learn their items one batch at a
+        time, worker gw0 starts them for the run in the controller's directory, and the
+        worker that runs the item reads them there (:meth:`shared_determinism`)."""
+        workerinput = getattr(self.session.pytest_config, "workerinput", None)
+        if workerinput is not None and (
+            workerinput.get("workerid") != "gw0" or _RUN_DIR not in workerinput
+        ):
             return
         self.determinism_due = {
             item.target
@@ -358,14 +376,41 @@ class GateState:
             or self.config.processes < 1
         ):
             return
-        self.started[target] = start_determinism_processes(
-            None if target.spec else self.config.adapter,
-            target.path,
-            self.config.processes,
-            trusted_modules=() if target.spec else self.config.trusted_modules,
+        checked = Checked(
+            adapter_spec=None if target.spec else self.config.adapter,
+            manifest=target.path,
+            processes=self.config.processes,
+            trusted_modules=() if target.spec else tuple(self.config.trusted_modules),
             session=target.spec,
             incremental=self.incremental,
         )
+        self.started[target] = start_determinism_processes(
+            checked, directory=self._shared_directory(target)
+        )
+
+    def shared_determinism(self, target: GateTarget) -> DeterminismProcesses | None:
+        """Under pytest-xdist: the subprocesses worker gw0 started for ``target``'s check."""
+        directory = self._shared_directory(target)
+        return shared_processes(directory) if directory is not None else None
+
+    def _shared_directory(self, target: GateTarget) -> Path | None:
+        workerinput = getattr(self.session.pytest_config, "workerinput", None)
+        if workerinput is None or _RUN_DIR not in workerinput:
+            return None
+        import hashlib
+
+        return Path(workerinput[_RUN_DIR]) / hashlib.sha256(target.key.encode()).hexdigest()[:16]
+
+    def configure_node(self, node: Any) -> None:
+        """pytest-xdist controller, before a worker starts: the run's shared directory
+        and incremental sample seed, the same for every worker."""
+        if self._run_dir is None:
+            import tempfile
+
+            self._run_dir = Path(tempfile.mkdtemp(prefix="planguard-run-"))
+        node.workerinput[_RUN_DIR] = str(self._run_dir)
+        if self.incremental is not None:
+            node.workerinput[_SAMPLE_SEED] = self.incremental.seed
 
     @property
     def incremental(self) -> Incremental | None:
@@ -375,7 +420,9 @@ class GateState:
         if self._incremental is None:
             import random
 
-            self._incremental = Incremental(self.config.cache_dir, random.randrange(2**32))
+            workerinput = getattr(self.session.pytest_config, "workerinput", {})
+            seed = workerinput.get(_SAMPLE_SEED, random.randrange(2**32))
+            self._incremental = Incremental(self.config.cache_dir, seed)
         return self._incremental
 
     def _instrumented_run(self, target: GateTarget, *, trace_origins: bool = True) -> ManifestRun:
@@ -440,8 +487,11 @@ class GateState:
 
     def finish(self, session: pytest.Session) -> None:
         for started in self.started.values():
-            started.close()  # started for a determinism item that did not run
+            if started.owned:  # started for a determinism item that did not run
+                started.close()  # (shared ones may still be read: the controller stops them)
         self.started.clear()
+        if self._run_dir is not None:
+            stop_shared(self._run_dir)
         if self._cache is not None:
             self.cache_counts.update(self._cache.stats.counts())
         worker_output = getattr(session.config, "workeroutput", None)
@@ -675,6 +725,7 @@ class GateHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._state.record(report)
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist tells the controller
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._state.expect_determinism(session.items)
         self._state.collection_finished(session)
@@ -682,6 +733,22 @@ class GateHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self._state.worker_finished(node)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        self._state.configure_node(node)
+
+
+def _xdist_share(config: pytest.Config) -> tuple[int, int] | None:
+    """(index, count) of this pytest-xdist worker (None outside one): the workers of a
+    run plan ahead from their own slices of a target's views, through the shared cache."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    worker, count = str(workerinput.get("workerid", "")), workerinput.get("workercount")
+    if not worker.startswith("gw") or not worker[2:].isdigit() or not isinstance(count, int):
+        return None
+    return int(worker[2:]), count
 
 
 def _describe(target: GateTarget) -> str:

@@ -57,6 +57,7 @@ from reference_impl.relspec.plan_cache import (
     cached,
     context_key,
     dataset_key,
+    share_order,
     view_key,
 )
 from reference_impl.relspec.plan_facts import (
@@ -125,20 +126,31 @@ def compile_execution_plan(
     unplanned: set[str] = set()
     worker = PlanningWorker()
     keys = _CacheKeys.of(authority) if cache is not None else None
+    plan_view = partial(
+        _plan_view,
+        frames=semantic.view_frames,
+        session=ctx,
+        failures=semantic.view_failures,
+        worker=worker,
+        timeout_s=timeout_s,
+        view_stats=evidence.statistics == "plan",
+        trace=trace,
+        cache=cache,
+        keys=keys,
+    )
     try:
+        # a process of several sharing the cache plans ahead from its own slice (see
+        # share_order); the loop below then reads what it planned or found
+        by_name = {view.name: view for view in manifest.views}
+        ahead: dict[str, _Outcome] = {}
+        missed: set[str] = set()
+        for name in share_order(cache, tuple(by_name)):
+            ahead[name] = plan_view(by_name[name], unplanned=missed)
+            if ahead[name][2] is None:
+                missed.add(name)
         for view in manifest.views:
-            status, failure, result = _plan_view(
-                view,
-                frames=semantic.view_frames,
-                session=ctx,
-                failures=semantic.view_failures,
-                unplanned=unplanned,
-                worker=worker,
-                timeout_s=timeout_s,
-                view_stats=evidence.statistics == "plan",
-                trace=trace,
-                cache=cache,
-                keys=keys,
+            status, failure, result = plan_view(
+                view, unplanned=unplanned, ahead=ahead.pop(view.name, None)
             )
             frame = semantic.view_frames.get(view.name)
             # a planned view's P0 is its bundle's (displayed once); a cached one's is
@@ -287,6 +299,9 @@ class _CacheKeys(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+_Outcome = tuple[PlanningStatus, ViewFailure | None, _Planned | None]
+
+
 def _plan_view(
     view: SemanticView,
     *,
@@ -300,7 +315,10 @@ def _plan_view(
     trace: bool,
     cache: PlanCache | None = None,
     keys: _CacheKeys | None = None,
-) -> tuple[PlanningStatus, ViewFailure | None, _Planned | None]:
+    ahead: _Outcome | None = None,
+) -> _Outcome:
+    """How planning ``view`` ended; ``ahead``: the outcome of planning it ahead, which
+    stands unless an upstream view is found unplanned now."""
     failure = failures.get(view.name)
     if failure is not None:
         if failure.kind == "upstream_failed":
@@ -320,6 +338,8 @@ def _plan_view(
             ),
             None,
         )
+    if ahead is not None and ahead[0] != "skipped":
+        return ahead
     frame = frames[view.name]
 
     def planned() -> _Planned:

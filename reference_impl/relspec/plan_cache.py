@@ -16,13 +16,18 @@ The store itself (a directory, a database, a dict) is the caller's: anything wit
 ``get(key) -> bytes | None`` and ``put(key, bytes)``.  A value that does not decode is a
 miss.  ``verify(label)`` lets the store ask for a fresh plan of a cached view, compared
 with the cached bytes (``unsound(label, key)`` is told about a mismatch).
+
+A store shared by the processes of one run (pytest-xdist workers) may say which of them
+this one is, as ``share = (index, count)``: a planner then plans ahead in
+:func:`share_order`, so that each process plans about ``1/count`` of the views afresh and
+reads the others' from the store instead of planning every view in every process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -49,6 +54,28 @@ class PlanCache(Protocol):
     def unsound(self, label: str, key: str) -> None:
         """A fresh plan of ``label`` differs from the one cached under ``key``."""
         ...
+
+
+def share_order(cache: PlanCache | None, names: Sequence[str]) -> tuple[str, ...]:
+    """The order in which this process plans ``names`` ahead through ``cache`` (empty: it
+    does not, the store has no ``share`` or only one process uses it).
+
+    Process ``index`` of ``count`` plans its own slice of ``names`` first, front to back,
+    then the others' back to front.  Every process writes what it plans, so once one is
+    done with its slice it works through another's from the end while the owner works
+    from the front: they meet once, each slice is planned about once, a faster process
+    simply plans more of it, and no process waits for another.  (Going the same way as
+    the owner would keep both on the same views, planning each twice.)  The order does
+    not change a plan: every view's frame is registered before any is planned, and the
+    view's key says which plan it is."""
+    share = getattr(cache, "share", None)
+    if share is None:
+        return ()
+    index, count = share
+    if count < 2 or not names:
+        return ()
+    start, end = (len(names) * (index % count + n) // count for n in (0, 1))
+    return (*names[start:end], *reversed((*names[end:], *names[:start])))
 
 
 def context_key(

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from pytest_planguard.adapter import PipelineFingerprints
-from pytest_planguard.errors import PlanguardCode, PlanguardError
-from pytest_planguard.invariants import (
-    check_determinism,
-    fingerprints_once,
+from pytest_planguard.determinism_processes import (
+    Checked,
+    shared_processes,
     start_determinism_processes,
+    stop_shared,
 )
+from pytest_planguard.errors import PlanguardCode, PlanguardError
+from pytest_planguard.invariants import check_determinism, fingerprints_once
 from pytest_planguard.reference_adapter import ReferenceAdapter
 from tests.support.shop import write_shop
 
@@ -65,17 +67,19 @@ def test_matching_started_processes_are_used_and_others_replaced(
 ) -> None:
     monkeypatch.setenv("PYTHONHASHSEED", "1")
     adapter = ReferenceAdapter()
-    started = start_determinism_processes(None, manifest, 1)
+    started = start_determinism_processes(Checked(None, manifest, 1))
     report = check_determinism(adapter, None, manifest, runs=1, processes=1, started=started)
     assert [label for label, _ in report.runs] == [
         "in-process run 1",
         "subprocess PYTHONHASHSEED=2",
     ]
-    assert all(child.returncode == 0 for _, child in started.children)
-    other = start_determinism_processes(None, manifest, 2)
+    assert all(child.process and child.process.returncode == 0 for child in started.children)
+    other = start_determinism_processes(Checked(None, manifest, 2))
     report = check_determinism(adapter, None, manifest, runs=1, processes=1, started=other)
     assert len(report.runs) == 2  # one fresh subprocess, not the two started
-    assert all(child.returncode is not None for _, child in other.children)
+    assert all(child.process and child.process.returncode is not None for child in other.children)
+    assert not other.directory.exists()  # cleaned up
+    assert not started.directory.exists()
 
 
 def test_a_failing_subprocess_is_an_adapter_error_naming_its_seed(
@@ -95,3 +99,44 @@ def test_a_failing_subprocess_is_an_adapter_error_naming_its_seed(
         "cannot load factory 'no_such_module_x:Factory': ModuleNotFoundError: No module named "
         "'no_such_module_x'"
     )
+
+
+def test_another_process_reads_the_subprocesses_of_a_shared_directory(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-xdist: gw0 starts them in the run's directory, another worker reads them
+    there (the same fingerprints a local run gives) and leaves the directory alone."""
+    monkeypatch.setenv("PYTHONHASHSEED", "5")
+    shared = tmp_path / "run" / "target"
+    start_determinism_processes(Checked(None, manifest, 2), directory=shared)
+    found = shared_processes(shared)
+    assert found is not None
+    assert found.matches(Checked(None, manifest, 2))
+    assert not found.matches(Checked(None, manifest, 1))
+    local = fingerprints_once(ReferenceAdapter(), manifest)
+    outcomes = found.outcomes()
+    assert outcomes[0][0] == "1"
+    assert [fingerprints for _, fingerprints in outcomes] == [local, local]
+    found.close()
+    assert (shared / "started.json").exists()  # the controller removes the run's directory
+    stop_shared(shared.parent)
+    assert not shared.parent.exists()
+
+
+def test_a_shared_subprocess_killed_before_its_result_is_reported_not_awaited(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """Twin: a subprocess that dies without writing (killed, out of memory) is seen dead
+    by the reader, which reports it instead of waiting for a file that never comes."""
+    import os
+    import signal
+
+    shared = tmp_path / "run" / "target"
+    started = start_determinism_processes(Checked(None, manifest, 1), directory=shared)
+    os.kill(started.children[0].pid, signal.SIGKILL)
+    started.children[0].process.wait()  # type: ignore[union-attr]
+    found = shared_processes(shared)
+    assert found is not None
+    assert found.outcomes() == [("1", "ended without a result")]
+    with pytest.raises(PlanguardError, match=r"subprocess \(PYTHONHASHSEED=1\) ended without"):
+        check_determinism(ReferenceAdapter(), None, manifest, runs=1, processes=1, started=found)

@@ -7,6 +7,7 @@ pinned where a mutant of it lived."""
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import tracemalloc
 from pathlib import Path
@@ -14,6 +15,12 @@ from pathlib import Path
 import pytest
 
 from pytest_planguard.adapter import PipelineFingerprints, ResolverStage
+from pytest_planguard.determinism_processes import (
+    Checked,
+    DeterminismProcesses,
+    Incremental,
+    _hash_seeds,
+)
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.invariants import (
     STACK_DEPTH,
@@ -21,12 +28,10 @@ from pytest_planguard.invariants import (
     CompileCall,
     CompileCounter,
     DeterminismDifference,
-    DeterminismProcesses,
     DeterminismReport,
     ResolverSpy,
     StageObservation,
     _first_difference,
-    _hash_seeds,
     _record,
     parse_stage,
 )
@@ -300,12 +305,25 @@ def test_the_determinism_failure_names_the_field_both_values_and_every_run() -> 
 
 def test_started_processes_match_only_the_same_check(tmp_path: Path) -> None:
     manifest = tmp_path / "m.toml"
-    started = DeterminismProcesses("a:f", manifest, [], ("x",))
-    assert started.matches("a:f", manifest, 0, ["x"])
-    assert not started.matches("a:g", manifest, 0, ["x"])
-    assert not started.matches("a:f", manifest.parent, 0, ["x"])
-    assert not started.matches("a:f", manifest, 1, ["x"])
-    assert not started.matches("a:f", manifest, 0, [])
+    started = DeterminismProcesses(Checked("a:f", manifest, 0, ("x",)), tmp_path, [])
+    assert started.matches(Checked("a:f", manifest, 0, ("x",)))
+    assert not started.matches(Checked("a:g", manifest, 0, ("x",)))
+    assert not started.matches(Checked("a:f", manifest.parent, 0, ("x",)))
+    assert not started.matches(Checked("a:f", manifest, 1, ("x",)))
+    assert not started.matches(Checked("a:f", manifest, 0, ()))
+    assert not started.matches(Checked("a:f", manifest, 0, ("x",), "m:f"))
+    sampled = Checked("a:f", manifest, 0, ("x",), None, Incremental(tmp_path, 7))
+    assert not started.matches(sampled)
+    assert sampled != Checked("a:f", manifest, 0, ("x",), None, Incremental(tmp_path, 8))
+
+
+def test_what_a_check_covers_reads_back_as_written(tmp_path: Path) -> None:
+    """Another worker reads it from the run's directory: it must compare equal there."""
+    for checked in (
+        Checked("a:f", tmp_path / "m.toml", 2, ("x", "y"), None, Incremental(tmp_path, 7)),
+        Checked(None, tmp_path / "s.py", 1, (), "s:make", None),
+    ):
+        assert Checked.from_json(json.loads(json.dumps(checked.to_json()))) == checked
 
 
 @pytest.mark.parametrize(("parent", "first"), [(None, "1"), ("1", "2"), ("2", "1"), ("0", "1")])

@@ -10,9 +10,9 @@ from tests.support import gate as gates
 
 SPAWN_LOG = """
 import pytest_planguard.gate.state as gate
-import pytest_planguard.invariants as invariants
+import pytest_planguard.determinism_processes as processes
 
-_spawn = invariants._spawn
+_spawn = processes._spawn
 _run = gate.GateState._instrumented_run
 
 
@@ -31,7 +31,7 @@ def _logged_run(self, path, **kwargs):
     return _run(self, path, **kwargs)
 
 
-invariants._spawn = _logged_spawn
+processes._spawn = _logged_spawn
 gate.GateState._instrumented_run = _logged_run
 """
 
@@ -106,3 +106,30 @@ def test_they_start_at_collection_while_other_tests_run(
     result = _gate(pytester, "--snapshot-update", "--planguard-processes", "1")
     result.assert_outcomes(passed=5 + len(VIEWS))
     assert _events(pytester) == ["spawn-1", "user-test", "run"]
+
+
+def test_under_xdist_they_start_once_for_the_run_at_collection(
+    pytester: pytest.Pytester, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under pytest-xdist worker gw0 starts the subprocesses when collection ends, once
+    for the run (not once per worker, nor when the item comes up), and the worker that
+    runs the determinism item reads their results from the run's directory."""
+    temporary = pytester.mkdir("tmp")
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2", "-n", "2")
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    spawned = _spawned(pytester)
+    assert len(spawned) == 2
+    assert spawned[0] == "1"
+    events = _events(pytester)
+    assert events.index("run") > max(i for i, e in enumerate(events) if e.startswith("spawn-"))
+    assert list(temporary.iterdir()) == []  # the run's directory is gone
+
+
+def test_under_xdist_deselecting_the_item_starts_none(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Twin: nothing is started for a determinism item no worker will run."""
+    result = _gate(pytester, "--snapshot-update", "-n", "2", "-k", "not determinism")
+    result.assert_outcomes(passed=3 + len(VIEWS))
+    assert _spawned(pytester) == []

@@ -74,11 +74,12 @@ def test_a_changed_nondeterministic_view_is_caught(pytester: pytest.Pytester, sh
     assert "plan fingerprint of view 'big_spenders'" in outcome["message"]
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_the_same_change_without_the_nondeterminism_passes(
-    pytester: pytest.Pytester, shop: Path
+    pytester: pytest.Pytester, shop: Path, xdist: tuple[str, ...]
 ) -> None:
     edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 101")
-    outcome = determinism(pytester)
+    outcome = determinism(pytester, *xdist)
     assert outcome["status"] == "passed"
     # only big_spenders changed: one plan was made afresh, the three others were reused
     assert outcome["message"].startswith("1 of 4 distinct plans checked afresh")
@@ -89,5 +90,20 @@ def test_without_the_cache_every_view_is_checked_afresh(
 ) -> None:
     (shop / "unstable").touch()  # nothing edited: big_spenders is established in the cache
     outcome = determinism(pytester, "--planguard-no-cache")
+    assert outcome["status"] == "failed"
+    assert "plan fingerprint of view 'big_spenders'" in outcome["message"]
+
+
+@pytest.mark.parametrize("cache", [(), ("--planguard-no-cache",)], ids=["cache", "no-cache"])
+def test_under_xdist_the_run_s_subprocesses_catch_it(
+    pytester: pytest.Pytester, shop: Path, cache: tuple[str, ...]
+) -> None:
+    """Under -n 2 the subprocesses worker gw0 started at collection are the ones the
+    determinism item compares with, whichever worker runs it: their results cross
+    processes through the run's directory, and the nondeterminism is caught (with one
+    run, the subprocesses are the only comparison there is)."""
+    (shop / "unstable").touch()
+    edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 101")
+    outcome = determinism(pytester, "-n", "2", *cache)
     assert outcome["status"] == "failed"
     assert "plan fingerprint of view 'big_spenders'" in outcome["message"]

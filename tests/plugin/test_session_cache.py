@@ -88,3 +88,23 @@ def test_a_changed_parquet_file_re_plans_the_view_that_reads_it(spec: str, tmp_p
         pa.table({"kind": ["a", "b", "c"]}), tmp_path / "data" / "events" / "part-0.parquet"
     )
     assert looked(spec, tmp_path / "cache") == (1, 1)
+
+
+def test_a_worker_of_two_plans_each_view_once_starting_at_its_slice(
+    spec: str, tmp_path: Path
+) -> None:
+    """The session adapter plans ahead in the order of ``share_order`` (the views are
+    ``kinds`` and ``totals``, in registration order): the second worker starts with the
+    second view, plans each view once and gives the bundles fresh planning gives."""
+    from tests.pipeline.test_plan_cache_share import Recording
+
+    store = Recording(tmp_path / "cache", share=(1, 2))
+    assert plan(spec, store) == plan(spec, None)
+    first_lines = [text.splitlines()[0] for text in store.written]
+    assert len(first_lines) == 2
+    assert "customer_id" in first_lines[0]  # totals
+    assert "kind" in first_lines[1]
+    assert store.lookups == 2
+    other = Recording(tmp_path / "cache", share=(0, 2))
+    assert plan(spec, other) == plan(spec, None)
+    assert (other.written, other.stats.hits) == ([], 2)

@@ -1,0 +1,316 @@
+"""The subprocesses of a determinism check, each planning the pipeline once with its own
+``PYTHONHASHSEED`` and writing its fingerprints to a file of the check's directory.
+
+They are started ahead of the check (at the end of collection), so that they use the
+cores the gate's process leaves idle while it runs other tests.  Their results are files,
+not pipes, so that another process can read them: under pytest-xdist, worker ``gw0``
+starts them once for the run, in a directory the controller created and handed to every
+worker (``planguard_run_dir`` in ``workerinput``), and whichever worker runs the
+determinism item reads them there (:func:`shared_processes`), instead of that worker
+starting its own when the item comes up, after the rest of the suite.
+
+A directory holds ``started.json`` (what the subprocesses check, their seeds and process
+ids), ``<n>.json`` (subprocess *n*'s fingerprints, or its error, written atomically when
+it ends) and ``<n>.err`` (its standard error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_planguard.adapter import PipelineFingerprints
+
+STARTED = "started.json"
+_POLL_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Incremental:
+    """A determinism check over a plan cache (:class:`~.gate.plan_cache.DeterminismCache`):
+    its directory and the seed of the random sample its processes share."""
+
+    directory: Path
+    seed: int
+
+    def cache(self) -> Any:
+        from pytest_planguard.gate.plan_cache import DeterminismCache
+
+        return DeterminismCache(self.directory, seed=self.seed)
+
+    def arguments(self) -> list[str]:
+        return ["--plan-cache", str(self.directory), "--sample-seed", str(self.seed)]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What the subprocesses of a check plan: the same for the check that reads them.
+    ``session``: the ``module:factory`` of a session target (``manifest`` is then its
+    module); ``trusted_modules``: the allowlist the subprocesses get, the caller's."""
+
+    adapter_spec: str | None
+    manifest: Path
+    processes: int
+    trusted_modules: tuple[str, ...] = ()
+    session: str | None = None
+    incremental: Incremental | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        sample = self.incremental
+        return {
+            "adapter_spec": self.adapter_spec,
+            "manifest": str(self.manifest),
+            "processes": self.processes,
+            "trusted_modules": list(self.trusted_modules),
+            "session": self.session,
+            "incremental": [str(sample.directory), sample.seed] if sample else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Checked:
+        sample = data["incremental"]
+        return cls(
+            adapter_spec=data["adapter_spec"],
+            manifest=Path(data["manifest"]),
+            processes=int(data["processes"]),
+            trusted_modules=tuple(data["trusted_modules"]),
+            session=data["session"],
+            incremental=Incremental(Path(sample[0]), int(sample[1])) if sample else None,
+        )
+
+
+@dataclass(slots=True)
+class Child:
+    seed: str
+    pid: int
+    process: subprocess.Popen[bytes] | None = None
+    """The process object, in the process that started it (elsewhere: None)."""
+
+
+@dataclass(slots=True)
+class DeterminismProcesses:
+    """The subprocesses of one check and the directory they write their results to."""
+
+    checked: Checked
+    directory: Path
+    children: list[Child]
+    owned: bool = True
+    """Whether the directory goes with the check (a shared one is the controller's)."""
+    _closed: bool = field(default=False, repr=False)
+
+    def matches(self, checked: Checked) -> bool:
+        return checked == self.checked
+
+    def outcomes(self) -> list[tuple[str, PipelineFingerprints | str]]:
+        """Each subprocess's seed and fingerprints, or what went wrong, waiting for it."""
+        return [(child.seed, self._outcome(n, child)) for n, child in enumerate(self.children)]
+
+    def _outcome(self, index: int, child: Child) -> PipelineFingerprints | str:
+        result = self.directory / f"{index}.json"
+        if child.process is not None:
+            code = child.process.wait()
+        else:
+            while not result.exists() and _alive(child.pid):
+                time.sleep(_POLL_S)
+            code = None
+        ended = f" with exit {code}" if code is not None else ""  # another's child: unknown
+        try:
+            data = json.loads(result.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            try:
+                errors = (self.directory / f"{index}.err").read_text(errors="replace")
+            except OSError:
+                errors = ""
+            tail = errors.strip()[-2000:]
+            return f"ended{ended} without a result" + (f": {tail}" if tail else "")
+        if "error" in data:
+            return f"failed{ended}: {data['error']}"
+        return fingerprints_from_json(json.dumps(data["fingerprints"]))
+
+    def close(self) -> None:
+        """Stop the subprocesses still running and remove the directory when it is the
+        check's own."""
+        if self._closed:
+            return
+        self._closed = True
+        for child in self.children:
+            if child.process is not None:
+                if child.process.poll() is None:
+                    child.process.kill()
+                child.process.wait()
+            elif _alive(child.pid):
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGKILL)
+        if self.owned:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_determinism_processes(
+    checked: Checked, *, directory: Path | None = None
+) -> DeterminismProcesses:
+    """Start the subprocesses of a determinism check of ``checked``.
+
+    ``directory``: where they write, shared with other processes (which read it with
+    :func:`shared_processes`); by default a temporary one of this check's."""
+    owned = directory is None
+    where = Path(tempfile.mkdtemp(prefix="planguard-determinism-")) if owned else directory
+    assert where is not None
+    where.mkdir(parents=True, exist_ok=True)
+    children: list[Child] = []
+    for index, seed in enumerate(_hash_seeds(checked.processes)):
+        process = _spawn(
+            checked.adapter_spec,
+            checked.manifest,
+            seed,
+            checked.trusted_modules,
+            checked.session,
+            incremental=checked.incremental,
+            output=where / f"{index}.json",
+        )
+        children.append(Child(seed=seed, pid=process.pid, process=process))
+        if not owned:  # reaped here whoever reads it, so that its end is seen elsewhere
+            threading.Thread(target=process.wait, daemon=True).start()
+    started = DeterminismProcesses(checked, where, children, owned=owned)
+    if not owned:
+        _write_atomically(
+            where / STARTED,
+            json.dumps(
+                {
+                    "checked": checked.to_json(),
+                    "children": [[c.seed, c.pid] for c in children],
+                }
+            ),
+        )
+    return started
+
+
+def shared_processes(directory: Path) -> DeterminismProcesses | None:
+    """The subprocesses another process started in ``directory`` (None: none were)."""
+    try:
+        data = json.loads((directory / STARTED).read_text(encoding="utf-8"))
+        checked = Checked.from_json(data["checked"])
+        children = [Child(seed=str(seed), pid=int(pid)) for seed, pid in data["children"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return DeterminismProcesses(checked, directory, children, owned=False)
+
+
+def stop_shared(root: Path) -> None:
+    """At the end of a pytest-xdist run (controller): stop what is left of the
+    subprocesses started under ``root`` and remove it."""
+    for started in sorted(root.glob(f"*/{STARTED}")):
+        found = shared_processes(started.parent)
+        if found is not None:
+            found.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def write_result(path: Path, *, fingerprints: PipelineFingerprints | None, error: str) -> None:
+    """The determinism worker's result file (``--output``), written atomically."""
+    payload: dict[str, Any] = (
+        {"fingerprints": json.loads(fingerprints_to_json(fingerprints))}
+        if fingerprints is not None
+        else {"error": error}
+    )
+    _write_atomically(path, json.dumps(payload))
+
+
+def fingerprints_to_json(value: PipelineFingerprints) -> str:
+    return json.dumps(
+        {
+            "manifest": value.manifest,
+            "plans": dict(sorted(value.plans.items())),
+            "runtime": value.runtime,
+            "validation_artifact": value.validation_artifact.decode("utf-8", "replace"),
+        },
+        sort_keys=True,
+    )
+
+
+def fingerprints_from_json(text: str) -> PipelineFingerprints:
+    data = json.loads(text)
+    return PipelineFingerprints(
+        manifest=data["manifest"],
+        plans=data["plans"],
+        runtime=data["runtime"],
+        validation_artifact=data["validation_artifact"].encode("utf-8"),
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _hash_seeds(count: int) -> list[str]:
+    """``count`` PYTHONHASHSEED values other than this process's: 1 (or 2), then random
+    ones.  Fixed seeds 1, 2, 3 are a poor sample: for a two-element set of strings, seeds 1
+    and 2 iterate in the same order, so a second subprocess with seed 2 found nothing a
+    first with seed 1 had not (measured: 13 of 24 parents caught with 1 or 2 subprocesses,
+    14 with 3).  Each further seed is drawn at random and printed with any difference."""
+    import random
+
+    current = os.environ.get("PYTHONHASHSEED")
+    seeds = ["1" if current != "1" else "2"]
+    while len(seeds) < count:
+        candidate = str(random.randrange(3, 2**32 - 1))
+        if candidate != current and candidate not in seeds:
+            seeds.append(candidate)
+    return seeds[:count]
+
+
+def _spawn(
+    adapter_spec: str | None,
+    manifest: Path,
+    seed: str,
+    trusted_modules: tuple[str, ...],
+    session: str | None,
+    *,
+    incremental: Incremental | None = None,
+    output: Path,
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = seed
+    paths = [p for p in sys.path if p and Path(p).exists()]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
+    command = [sys.executable, "-m", "pytest_planguard.determinism_worker", str(manifest)]
+    if adapter_spec:
+        command += ["--adapter", adapter_spec]
+    if session:
+        command += ["--session", session]
+    for module in trusted_modules:
+        command += ["--trust-module", module]
+    if incremental is not None:
+        command += incremental.arguments()
+    command += ["--output", str(output)]
+    with output.with_suffix(".err").open("wb") as errors:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=env
+        )
