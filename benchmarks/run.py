@@ -68,7 +68,13 @@ REPS = {
     "pytest": (3, 1),
     "collect": (9, 5),
 }
-TARGETS = {"pytest_gate": 1.5, "ratio": 1.3, "scaling_2000_500": 4.4, "inactive_overhead_pct": 3.0}
+TARGETS = {
+    "pytest_gate": 1.5,
+    "ratio": 1.3,
+    "ratio_tpch": 1.25,  # issue 15's bar for tpch; dag_1000 keeps "ratio"
+    "scaling_2000_500": 4.4,
+    "inactive_overhead_pct": 3.0,
+}
 
 
 # --------------------------------------------------------------------------- memory
@@ -682,7 +688,8 @@ def _targets(workloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     for name in ("tpch", "dag_1000"):
         if name in by_name:
-            target(f"planguard / bare, {name}", by_name[name]["ratio"], TARGETS["ratio"])
+            limit = TARGETS["ratio_tpch"] if name == "tpch" else TARGETS["ratio"]
+            target(f"planguard / bare, {name}", by_name[name]["ratio"], limit)
             target(f"  the same in CPU time, {name}", by_name[name]["cpu_ratio"], None)
     if "dag_2000" in by_name and "dag_500" in by_name:
         scaling = by_name["dag_2000"]["planguard_s"] / by_name["dag_500"]["planguard_s"]

@@ -63,6 +63,7 @@ from reference_impl.relspec.plan_cache import (
 from reference_impl.relspec.plan_facts import (
     ExplainStatistics,
     TableScanFact,
+    mentions_call,
     operator_counts,
     own_udf_calls,
     udf_calls,
@@ -128,6 +129,7 @@ def compile_execution_plan(
     plan_view = partial(
         _plan_view,
         frames=semantic.view_frames,
+        session=ctx,
         failures=semantic.view_failures,
         worker=worker,
         timeout_s=timeout_s,
@@ -151,7 +153,15 @@ def compile_execution_plan(
                 view, unplanned=unplanned, ahead=ahead.pop(view.name, None)
             )
             frame = semantic.view_frames.get(view.name)
-            p0 = frame.logical_plan().display_indent_schema() if frame is not None else ""
+            # a planned view's P0 is its bundle's (displayed once); a cached one's is
+            # the same text, which its cache key covers
+            p0 = (
+                result.frame.p0
+                if result is not None
+                else frame.logical_plan().display_indent_schema()
+                if frame is not None
+                else ""
+            )
             # what the view calls itself (upstream views left out) is checked against
             # what it declares; what it needs to run includes its upstream views' calls
             called = tuple(
@@ -163,7 +173,8 @@ def compile_execution_plan(
                                 udf_names,
                                 view.view_dependencies,
                             )
-                            if frame is not None and udf_names
+                            # no call in P0 (the same plan with schemas): none to find
+                            if frame is not None and mentions_call(p0, udf_names)
                             else ()
                         ),
                         *({failure.function} & udf_names if failure and failure.function else ()),
@@ -295,6 +306,7 @@ def _plan_view(
     view: SemanticView,
     *,
     frames: Mapping[str, Any],
+    session: Any,
     failures: Mapping[str, ViewFailure],
     unplanned: set[str],
     worker: PlanningWorker,
@@ -341,7 +353,7 @@ def _plan_view(
         return plan_fresh() if trace and not hit.frame.trace else hit
 
     def plan_fresh() -> _Planned:
-        plans = plan_frame(frame, trace=trace, statistics=view_stats)
+        plans = plan_frame(frame, trace=trace, statistics=view_stats, session=session)
         return _Planned(frame=plans, view_stats=plans.statistics if view_stats else None)
 
     try:

@@ -10,7 +10,9 @@ what a snapshot header records, for any session, whether or not it enables
 :func:`plan_frame` plans a view once, with one ``EXPLAIN`` of its DataFrame: its plans, and
 with ``trace=True`` (``EXPLAIN VERBOSE``) the plan after every planner stage and optimizer
 rule too (the rule trace a snapshot records, which names the stage where a changed plan
-first diverged).
+first diverged).  An untraced planning given the frame's session asks the engine objects
+instead (cheaper than printing and reading back the ``EXPLAIN`` table), with the same
+texts: see :func:`plan_frame`.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ _DISPLAYS = ("_with_stats", "_with_schema")
 _STATISTICS = ", statistics=["
 
 
-def plan_frame(frame: Any, *, trace: bool = False, statistics: bool = False) -> FramePlan:
+def plan_frame(
+    frame: Any, *, trace: bool = False, statistics: bool = False, session: Any = None
+) -> FramePlan:
     """Plan ``frame`` (a ``datafusion.DataFrame``) without executing it: one planning.
 
     One ``EXPLAIN`` of the frame itself (not of its name: ``SELECT * FROM view`` is
@@ -81,8 +85,15 @@ def plan_frame(frame: Any, *, trace: bool = False, statistics: bool = False) -> 
     name the text cannot delimit, a scan operator that does not print its partitions,
     such as Delta's) does the engine object answer, at the cost of a second planning for
     that view alone.
+
+    ``session``: the ``SessionContext`` the frame was created in, with the settings it was
+    created under.  An untraced planning (neither ``trace`` nor ``statistics``) then asks
+    the engine objects (:func:`_plan_objects`), which gives the same P1 and P2 texts as
+    the ``EXPLAIN`` for less.
     """
     verbose = trace or statistics
+    if session is not None and not verbose:
+        return _plan_objects(frame, session)
     rows = explain_plans(frame, verbose=verbose)
     final = _final_plans(rows)
     p1 = final.get("logical_plan")
@@ -105,6 +116,34 @@ def plan_frame(frame: Any, *, trace: bool = False, statistics: bool = False) -> 
         scans=scans,
         trace=stages if trace else (),
         statistics=root,
+    )
+
+
+def _plan_objects(frame: Any, session: Any) -> FramePlan:
+    """An untraced :func:`plan_frame` from the engine objects, with the ``EXPLAIN``'s texts.
+
+    The optimizer numbers the aliases it generates (``__common_expr_N``,
+    ``__scalar_sq_N`` ...) with a counter that a DataFrame keeps across its plannings and
+    that each new DataFrame of a session starts afresh.  The ``EXPLAIN`` prints P1 and
+    P2 of the frame's first optimization.  Here P2 is the frame's first optimization too
+    (its physical plan, planned first: the engine releases the GIL there, so the
+    planning budget can stop waiting) and P1 is the first optimization of a new
+    DataFrame of the same unoptimized plan in the same session, numbered from the same
+    start.  Asking the frame twice would number P1's aliases on from P2's."""
+    physical = frame.execution_plan()
+    p2 = physical.display_indent()
+    optimized = session.create_dataframe_from_logical_plan(
+        frame.logical_plan()
+    ).optimized_logical_plan()
+    p1 = optimized.display_indent()
+    scans = plan_scans(p1)
+    return FramePlan(
+        p0=frame.logical_plan().display_indent_schema(),
+        p1=p1,
+        p2=stable_plan_text(p2),
+        partition_count=int(physical.partition_count),
+        schema=schema_fields(frame.schema()),
+        scans=scans if scans is not None else tuple(table_scans(optimized)),
     )
 
 

@@ -138,6 +138,14 @@ def udf_calls(plan_text: str, candidates: Iterable[str]) -> tuple[str, ...]:
     )
 
 
+def mentions_call(plan_text: str, candidates: Iterable[str]) -> bool:
+    """Whether ``plan_text`` holds ``name(`` for any of ``candidates``: the cheap test that
+    :func:`udf_calls` and :func:`own_udf_calls` can only answer names that pass.  Each
+    line of a plan's ``display_indent()`` begins its line of ``display_indent_schema()``,
+    so no mention in P0 means none in the plan without schemas either."""
+    return any(f"{name}(" in plan_text for name in candidates)
+
+
 def own_udf_calls(
     plan_text: str, candidates: Iterable[str], upstream_views: Iterable[str]
 ) -> tuple[str, ...]:
@@ -150,8 +158,8 @@ def own_udf_calls(
     qualified (``up.f(t.a)``), so a call counts only when no name or ``.`` precedes it.
     """
     names = set(candidates)
-    if not names:
-        return ()
+    if not mentions_call(plan_text, names):
+        return ()  # what is kept below is lines of plan_text: no call there, none kept
     aliases = {f"SubqueryAlias: {view}" for view in upstream_views}
     kept: list[str] = []
     skip_deeper_than: int | None = None

@@ -36,7 +36,7 @@ from reference_impl.semantics.complexity import (
     MAX_SQL_DEPTH,
     expanded_scans,
     inlined_plan_sizes,
-    scan_profile,
+    tree_profile,
 )
 from reference_impl.semantics.load import resolve_location, store_of
 from reference_impl.semantics.model import SemanticModel, StorageSpec
@@ -314,12 +314,8 @@ def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int
             path,
             f"view {name!r} is a {tree.key.upper()} statement; only queries are allowed",
         )
-    depth, has_statement = _depth_and_statement(tree)
-    nested = (
-        next((node for node in tree.walk() if isinstance(node, _STATEMENT_NODES)), None)
-        if has_statement
-        else None
-    )
+    # one walk: the expression depth, the first statement node, the reads and CTE depth
+    depth, nested, counts, cte_depth = tree_profile(tree, _STATEMENT_NODES)
     if nested is not None:
         kind = "SELECT ... INTO" if isinstance(nested, exp.Into) else nested.key.upper()
         raise _view_error(
@@ -335,27 +331,11 @@ def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int
             path,
             f"view {name!r} nests expressions {depth} deep; the limit is {MAX_SQL_DEPTH}",
         )
-    counts, depth = scan_profile(tree)
     multiplicity = MappingProxyType(dict(counts))
-    return tuple(sorted(set(_table_references(name, tree, path)))), multiplicity, depth
+    return tuple(sorted(set(_table_references(name, tree, path)))), multiplicity, cte_depth
 
 
 _analyse_sql_cached = lru_cache(maxsize=ANALYSIS_CACHE_SIZE)(_analyse_sql)
-
-
-def _depth_and_statement(tree: exp.Expression) -> tuple[int, bool]:
-    """:func:`expression_depth` of ``tree`` and whether any node is a statement node, in
-    one walk instead of two."""
-    deepest = 0
-    statement = False
-    stack: list[tuple[exp.Expression, int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if not statement and isinstance(node, _STATEMENT_NODES):
-            statement = True
-        stack.extend((child, depth + 1) for child in node.iter_expressions())
-    return deepest, statement
 
 
 def _view_error(code: ErrorCode, name: str, path: str, message: str) -> ReferenceImplError:

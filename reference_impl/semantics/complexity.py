@@ -16,8 +16,9 @@ Python stack either) and refused with ``MANIFEST_SQL_TOO_COMPLEX``.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
+from typing import Any
 
 from sqlglot import exp
 
@@ -72,6 +73,67 @@ def scan_profile(tree: exp.Expression) -> tuple[Counter[str], int]:
     for cte in tree.find_all(exp.CTE):
         bodies.setdefault(cte.alias_or_name.lower(), cte.this)
     direct = {name: _direct_reads(body, bodies) for name, body in bodies.items()}
+    return _inlined(direct, _direct_reads(tree, bodies))
+
+
+def tree_profile(
+    tree: exp.Expression, statements: tuple[type[Any], ...]
+) -> tuple[int, exp.Expression | None, Counter[str], int]:
+    """In one breadth-first walk of ``tree``: :func:`expression_depth`, the first node of
+    the ``statements`` types in ``tree.walk()`` order (None: there is none) and
+    :func:`scan_profile`.
+
+    The same answers as those functions (semantic compile needs all of them), from one
+    walk instead of four: each node is read once, with the scope it belongs to for the
+    scan profile (the query itself, the body of the first CTE of a name, or nothing: a
+    later CTE of a name already taken, and a CTE's other parts), found in the order
+    ``find_all`` finds the CTEs."""
+    deepest = 0
+    first_statement: exp.Expression | None = None
+    bodies: dict[str, exp.Expression] = {}
+    # scope of each table read: "" the query, a name the body of that CTE, None nothing
+    reads: list[tuple[str | None, exp.Table]] = []
+    queue: deque[tuple[exp.Expression, int, str | None]] = deque([(tree, 1, "")])
+    while queue:
+        node, depth, scope = queue.popleft()
+        deepest = max(deepest, depth)
+        if first_statement is None and isinstance(node, statements):
+            first_statement = node
+        if isinstance(node, exp.CTE):
+            name = node.alias_or_name.lower()
+            body = node.this
+            if name not in bodies:
+                bodies[name] = body
+                owned: str | None = name
+            else:
+                owned = None
+            for part in node.iter_expressions():
+                queue.append((part, depth + 1, owned if part is body else None))
+            continue
+        if scope is not None and isinstance(node, exp.Table) and node.name:
+            reads.append((scope, node))
+        for child in node.iter_expressions():
+            queue.append((child, depth + 1, scope))
+    direct: dict[str, tuple[Counter[str], Counter[str]]] = {
+        name: (Counter(), Counter()) for name in bodies
+    }
+    top: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+    for scope, table in reads:
+        tables, ctes = direct[scope] if scope else top
+        name = _table_name(table)
+        if not table.db and name in bodies:
+            ctes[name] += 1
+        else:
+            tables[name] += 1
+    counts, cte_depth = _inlined(direct, top)
+    return deepest, first_statement, counts, cte_depth
+
+
+def _inlined(
+    direct: Mapping[str, tuple[Counter[str], Counter[str]]],
+    root: tuple[Counter[str], Counter[str]],
+) -> tuple[Counter[str], int]:
+    """:func:`scan_profile` from the direct reads of each CTE body and of the query."""
     memo: dict[str, tuple[Counter[str], int]] = {}
 
     def inline(reads: tuple[Counter[str], Counter[str]]) -> tuple[Counter[str], int]:
@@ -106,7 +168,7 @@ def scan_profile(tree: exp.Expression) -> tuple[Counter[str], int]:
             pending.pop()
             memo[done] = inline(direct[done])
             on_path.discard(done)
-    return inline(_direct_reads(tree, bodies))
+    return inline(root)
 
 
 def _direct_reads(

@@ -169,6 +169,20 @@ def test_the_worker_gives_up_waiting_and_carries_on() -> None:
         worker.close()
 
 
+def test_a_budget_of_nothing_only_looks() -> None:
+    """A budget of 0 or less (as ``Event.wait`` took it): the job is not waited for."""
+    worker = PlanningWorker()
+    try:
+        for budget in (0.0, -0.5):
+            started = time.monotonic()
+            with pytest.raises(BudgetExceeded):
+                worker.run(lambda: time.sleep(0.5), budget)
+            assert time.monotonic() - started < 0.4
+        assert worker.run(lambda: 7, 5.0) == 7
+    finally:
+        worker.close()
+
+
 @pytest.mark.produces_codes("PLAN_UNAVAILABLE", "PLANNING_BUDGET_EXCEEDED", "PLAN_NEW")
 def test_pytest_planguard_reports_the_view_and_gates_the_rest(
     pytester: pytest.Pytester, codes: CodeRecorder

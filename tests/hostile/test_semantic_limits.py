@@ -27,12 +27,16 @@ from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.complexity import (
     MAX_INLINED_DEPTH,
     MAX_INLINED_RELATIONS,
+    expression_depth,
     scan_profile,
+    tree_profile,
 )
 from reference_impl.semantics.load import load_manifest
 from reference_impl.semantics.model import PolicySpec, RuntimeSpec
 from tests.hostile.corpus import CLEAN, T, cte_chain, view, view_chain, write_table
 from tests.support.codes import CodeRecorder
+
+TPCH_VIEWS = Path(__file__).resolve().parents[2] / "reference_impl" / "examples" / "tpch" / "views"
 
 
 def _project(tmp_path: Path, manifest: str, *, table: bool = False) -> Path:
@@ -57,6 +61,50 @@ def test_scan_profile_keeps_the_multiplicity_of_shared_and_recursive_ctes() -> N
     recursive = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r"
     counts, depth = scan_profile(sqlglot.parse_one(recursive))
     assert (dict(counts), depth) == ({"": 1, "r": 1}, 1)
+
+
+# Shapes where the scopes of the scan profile differ: a CTE name taken again inside a
+# subquery or another CTE's body (the first one found breadth-first is the one read),
+# nested and recursive CTEs, a qualified table named like a CTE, statements inside queries.
+PROFILE_SHAPES = [
+    "WITH c0 AS (SELECT a FROM t), c1 AS (SELECT a FROM c0 UNION ALL SELECT a FROM c0) "
+    "SELECT a FROM c1 JOIN t ON true",
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
+    "WITH a AS (SELECT 1 AS x) SELECT * FROM (WITH a AS (SELECT y FROM t) SELECT * FROM a) s "
+    "JOIN a ON true",
+    "SELECT * FROM (WITH a AS (SELECT y FROM t) SELECT * FROM a) s JOIN "
+    "(WITH a AS (SELECT z FROM u JOIN u ON true) SELECT * FROM a, a) q ON true",
+    "WITH o AS (WITH i AS (SELECT a FROM t) SELECT a FROM i, i), i AS (SELECT b FROM u) "
+    "SELECT * FROM o, i, i",
+    "WITH a AS (SELECT 1 AS x) SELECT * FROM s.a JOIN a ON true JOIN A ON true",
+    'WITH "A" AS (SELECT 1 AS x) SELECT * FROM "A", a',
+    "WITH d AS (SELECT * FROM t) SELECT * INTO n FROM d",
+    "SELECT (SELECT max(a) FROM t WHERE t.b IN (SELECT b FROM u)) FROM v WHERE EXISTS "
+    "(WITH w AS (SELECT 1) SELECT * FROM w)",
+    "SELECT " + " + ".join(["a"] * 300) + " FROM t",
+    cte_chain(60, "SELECT a FROM t"),
+]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        *PROFILE_SHAPES,
+        *(path.read_text(encoding="utf-8") for path in sorted(TPCH_VIEWS.glob("*.sql"))),
+    ],
+)
+def test_one_walk_profiles_a_tree_as_the_separate_walks_do(sql: str) -> None:
+    """Semantic compile reads a view's expression depth, first statement node and scan
+    profile in one walk (:func:`tree_profile`): the same answers as each on its own."""
+    from reference_impl.semantics.compile import _STATEMENT_NODES
+
+    tree = sqlglot.parse_one(sql)
+    depth, statement, counts, cte_depth = tree_profile(tree, _STATEMENT_NODES)
+    assert depth == expression_depth(tree)
+    assert statement is next(
+        (node for node in tree.walk() if isinstance(node, _STATEMENT_NODES)), None
+    )
+    assert (counts, cte_depth) == scan_profile(tree)
 
 
 def test_just_under_the_inlining_limits_compiles(tmp_path: Path) -> None:
