@@ -17,6 +17,7 @@ it ends) and ``<n>.err`` (its standard error).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,10 @@ from typing import Any
 from pytest_planguard.adapter import PipelineFingerprints
 
 STARTED = "started.json"
+NICENESS = 10
+"""How much lower the subprocesses' priority is: they are started ahead and run beside
+the gate, on the cores it leaves idle, without slowing it down where there are none (a
+check that needs their results waits for them, and then they have the cores)."""
 _POLL_S = 0.02
 
 
@@ -238,6 +244,15 @@ def fingerprints_to_json(value: PipelineFingerprints) -> str:
     )
 
 
+def run_digest(fingerprints: PipelineFingerprints | None, keys: Collection[str]) -> str | None:
+    """A digest of a run's fingerprints and plan cache keys (what a determinism check
+    compared; None without fingerprints)."""
+    if fingerprints is None:
+        return None
+    payload = fingerprints_to_json(fingerprints) + "\0" + "\0".join(sorted(keys))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
 def fingerprints_from_json(text: str) -> PipelineFingerprints:
     data = json.loads(text)
     return PipelineFingerprints(
@@ -309,7 +324,7 @@ def _spawn(
         command += ["--trust-module", module]
     if incremental is not None:
         command += incremental.arguments()
-    command += ["--output", str(output)]
+    command += ["--output", str(output), "--nice", str(NICENESS)]
     with output.with_suffix(".err").open("wb") as errors:
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=env

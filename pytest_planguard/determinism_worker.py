@@ -1,16 +1,18 @@
 """``python -m pytest_planguard.determinism_worker MANIFEST [--adapter SPEC]
 [--session MODULE:FACTORY] [--trust-module MODULE ...] [--plan-cache DIR --sample-seed N]
-[--output FILE]``.
+[--output FILE] [--nice N]``.
 
 Runs compile -> plan -> validate once with the given adapter and prints the fingerprints
 as JSON on stdout, or with ``--output`` writes them (or the error) to FILE, atomically
 (:mod:`pytest_planguard.determinism_processes`); the determinism check starts one per
-PYTHONHASHSEED value.
+PYTHONHASHSEED value, at a lower priority (``--nice``), so that it takes the cores the
+gate leaves idle rather than slowing the gate down.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plan-cache", type=Path, default=None, help="incremental check")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write the result here")
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     args = parser.parse_args(argv)
+    if args.nice > 0 and hasattr(os, "nice"):  # before any planning (POSIX only)
+        os.nice(args.nice)
 
     try:
         fingerprints = _fingerprints(args)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_planguard.determinism_processes import run_digest
 from pytest_planguard.errors import PlanguardCode
 from pytest_planguard.gate.locate import view_location
 from pytest_planguard.gate.plan_check import check_plan_item
@@ -223,7 +224,18 @@ class GateItem(pytest.Item):
         incremental = self.state.incremental
         keys = (run.cache_keys or None) if incremental is not None else None
         checker = incremental.cache() if incremental is not None and keys is not None else None
-        plans, fresh = checker.count(keys) if checker is not None and keys else (0, 0)
+        plans, fresh, sampled = checker.count(keys) if checker is not None and keys else (0, 0, 0)
+        digest = run_digest(run.fingerprints, keys) if checker and keys else None
+        if checker and digest and not fresh + sampled and checker.run_established(digest):
+            # nothing to plan afresh, and a passing check saw this very run: the
+            # subprocesses would only read the same plans back
+            if started is not None:
+                started.close()
+            self._note = (
+                f"0 of {plans} distinct plans checked afresh: an earlier passing check saw "
+                "the same plans and fingerprints, so no run was repeated"
+            )
+            return None
         report = self.state.session.determinism(
             self.target.path,
             first=run.fingerprints,
@@ -238,7 +250,7 @@ class GateItem(pytest.Item):
                 "others were established by an earlier passing check for the same inputs"
             )
             if failure is None:
-                checker.establish(keys)
+                checker.establish(keys, run=digest)
         return failure
 
     def _check_policy(self, run: ManifestRun) -> str | None:

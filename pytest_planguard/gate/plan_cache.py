@@ -233,15 +233,27 @@ class DeterminismCache:
     def unsound(self, label: str, key: str) -> None:
         """Never asked: the check does not verify."""
 
-    def count(self, keys: Collection[str]) -> tuple[int, int]:
-        """(view plans among ``keys``, those not established): what a check plans afresh."""
+    def count(self, keys: Collection[str]) -> tuple[int, int, int]:
+        """(view plans among ``keys``, those not established, established ones drawn in
+        the sample): what a check plans afresh is the last two."""
         plans = [key for key in keys if not key.startswith(STATISTICS_PREFIX)]
-        return len(plans), sum(1 for key in plans if not self.established(key))
+        new = {key for key in plans if not self.established(key)}
+        return (
+            len(plans),
+            len(new),
+            sum(1 for key in plans if key not in new and self._sampled(key)),
+        )
 
-    def establish(self, keys: Collection[str]) -> None:
+    def run_established(self, run: str) -> bool:
+        """Whether a passing check saw a run with exactly these plans and fingerprints
+        (``run``: a digest of them)."""
+        return self.established(_RUN_MARKER + run)
+
+    def establish(self, keys: Collection[str], run: str | None = None) -> None:
         """A check passed over the plans of ``keys`` (every process planned afresh those
-        not established before): they are established now."""
-        for key in sorted(keys):
+        not established before) and, when given, over the run of digest ``run``: they are
+        established now."""
+        for key in sorted(keys) + ([_RUN_MARKER + run] if run is not None else []):
             if not self.established(key):
                 self.store.put(_MARKER + key, b"")
 
@@ -251,3 +263,4 @@ class DeterminismCache:
 
 
 _MARKER = "deterministic\0"
+_RUN_MARKER = "run\0"

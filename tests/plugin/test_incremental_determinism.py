@@ -107,3 +107,38 @@ def test_under_xdist_the_run_s_subprocesses_catch_it(
     outcome = determinism(pytester, "-n", "2", *cache)
     assert outcome["status"] == "failed"
     assert "plan fingerprint of view 'big_spenders'" in outcome["message"]
+
+
+NO_SAMPLE = """
+from pytest_planguard.gate import plan_cache
+
+plan_cache.DeterminismCache._sampled = lambda self, key: False  # the sample draws nothing
+"""
+
+
+def test_a_run_an_earlier_check_established_repeats_nothing(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Nothing changed since a passing check, which saw these very plans and
+    fingerprints: no run is repeated and the subprocesses started for it are stopped.
+    (The random sample is switched off here: a sampled view would be checked afresh.)"""
+    pytester.makeconftest(NO_SAMPLE)
+    determinism(pytester)  # establishes the run (the fixture's plans may be sampled)
+    outcome = determinism(pytester)
+    assert outcome["status"] == "passed"
+    assert outcome["message"].startswith(
+        "0 of 4 distinct plans checked afresh: an earlier passing check saw the same plans"
+    )
+
+
+def test_a_run_with_other_fingerprints_is_checked_though_no_plan_changed(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Twin: a comment in a view's SQL changes the manifest's fingerprint but no plan: the
+    run is not the established one, so the processes compare it (planning nothing afresh)."""
+    pytester.makeconftest(NO_SAMPLE)
+    determinism(pytester)
+    edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 100 /* a comment */")
+    outcome = determinism(pytester)
+    assert outcome["status"] == "passed"
+    assert outcome["message"].startswith("0 of 4 distinct plans checked afresh in every run")
