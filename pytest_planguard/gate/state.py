@@ -275,6 +275,17 @@ class GateState:
             }
         )
 
+    def run_determinism_last(self, items: list[pytest.Item]) -> None:
+        """Move each ``invariant[determinism]`` item after the other items: its
+        subprocesses, started when collection ends, plan while the other items run, and
+        the check reads their results at the end instead of waiting for them early."""
+        late: list[pytest.Item] = [
+            i for i in items if isinstance(i, GateItem) and i.check == "determinism"
+        ]
+        if late:
+            moved = set(late)
+            items[:] = [item for item in items if item not in moved] + late
+
     def keep_only_gate_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         kept = [item for item in items if is_gate_item(item)]
         dropped = [item for item in items if not is_gate_item(item)]

@@ -133,3 +133,19 @@ def test_under_xdist_deselecting_the_item_starts_none(
     result = _gate(pytester, "--snapshot-update", "-n", "2", "-k", "not determinism")
     result.assert_outcomes(passed=3 + len(VIEWS))
     assert _spawned(pytester) == []
+
+
+def test_the_determinism_item_runs_after_the_other_items(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Its subprocesses plan while the views' items run; the check then reads their
+    results instead of waiting for them before the views are gated."""
+    result = _gate(pytester, "--snapshot-update", "-v")
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    ran = [line.split()[0] for line in result.outlines if line.endswith("%]")]
+    assert ran[-1] == "manifest::toml::invariant[determinism]"
+    assert ran[:3] == [
+        "manifest::toml::invariant[single_compile]",
+        "manifest::toml::invariant[resolver_identity]",
+        "manifest::toml::policy[validation]",
+    ]
