@@ -278,7 +278,12 @@ class GateState:
     def run_determinism_last(self, items: list[pytest.Item]) -> None:
         """Move each ``invariant[determinism]`` item after the other items: its
         subprocesses, started when collection ends, plan while the other items run, and
-        the check reads their results at the end instead of waiting for them early."""
+        the check reads their results at the end instead of waiting for them early.
+
+        Not under pytest-xdist: there the item's in-process run is the longest item, and
+        early it runs while the other workers gate the views; last, they would idle."""
+        if hasattr(self.session.pytest_config, "workerinput"):
+            return
         late: list[pytest.Item] = [
             i for i in items if isinstance(i, GateItem) and i.check == "determinism"
         ]
