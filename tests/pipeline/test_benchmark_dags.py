@@ -5,10 +5,7 @@ Engine-free (no data is needed to compile); no timing is measured here.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import sqlglot
@@ -16,23 +13,12 @@ import sqlglot
 from reference_impl.semantics.compile import compile_semantic_program
 from reference_impl.semantics.complexity import expanded_scans, scan_multiplicity
 from reference_impl.semantics.load import load_manifest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _dag() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("planguard_bench_dag", BENCHMARKS / "dag.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from tests.support.benchmarks import benchmark_module
 
 
 @pytest.mark.parametrize("size", [100, 2000])
 def test_layered_dag_compiles_with_bounded_inlining(tmp_path: Path, size: int) -> None:
-    dag = _dag()
+    dag = benchmark_module("dag")
     manifest = compile_semantic_program(
         load_manifest(dag.write_manifest(tmp_path / "dag.toml", size))
     )

@@ -4,23 +4,9 @@ made-up results."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
-
-
-def _run_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("planguard_bench_run", RUN)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from tests.support.benchmarks import benchmark_module
 
 
 def _met(targets: list[dict[str, Any]], name: str) -> tuple[float, bool]:
@@ -29,7 +15,7 @@ def _met(targets: list[dict[str, Any]], name: str) -> tuple[float, bool]:
 
 
 def test_tpch_has_its_own_bar_and_dag_1000_keeps_its_own() -> None:
-    run = _run_module()
+    run = benchmark_module("run")
     results = [
         {"name": name, "ratio": 1.27, "cpu_ratio": 1.27, "views": 1}
         for name in ("tpch", "dag_1000")

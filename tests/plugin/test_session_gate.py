@@ -12,7 +12,13 @@ import pytest
 
 from tests.support.cli import planguard_command
 from tests.support.gate import FAST, gate
-from tests.support.sessions import VIEWS, shop_project, snapshot_dir, write_pipeline
+from tests.support.sessions import (
+    VIEWS,
+    make_leaky,
+    shop_project,
+    snapshot_dir,
+    write_pipeline,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -183,15 +189,7 @@ def test_determinism_rebuilds_the_session_in_subprocesses(pytester: pytest.Pytes
     options = ("-p", "no:cacheprovider", "--planguard-processes", "2", "--planguard-runs", "1")
     clean = pytester.runpytest_subprocess(*options, "--planguard", "--snapshot-update")
     clean.assert_outcomes(passed=len(VIEWS) + 1)
-    leaky = dict(VIEWS, sku_counts="SELECT sku, count(*) + {seed} AS n FROM items GROUP BY sku")
-    write_pipeline(pytester.path, leaky)
-    module = pytester.path / "shop" / "pipeline.py"
-    module.write_text(
-        module.read_text().replace(
-            "ctx.register_view(name, ctx.sql(sql))",
-            "ctx.register_view(name, ctx.sql(sql.replace('{seed}', str(hash('x') % 997))))",
-        )
-    )
+    make_leaky(pytester.path)
     result = pytester.runpytest_subprocess(
         *options, "--planguard", "-k", "determinism", "--snapshot-warn-unused"
     )

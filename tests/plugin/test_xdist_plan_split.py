@@ -125,22 +125,12 @@ def test_a_session_s_nondeterminism_is_caught_under_xdist(pytester: pytest.Pytes
     """The subprocesses gw0 starts rebuild the session (``--session``) from what the
     shared directory records, whichever worker runs the determinism item."""
     from tests.support.sessions import VIEWS as SESSION_VIEWS
-    from tests.support.sessions import shop_project, write_pipeline
+    from tests.support.sessions import make_leaky, shop_project
 
     shop_project(pytester)
     options = ("--planguard-processes", "2", "--planguard-runs", "1")
     gate(pytester, "--snapshot-update", *options).assert_outcomes(passed=len(SESSION_VIEWS) + 1)
-    leaky = dict(
-        SESSION_VIEWS, sku_counts="SELECT sku, count(*) + {seed} AS n FROM items GROUP BY sku"
-    )
-    write_pipeline(pytester.path, leaky)
-    module = pytester.path / "shop" / "pipeline.py"
-    module.write_text(
-        module.read_text().replace(
-            "ctx.register_view(name, ctx.sql(sql))",
-            "ctx.register_view(name, ctx.sql(sql.replace('{seed}', str(hash('x') % 997))))",
-        )
-    )
+    make_leaky(pytester.path)
     result = gates.gate(
         pytester,
         "--planguard-only",

@@ -93,3 +93,17 @@ def shop_project(pytester: pytest.Pytester, ini: str = "") -> Path:
 
 def snapshot_dir(pytester: pytest.Pytester) -> Path:
     return pytester.path / "snapshots" / "shop" / "pipeline" / "make_context"
+
+
+def make_leaky(root: Path) -> None:
+    """Rewrite the pipeline so that ``sku_counts`` adds a number that depends on the
+    process's string hash seed: every single run passes, the determinism check fails."""
+    leaky = dict(VIEWS, sku_counts="SELECT sku, count(*) + {seed} AS n FROM items GROUP BY sku")
+    write_pipeline(root, leaky)
+    module = root / "shop" / "pipeline.py"
+    module.write_text(
+        module.read_text().replace(
+            "ctx.register_view(name, ctx.sql(sql))",
+            "ctx.register_view(name, ctx.sql(sql.replace('{seed}', str(hash('x') % 997))))",
+        )
+    )
