@@ -150,12 +150,12 @@ class DeterminismProcesses:
         if self._closed:
             return
         self._closed = True
-        for child in self.children:
+        for index, child in enumerate(self.children):
             if child.process is not None:
                 if child.process.poll() is None:
                     child.process.kill()
                 child.process.wait()
-            elif _alive(child.pid):
+            elif _running(child.pid, self.directory / f"{index}.json"):
                 with contextlib.suppress(OSError):
                     os.kill(child.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
         if self.owned:
@@ -286,6 +286,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _running(pid: int, output: Path) -> bool:
+    """Whether ``pid`` is still the subprocess writing ``output`` (another process's
+    child: its pid may have been reused since it ended).  Only where ``/proc`` tells;
+    elsewhere it is left to end by itself."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(output).encode() in command
 
 
 def _hash_seeds(count: int) -> list[str]:

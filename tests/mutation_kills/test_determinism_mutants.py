@@ -12,6 +12,8 @@ import pytest
 from pytest_planguard.adapter import PipelineFingerprints
 from pytest_planguard.determinism_processes import (
     Checked,
+    Child,
+    DeterminismProcesses,
     shared_processes,
     start_determinism_processes,
     stop_shared,
@@ -140,3 +142,31 @@ def test_a_shared_subprocess_killed_before_its_result_is_reported_not_awaited(
     assert found.outcomes() == [("1", "ended without a result")]
     with pytest.raises(PlanguardError, match=r"subprocess \(PYTHONHASHSEED=1\) ended without"):
         check_determinism(ReferenceAdapter(), None, manifest, runs=1, processes=1, started=found)
+
+
+def test_closing_another_process_s_subprocesses_spares_a_reused_pid(tmp_path: Path) -> None:
+    """The controller stops what is left of gw0's subprocesses by pid: a pid is killed only
+    while its command line still names the subprocess's result file (a pid reused by an
+    unrelated process since is spared)."""
+    import subprocess
+    import sys
+
+    shared = tmp_path / "run" / "target"
+    shared.mkdir(parents=True)
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    bystander = subprocess.Popen(sleep)
+    ours = subprocess.Popen([*sleep, str(shared / "1.json")])
+    try:
+        found = DeterminismProcesses(
+            Checked(None, tmp_path / "m.toml", 2),
+            shared,
+            [Child(seed="1", pid=bystander.pid), Child(seed="2", pid=ours.pid)],
+            owned=False,
+        )
+        found.close()
+        assert ours.wait(timeout=10) != 0  # killed
+        assert bystander.poll() is None  # spared
+    finally:
+        for process in (bystander, ours):
+            process.kill()
+            process.wait()
