@@ -221,8 +221,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session = _session(config)
     if session.config.only:
         session.gate.keep_only_gate_items(config, items)
-    if session.config.enabled:
-        session.gate.run_determinism_last(items)
 
 
 @pytest.hookimpl(wrapper=True)

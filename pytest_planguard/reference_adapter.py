@@ -5,7 +5,7 @@ Imported only when planguard actually drives a pipeline, never at pytest start-u
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -73,6 +73,17 @@ class ReferenceAdapter:
         self.plan_cache = plan_cache
         """Where the execution-plan stage may reuse view plans
         (:class:`reference_impl.relspec.plan_cache.PlanCache`); None plans afresh."""
+        self.views: frozenset[str] | None = None
+        """Plan only these views (:meth:`with_views`); None plans every view."""
+
+    def with_views(self, views: Collection[str]) -> Self:
+        """A copy of this adapter planning only ``views`` (which include the views they
+        read): for a run whose items read no other bundle, such as one shard's."""
+        import copy
+
+        adapter = copy.copy(self)
+        adapter.views = frozenset(views)
+        return adapter
 
     def with_plan_cache(self, cache: Any) -> Self:
         """A copy of this adapter (of a subclass too) planning through ``cache``."""
@@ -112,6 +123,7 @@ class ReferenceAdapter:
             trusted_modules=self.trusted_modules,
             plan_cache=self.plan_cache,
             trace=self.trace,
+            views=self.views,
         )
         start = PipelineState(compiled.source_path, options, program=compiled)
         return ReferenceContext(run_stages(start, first="runtime_profile", last="authority"))

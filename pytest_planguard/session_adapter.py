@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -108,6 +108,17 @@ class SessionAdapter:
         self.trace = trace
         """Give each bundle its rule trace (``EXPLAIN VERBOSE``; the same plans either
         way)."""
+        self.chosen: frozenset[str] | None = None
+        """Plan only these views (:meth:`with_views`); None plans every view."""
+
+    def with_views(self, views: Collection[str]) -> Self:
+        """A copy of this adapter planning only ``views`` (which include the views they
+        read): for a run whose items read no other bundle, such as one shard's."""
+        import copy
+
+        adapter = copy.copy(self)
+        adapter.chosen = frozenset(views)
+        return adapter
 
     def with_plan_cache(self, cache: PlanCache | None) -> Self:
         """A copy of this adapter planning through ``cache`` (see :mod:`.session_identity`)."""
@@ -251,16 +262,21 @@ class SessionAdapter:
 
         # a process of several sharing the cache plans ahead from its own slice (see
         # share_order); the loop below then reads what it planned or found
+        views = [v for v in context.views if self.chosen is None or v in self.chosen]
         ahead = {
             view: plan_view(view)
-            for view in share_order(self.plan_cache, context.views)
+            for view in share_order(self.plan_cache, views)
             if view not in context.failed
         }
         planned: dict[str, FramePlan] = {}
         bundles: dict[str, BundleView] = {}
-        for view in context.views:
+        for view in views:
             blocked = next(
-                (dep for dep in context.dependencies[view] if bundles[dep].status != "planned"),
+                (
+                    dep
+                    for dep in context.dependencies[view]
+                    if dep in bundles and bundles[dep].status != "planned"
+                ),
                 None,
             )
             if blocked is not None:
@@ -281,7 +297,7 @@ class SessionAdapter:
         stats = _dataset_statistics(ctx, {scan.dataset for s in scans.values() for scan in s})
         for view, plan in planned.items():
             bundles[view] = _bundle(view, plan, scans[view], stats, context.user_udfs)
-        return SessionPlan(bundles={view: bundles[view] for view in context.views})
+        return SessionPlan(bundles={view: bundles[view] for view in views})
 
     def _cache_keys(self, context: SessionProgram) -> tuple[str, dict[str, str]]:
         """The session's part of every view's cache key, and its tables' identities."""

@@ -71,6 +71,10 @@ class PipelineOptions:
     A run that only executes the views needs none."""
     plan_cache: PlanCache | None = None
     """Where the execution-plan stage may reuse view plans (:mod:`.relspec.plan_cache`)."""
+    views: frozenset[str] | None = None
+    """Plan only these views (each with the views it reads), for a caller that reads no
+    other, such as one shard of a plan gate; None plans every view.  Such a plan covers
+    part of the program: it is not one to validate or execute as the program's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ def _execution_plan(state: PipelineState) -> PipelineState:
         _need(state.authority, "authority"),
         cache=state.options.plan_cache,
         trace=state.options.trace,
+        views=state.options.views,
     )
     return dataclasses.replace(state, plan=plan)
 

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,6 +155,8 @@ class GateState:
         self.review_problems: list[str] = []
         self._cache: PlanCacheStore | None = None
         self._incremental: Incremental | None = None
+        self.wanted: dict[GateTarget, frozenset[str]] = {}
+        """Targets whose run plans only these views (:meth:`_wanted_views`)."""
         self._run_dir: Path | None = None
         """On the pytest-xdist controller: the run's directory of shared determinism
         subprocesses (:mod:`pytest_planguard.determinism_processes`)."""
@@ -236,6 +238,7 @@ class GateState:
         selected = {item.nodeid for item in session.items}
         for collected in self.collected.values():
             collected.complete = collected.nodeids <= selected
+        self.wanted = self._wanted_views(session.items)
         worker_output = getattr(session.config, "workeroutput", None)
         if worker_output is not None:
             worker_output[_WORKER_OUTPUT] = json.dumps(
@@ -249,6 +252,39 @@ class GateState:
                     for target, entry in self.collected.items()
                 }
             )
+
+    def _wanted_views(self, items: list[pytest.Item]) -> dict[GateTarget, frozenset[str]]:
+        """Targets whose run may plan only some views: part of their items selected (a
+        shard, ``-k``), none of them a check of the whole run (the invariants, the policy),
+        and not under pytest-xdist (whose workers learn their items as they go, and split
+        the planning through the cache instead).  Each maps to its selected views and the
+        views those read, directly or not (a changed view's causes are read off them)."""
+        if hasattr(self.session.pytest_config, "workerinput") or self.config.execute:
+            return {}
+        chosen: dict[GateTarget, set[str]] = {}
+        whole: set[GateTarget] = set()
+        for item in items:
+            target = getattr(item, "target", None)
+            if target is None or not is_gate_item(item):
+                continue
+            if isinstance(item, GateItem):
+                whole.add(target)
+            else:
+                chosen.setdefault(target, set()).add(item.name)
+        wanted: dict[GateTarget, frozenset[str]] = {}
+        for target, views in chosen.items():
+            entry = self.collected.get(target)
+            if target in whole or entry is None or entry.complete:
+                continue
+            reads = self.dependencies.get(target, {})
+            stack, closure = list(views), set(views)
+            while stack:
+                for upstream in reads.get(stack.pop(), ()):
+                    if upstream not in closure:
+                        closure.add(upstream)
+                        stack.append(upstream)
+            wanted[target] = frozenset(closure)
+        return wanted
 
     def worker_finished(self, node: Any) -> None:
         """pytest-xdist controller: keep what a worker collected (each worker collects and
@@ -318,12 +354,21 @@ class GateState:
         """The adapter of the gate's run: planning through the plan cache when the adapter
         can (``with_plan_cache``).  The determinism check and the stability re-check
         always plan afresh, with :meth:`adapter`."""
-        adapter = self.adapter(target)
+        adapter = self._partial(target, self.adapter(target))
         cache = self.plan_cache()
         with_cache = getattr(adapter, "with_plan_cache", None)
         if cache is None or with_cache is None:
             return adapter
         return with_cache(cache)  # type: ignore[no-any-return]
+
+    def _partial(self, target: GateTarget, adapter: PipelineAdapter) -> PipelineAdapter:
+        """``adapter`` planning only the views this run's items need, when it can
+        (``with_views``)."""
+        views = self.wanted.get(target)
+        with_views = getattr(adapter, "with_views", None)
+        if views is None or with_views is None:
+            return adapter
+        return with_views(views)  # type: ignore[no-any-return]
 
     def compile_target(self, target: GateTarget) -> Any:
         """Compile ``target`` once per process, counting compiles (collection calls this);
@@ -467,6 +512,8 @@ class GateState:
             except Exception as exc:  # coded by call_adapter
                 run.error = exc
                 return run
+            if target in self.wanted and not self.config.execute:
+                return run  # part of the views: no item here reads a dry run of them
             if self.config.execute and not run.validation.ok:
                 run.execution_error = PlanguardError(
                     PlanguardCode.POLICY_FAILED,
@@ -484,7 +531,7 @@ class GateState:
     def recheck_bundles(self, run: ManifestRun) -> Mapping[str, BundleView]:
         """A second, independent plan of the same compiled program (stability check)."""
         if run.recheck is None:
-            adapter = self.adapter(run.target)
+            adapter = self._partial(run.target, self.adapter(run.target))
             context = call_adapter(adapter.build_context, run.compiled)
             run.recheck = call_adapter(adapter.bundles, call_adapter(adapter.plan, context))
         return run.recheck
@@ -740,6 +787,13 @@ class GateHooks:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._state.record(report)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+        # after every other plugin: a sharding plugin (pytest-split) divides the items in
+        # their collected order, and each shard then runs its determinism item last
+        yield
+        self._state.run_determinism_last(items)
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-xdist tells the controller
     def pytest_collection_finish(self, session: pytest.Session) -> None:

@@ -18,7 +18,7 @@ of its own.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -100,12 +100,15 @@ def compile_execution_plan(
     *,
     cache: PlanCache | None = None,
     trace: bool = False,
+    views: Collection[str] | None = None,
 ) -> ExecutionPlan:
     """Plan every view of the authority's program (see module docs).
 
     With ``cache``, a view whose key (:mod:`reference_impl.relspec.plan_cache`) is
     unchanged reuses its cached plan and statistics instead of planning again.
-    ``trace``: give each bundle its rule trace (:attr:`PlanBundle.trace`)."""
+    ``trace``: give each bundle its rule trace (:attr:`PlanBundle.trace`).
+    ``views``: plan only these (the caller includes the views they read); the plan then
+    holds nodes and bundles for them alone."""
     check_contract_version("authority", authority.contract_version, AUTHORITY_CONTRACT_VERSION)
     semantic = authority.semantic_context
     check_contract_version(
@@ -141,14 +144,15 @@ def compile_execution_plan(
     try:
         # a process of several sharing the cache plans ahead from its own slice (see
         # share_order); the loop below then reads what it planned or found
-        by_name = {view.name: view for view in manifest.views}
+        chosen = [v for v in manifest.views if views is None or v.name in views]
+        by_name = {view.name: view for view in chosen}
         ahead: dict[str, _Outcome] = {}
         missed: set[str] = set()
         for name in share_order(cache, tuple(by_name)):
             ahead[name] = plan_view(by_name[name], unplanned=missed)
             if ahead[name][2] is None:
                 missed.add(name)
-        for view in manifest.views:
+        for view in chosen:
             status, failure, result = plan_view(
                 view, unplanned=unplanned, ahead=ahead.pop(view.name, None)
             )
