@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 
@@ -224,3 +224,18 @@ def load_adapter(spec: str | None, *, trusted_modules: Sequence[str] = ()) -> Pi
             field_path="planguard_adapter",
         )
     return adapter
+
+
+_Adapter = TypeVar("_Adapter")
+
+
+def copy_with(adapter: _Adapter, **changes: Any) -> _Adapter:
+    """A shallow copy of ``adapter`` (of a subclass too) with ``changes`` set: the variants
+    the gate asks an adapter for (``with_plan_cache``, ``with_views``,
+    ``for_fingerprints``)."""
+    import copy
+
+    copied = copy.copy(adapter)
+    for name, value in changes.items():
+        setattr(copied, name, value)
+    return copied

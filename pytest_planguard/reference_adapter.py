@@ -17,6 +17,7 @@ from pytest_planguard.adapter import (
     PipelineFingerprints,
     ResolverStage,
     ValidationOutcome,
+    copy_with,
 )
 
 REFERENCE_COMPILE_ENTRYPOINTS = ("reference_impl.semantics.compile:compile_semantic_program",)
@@ -79,29 +80,17 @@ class ReferenceAdapter:
     def with_views(self, views: Collection[str]) -> Self:
         """A copy of this adapter planning only ``views`` (which include the views they
         read): for a run whose items read no other bundle, such as one shard's."""
-        import copy
-
-        adapter = copy.copy(self)
-        adapter.views = frozenset(views)
-        return adapter
+        return copy_with(self, views=frozenset(views))
 
     def with_plan_cache(self, cache: Any) -> Self:
         """A copy of this adapter (of a subclass too) planning through ``cache``."""
-        import copy
-
-        adapter = copy.copy(self)
-        adapter.plan_cache = cache
-        return adapter
+        return copy_with(self, plan_cache=cache)
 
     def for_fingerprints(self) -> Self:
         """A copy of this adapter without the rule trace, for runs that only compare
         fingerprints (the determinism check): no fingerprint covers the trace, and
         untraced planning gives the same plans for less (``EXPLAIN``, not ``VERBOSE``)."""
-        import copy
-
-        adapter = copy.copy(self)
-        adapter.trace = False
-        return adapter
+        return copy_with(self, trace=False)
 
     def compile(self, manifest: Path) -> Any:
         from reference_impl.pipeline import compile_program

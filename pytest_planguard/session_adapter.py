@@ -37,6 +37,7 @@ from pytest_planguard.adapter import (
     PipelineFingerprints,
     ResolverStage,
     ValidationOutcome,
+    copy_with,
     import_target,
 )
 from pytest_planguard.errors import PlanguardCode, PlanguardError
@@ -114,28 +115,16 @@ class SessionAdapter:
     def with_views(self, views: Collection[str]) -> Self:
         """A copy of this adapter planning only ``views`` (which include the views they
         read): for a run whose items read no other bundle, such as one shard's."""
-        import copy
-
-        adapter = copy.copy(self)
-        adapter.chosen = frozenset(views)
-        return adapter
+        return copy_with(self, chosen=frozenset(views))
 
     def with_plan_cache(self, cache: PlanCache | None) -> Self:
         """A copy of this adapter planning through ``cache`` (see :mod:`.session_identity`)."""
-        import copy
-
-        adapter = copy.copy(self)
-        adapter.plan_cache = cache
-        return adapter
+        return copy_with(self, plan_cache=cache)
 
     def for_fingerprints(self) -> Self:
         """A copy of this adapter without the rule trace, for runs that only compare
         fingerprints (the determinism check): no fingerprint covers the trace."""
-        import copy
-
-        adapter = copy.copy(self)
-        adapter.trace = False
-        return adapter
+        return copy_with(self, trace=False)
 
     # ------------------------------------------------------------------ compile
 

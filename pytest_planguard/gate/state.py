@@ -40,6 +40,7 @@ from pytest_planguard.gate.results import (
     manifest_label,
     received,
 )
+from pytest_planguard.gate.selection import determinism_last, partial_targets, xdist_share
 from pytest_planguard.gate.snapshot import (
     snapshot_directory,
     snapshot_header,
@@ -156,7 +157,7 @@ class GateState:
         self._cache: PlanCacheStore | None = None
         self._incremental: Incremental | None = None
         self.wanted: dict[GateTarget, frozenset[str]] = {}
-        """Targets whose run plans only these views (:meth:`_wanted_views`)."""
+        """Targets whose run plans only these views (:func:`.selection.partial_targets`)."""
         self._run_dir: Path | None = None
         """On the pytest-xdist controller: the run's directory of shared determinism
         subprocesses (:mod:`pytest_planguard.determinism_processes`)."""
@@ -238,7 +239,10 @@ class GateState:
         selected = {item.nodeid for item in session.items}
         for collected in self.collected.values():
             collected.complete = collected.nodeids <= selected
-        self.wanted = self._wanted_views(session.items)
+        partial = not (hasattr(session.config, "workerinput") or self.config.execute)
+        self.wanted = (
+            partial_targets(session.items, self.collected, self.dependencies) if partial else {}
+        )
         worker_output = getattr(session.config, "workeroutput", None)
         if worker_output is not None:
             worker_output[_WORKER_OUTPUT] = json.dumps(
@@ -252,39 +256,6 @@ class GateState:
                     for target, entry in self.collected.items()
                 }
             )
-
-    def _wanted_views(self, items: list[pytest.Item]) -> dict[GateTarget, frozenset[str]]:
-        """Targets whose run may plan only some views: part of their items selected (a
-        shard, ``-k``), none of them a check of the whole run (the invariants, the policy),
-        and not under pytest-xdist (whose workers learn their items as they go, and split
-        the planning through the cache instead).  Each maps to its selected views and the
-        views those read, directly or not (a changed view's causes are read off them)."""
-        if hasattr(self.session.pytest_config, "workerinput") or self.config.execute:
-            return {}
-        chosen: dict[GateTarget, set[str]] = {}
-        whole: set[GateTarget] = set()
-        for item in items:
-            target = getattr(item, "target", None)
-            if target is None or not is_gate_item(item):
-                continue
-            if isinstance(item, GateItem):
-                whole.add(target)
-            else:
-                chosen.setdefault(target, set()).add(item.name)
-        wanted: dict[GateTarget, frozenset[str]] = {}
-        for target, views in chosen.items():
-            entry = self.collected.get(target)
-            if target in whole or entry is None or entry.complete:
-                continue
-            reads = self.dependencies.get(target, {})
-            stack, closure = list(views), set(views)
-            while stack:
-                for upstream in reads.get(stack.pop(), ()):
-                    if upstream not in closure:
-                        closure.add(upstream)
-                        stack.append(upstream)
-            wanted[target] = frozenset(closure)
-        return wanted
 
     def worker_finished(self, node: Any) -> None:
         """pytest-xdist controller: keep what a worker collected (each worker collects and
@@ -312,20 +283,9 @@ class GateState:
         )
 
     def run_determinism_last(self, items: list[pytest.Item]) -> None:
-        """Move each ``invariant[determinism]`` item after the other items: its
-        subprocesses, started when collection ends, plan while the other items run, and
-        the check reads their results at the end instead of waiting for them early.
-
-        Not under pytest-xdist: there the item's in-process run is the longest item, and
-        early it runs while the other workers gate the views; last, they would idle."""
-        if hasattr(self.session.pytest_config, "workerinput"):
-            return
-        late: list[pytest.Item] = [
-            i for i in items if isinstance(i, GateItem) and i.check == "determinism"
-        ]
-        if late:
-            moved = set(late)
-            items[:] = [item for item in items if item not in moved] + late
+        """See :func:`.selection.determinism_last` (not under pytest-xdist)."""
+        if not hasattr(self.session.pytest_config, "workerinput"):
+            determinism_last(items)
 
     def keep_only_gate_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         kept = [item for item in items if is_gate_item(item)]
@@ -346,7 +306,7 @@ class GateState:
                 self.config.cache_dir,
                 max_bytes=self.config.cache_max_mb * 1024 * 1024,
                 verify=choose_verified(views, self.config.cache_verify),
-                share=_xdist_share(self.session.pytest_config),
+                share=xdist_share(self.session.pytest_config),
             )
         return self._cache
 
@@ -807,18 +767,6 @@ class GateHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         self._state.configure_node(node)
-
-
-def _xdist_share(config: pytest.Config) -> tuple[int, int] | None:
-    """(index, count) of this pytest-xdist worker (None outside one): the workers of a
-    run plan ahead from their own slices of a target's views, through the shared cache."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is None:
-        return None
-    worker, count = str(workerinput.get("workerid", "")), workerinput.get("workercount")
-    if not worker.startswith("gw") or not worker[2:].isdigit() or not isinstance(count, int):
-        return None
-    return int(worker[2:]), count
 
 
 def _describe(target: GateTarget) -> str:

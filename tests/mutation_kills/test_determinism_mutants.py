@@ -150,12 +150,18 @@ def test_closing_another_process_s_subprocesses_spares_a_reused_pid(tmp_path: Pa
     unrelated process since is spared)."""
     import subprocess
     import sys
+    import time
 
     shared = tmp_path / "run" / "target"
     shared.mkdir(parents=True)
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
     bystander = subprocess.Popen(sleep)
     ours = subprocess.Popen([*sleep, str(shared / "1.json")])
+    cmdline = Path(f"/proc/{ours.pid}/cmdline")
+    for _ in range(500):  # until it has exec'd (a forked child shows its parent's first)
+        if str(shared / "1.json").encode() in cmdline.read_bytes():
+            break
+        time.sleep(0.01)
     try:
         found = DeterminismProcesses(
             Checked(None, tmp_path / "m.toml", 2),
