@@ -218,9 +218,7 @@ class GateItem(pytest.Item):
         return message
 
     def _check_determinism(self, run: ManifestRun) -> str | None:
-        started = self.state.started.pop(self.target, None) or self.state.shared_determinism(
-            self.target
-        )
+        started = self.state.starts.take(self.target)
         incremental = self.state.incremental
         keys = (run.cache_keys or None) if incremental is not None else None
         checker = incremental.cache() if incremental is not None and keys is not None else None

@@ -21,17 +21,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_planguard.config import GateTarget
-from pytest_planguard.determinism_processes import (
-    Checked,
-    DeterminismProcesses,
-    Incremental,
-    shared_processes,
-    start_determinism_processes,
-    stop_shared,
-)
 from pytest_planguard.errors import PlanguardCode, PlanguardError
 from pytest_planguard.gate import github
-from pytest_planguard.gate.items import GateItem, ManifestFile, SessionModule, is_gate_item
+from pytest_planguard.gate.items import ManifestFile, SessionModule, is_gate_item
 from pytest_planguard.gate.report import TargetRecord, UnusedSnapshot, write_report
 from pytest_planguard.gate.results import (
     PROPERTY,
@@ -47,6 +39,7 @@ from pytest_planguard.gate.snapshot import (
     stale_temporaries,
     unused_snapshots,
 )
+from pytest_planguard.gate.starts import DeterminismStarts
 from pytest_planguard.gate.terminal import render_summary
 from pytest_planguard.invariants import (
     CompileCounter,
@@ -63,6 +56,7 @@ if TYPE_CHECKING:
         PipelineFingerprints,
         ValidationOutcome,
     )
+    from pytest_planguard.determinism_processes import Incremental
     from pytest_planguard.gate.plan_cache import PlanCacheStore
     from pytest_planguard.gate.review import Review
     from pytest_planguard.session import PlanguardSession
@@ -73,11 +67,6 @@ _WORKER_HEADERS = "planguard_headers"
 """``workeroutput`` key: the snapshot header of each target a worker planned."""
 _WORKER_CACHE = "planguard_cache"
 """``workeroutput`` key: a pytest-xdist worker's plan cache counts."""
-_RUN_DIR = "planguard_run_dir"
-"""``workerinput`` key: the directory of the run's shared determinism subprocesses."""
-_SAMPLE_SEED = "planguard_sample_seed"
-"""``workerinput`` key: the seed of the run's incremental determinism sample."""
-
 
 _CACHE_COUNTS = ("hits", "misses", "writes", "corrupt", "verified", "evicted", "entries", "bytes")
 
@@ -133,9 +122,7 @@ class GateState:
         self.compiles: dict[GateTarget, tuple[Any, CompileCounter]] = {}
         self.adapters: dict[GateTarget, PipelineAdapter] = {}
         self._snapshot_dirs: dict[GateTarget, Path] = {}
-        self.determinism_due: set[GateTarget] = set()
-        """Targets whose selected determinism item runs in this process."""
-        self.started: dict[GateTarget, DeterminismProcesses] = {}
+        self.starts = DeterminismStarts(self.config, session.pytest_config)
         self.results: list[ReportedResult] = []
         self.unused: list[UnusedSnapshot] = []
         self.collected: dict[GateTarget, CollectedManifest] = {}
@@ -155,12 +142,8 @@ class GateState:
         self.review: Review | None = None
         self.review_problems: list[str] = []
         self._cache: PlanCacheStore | None = None
-        self._incremental: Incremental | None = None
         self.wanted: dict[GateTarget, frozenset[str]] = {}
         """Targets whose run plans only these views (:func:`.selection.partial_targets`)."""
-        self._run_dir: Path | None = None
-        """On the pytest-xdist controller: the run's directory of shared determinism
-        subprocesses (:mod:`pytest_planguard.determinism_processes`)."""
         self.cache_counts: Counter[str] = Counter()
         """Plan cache counts of this run (under pytest-xdist: summed over the workers)."""
 
@@ -352,7 +335,7 @@ class GateState:
     def manifest_run(self, target: GateTarget) -> ManifestRun:
         run = self.runs.get(target)
         if run is None:
-            self._start_determinism(target)
+            self.starts.start(target)
             # Tracing allocations (where a stray resolver was created) slows the run down
             # severalfold: a dry run is traced only when it shows a stray, by running the
             # stages again.  A real run (--planguard-execute) writes: it is traced at once.
@@ -362,89 +345,14 @@ class GateState:
                 traced = self._instrumented_run(target, trace_origins=True).spy
                 if traced.stray() is not None:
                     run.spy = traced
-            if run.error is not None and target in self.started:
-                self.started.pop(target).close()  # the determinism item fails on run.error
+            if run.error is not None:
+                self.starts.drop(target)
         return run
-
-    def expect_determinism(self, items: list[pytest.Item]) -> None:
-        """Note the targets whose determinism item this run selected, and start their
-        subprocesses.  Under pytest-xdist, whose workers learn their items one batch at a
-        time, worker gw0 starts them for the run in the controller's directory, and the
-        worker that runs the item reads them there (:meth:`shared_determinism`)."""
-        workerinput = getattr(self.session.pytest_config, "workerinput", None)
-        if workerinput is not None and (
-            workerinput.get("workerid") != "gw0" or _RUN_DIR not in workerinput
-        ):
-            return
-        self.determinism_due = {
-            item.target
-            for item in items
-            if isinstance(item, GateItem) and item.check == "determinism"
-        }
-        for target in sorted(self.determinism_due, key=lambda t: t.key):
-            if target in self.compiles:  # its compile did not fail at collection
-                self._start_determinism(target)
-
-    def _start_determinism(self, target: GateTarget) -> None:
-        """Start the determinism check's subprocesses at the end of collection (or before
-        the run that precedes it), so that they use the cores this process leaves idle
-        while it runs other tests.  Not for a real run: outputs being written could be read
-        by the subprocesses' plans."""
-        if (
-            target not in self.determinism_due
-            or target in self.started
-            or self.config.execute
-            or self.config.processes < 1
-        ):
-            return
-        checked = Checked(
-            adapter_spec=None if target.spec else self.config.adapter,
-            manifest=target.path,
-            processes=self.config.processes,
-            trusted_modules=() if target.spec else tuple(self.config.trusted_modules),
-            session=target.spec,
-            incremental=self.incremental,
-        )
-        self.started[target] = start_determinism_processes(
-            checked, directory=self._shared_directory(target)
-        )
-
-    def shared_determinism(self, target: GateTarget) -> DeterminismProcesses | None:
-        """Under pytest-xdist: the subprocesses worker gw0 started for ``target``'s check."""
-        directory = self._shared_directory(target)
-        return shared_processes(directory) if directory is not None else None
-
-    def _shared_directory(self, target: GateTarget) -> Path | None:
-        workerinput = getattr(self.session.pytest_config, "workerinput", None)
-        if workerinput is None or _RUN_DIR not in workerinput:
-            return None
-        import hashlib
-
-        return Path(workerinput[_RUN_DIR]) / hashlib.sha256(target.key.encode()).hexdigest()[:16]
-
-    def configure_node(self, node: Any) -> None:
-        """pytest-xdist controller, before a worker starts: the run's shared directory
-        and incremental sample seed, the same for every worker."""
-        if self._run_dir is None:
-            import tempfile
-
-            self._run_dir = Path(tempfile.mkdtemp(prefix="planguard-run-"))
-        node.workerinput[_RUN_DIR] = str(self._run_dir)
-        if self.incremental is not None:
-            node.workerinput[_SAMPLE_SEED] = self.incremental.seed
 
     @property
     def incremental(self) -> Incremental | None:
         """The determinism check over the plan cache (None under --planguard-no-cache)."""
-        if self.config.cache_dir is None:
-            return None
-        if self._incremental is None:
-            import random
-
-            workerinput = getattr(self.session.pytest_config, "workerinput", {})
-            seed = workerinput.get(_SAMPLE_SEED, random.randrange(2**32))
-            self._incremental = Incremental(self.config.cache_dir, seed)
-        return self._incremental
+        return self.starts.incremental
 
     def _instrumented_run(self, target: GateTarget, *, trace_origins: bool = True) -> ManifestRun:
         """Stages after the compile, with the counter and the spy active.  The compile
@@ -509,12 +417,7 @@ class GateState:
                 self.locations[report.nodeid] = path + (f":{line + 1}" if line is not None else "")
 
     def finish(self, session: pytest.Session) -> None:
-        for started in self.started.values():
-            if started.owned:  # started for a determinism item that did not run
-                started.close()  # (shared ones may still be read: the controller stops them)
-        self.started.clear()
-        if self._run_dir is not None:
-            stop_shared(self._run_dir)
+        self.starts.finish()
         if self._cache is not None:
             self.cache_counts.update(self._cache.stats.counts())
         worker_output = getattr(session.config, "workeroutput", None)
@@ -757,7 +660,7 @@ class GateHooks:
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-xdist tells the controller
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._state.expect_determinism(session.items)
+        self._state.starts.at_collection_end(session.items, self._state.compiles)
         self._state.collection_finished(session)
 
     @pytest.hookimpl(optionalhook=True)
@@ -766,7 +669,7 @@ class GateHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        self._state.configure_node(node)
+        self._state.starts.configure_node(node)
 
 
 def _describe(target: GateTarget) -> str:
