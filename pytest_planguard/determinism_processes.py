@@ -102,6 +102,8 @@ class Child:
     pid: int
     process: subprocess.Popen[bytes] | None = None
     """The process object, in the process that started it (elsewhere: None)."""
+    pending: bool = False
+    """Not started yet (see :meth:`DeterminismProcesses.start_pending`)."""
 
 
 @dataclass(slots=True)
@@ -119,8 +121,30 @@ class DeterminismProcesses:
         return checked == self.checked
 
     def outcomes(self) -> list[tuple[str, PipelineFingerprints | str]]:
-        """Each subprocess's seed and fingerprints, or what went wrong, waiting for it."""
-        return [(child.seed, self._outcome(n, child)) for n, child in enumerate(self.children)]
+        """Each started subprocess's seed and fingerprints, or what went wrong, waiting
+        for it (a pending one is left out: :meth:`start_pending` was not needed)."""
+        return [
+            (child.seed, self._outcome(n, child))
+            for n, child in enumerate(self.children)
+            if not child.pending
+        ]
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """The seeds of the subprocesses not started."""
+        return tuple(child.seed for child in self.children if child.pending)
+
+    def start_pending(self) -> None:
+        """Start the subprocesses held back (thread-safe: the planning thread calls it on
+        the run's first plan-cache miss)."""
+        if not any(child.pending for child in self.children):
+            return
+        with _pending_lock:
+            for index, child in enumerate(self.children):
+                if child.pending and not self._closed:
+                    self.children[index] = _start_child(
+                        self.checked, self.directory, index, child.seed
+                    )
 
     def _outcome(self, index: int, child: Child) -> PipelineFingerprints | str:
         result = self.directory / f"{index}.json"
@@ -151,6 +175,8 @@ class DeterminismProcesses:
             return
         self._closed = True
         for index, child in enumerate(self.children):
+            if child.pending:
+                continue
             if child.process is not None:
                 if child.process.poll() is None:
                     child.process.kill()
@@ -163,30 +189,35 @@ class DeterminismProcesses:
 
 
 def start_determinism_processes(
-    checked: Checked, *, directory: Path | None = None
+    checked: Checked, *, directory: Path | None = None, hold_fixed: bool = False
 ) -> DeterminismProcesses:
     """Start the subprocesses of a determinism check of ``checked``.
 
     ``directory``: where they write, shared with other processes (which read it with
-    :func:`shared_processes`); by default a temporary one of this check's."""
+    :func:`shared_processes`); by default a temporary one of this check's.
+
+    ``hold_fixed``, for subprocesses started ahead of a check of this process's own over
+    the plan cache (``checked.incremental``) with two subprocesses or more: hold back the
+    one with the fixed seed (1).  A plan established by a passing check was planned under
+    that seed then, for these very inputs, so a re-check of established plans (the random
+    sample) learns nothing new from it; the random seeds (this process's, the other
+    subprocesses') are new.  It is started as soon as the run plans a view afresh
+    (:meth:`DeterminismProcesses.start_pending`, on a plan-cache miss) or the check finds
+    a plan not established."""
     owned = directory is None
     where = Path(tempfile.mkdtemp(prefix="planguard-determinism-")) if owned else directory
     assert where is not None
     where.mkdir(parents=True, exist_ok=True)
+    hold = hold_fixed and owned and checked.incremental is not None and checked.processes >= 2
     children: list[Child] = []
     for index, seed in enumerate(_hash_seeds(checked.processes)):
-        process = _spawn(
-            checked.adapter_spec,
-            checked.manifest,
-            seed,
-            checked.trusted_modules,
-            checked.session,
-            incremental=checked.incremental,
-            output=where / f"{index}.json",
-        )
-        children.append(Child(seed=seed, pid=process.pid, process=process))
-        if not owned:  # reaped here whoever reads it, so that its end is seen elsewhere
-            threading.Thread(target=process.wait, daemon=True).start()
+        if hold and index == 0:
+            children.append(Child(seed=seed, pid=0, pending=True))
+            continue
+        child = _start_child(checked, where, index, seed)
+        children.append(child)
+        if not owned and child.process is not None:  # reaped here whoever reads it,
+            threading.Thread(target=child.process.wait, daemon=True).start()  # (its end seen)
     started = DeterminismProcesses(checked, where, children, owned=owned)
     if not owned:
         _write_atomically(
@@ -199,6 +230,22 @@ def start_determinism_processes(
             ),
         )
     return started
+
+
+def _start_child(checked: Checked, where: Path, index: int, seed: str) -> Child:
+    process = _spawn(
+        checked.adapter_spec,
+        checked.manifest,
+        seed,
+        checked.trusted_modules,
+        checked.session,
+        incremental=checked.incremental,
+        output=where / f"{index}.json",
+    )
+    return Child(seed=seed, pid=process.pid, process=process)
+
+
+_pending_lock = threading.Lock()
 
 
 def shared_processes(directory: Path) -> DeterminismProcesses | None:

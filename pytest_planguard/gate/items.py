@@ -234,6 +234,8 @@ class GateItem(pytest.Item):
                 "the same plans and fingerprints, so no run was repeated"
             )
             return None
+        if started is not None and (checker is None or not keys or fresh):
+            started.start_pending()  # a plan not established: every seed checks it
         report = self.state.session.determinism(
             self.target.path,
             first=run.fingerprints,
@@ -243,9 +245,16 @@ class GateItem(pytest.Item):
         )
         failure = report.failure()
         if checker is not None and keys is not None:
+            held = started.pending if started is not None else ()
             self._note = (
                 f"{fresh} of {plans} distinct plans checked afresh in every run; the "
                 "others were established by an earlier passing check for the same inputs"
+                + (
+                    f" (re-checked at random: {sampled}, without the subprocess of "
+                    f"PYTHONHASHSEED={held[0]}, which planned them under that seed then)"
+                    if held
+                    else ""
+                )
             )
             if failure is None:
                 checker.establish(keys, run=digest)

@@ -18,7 +18,7 @@ import hashlib
 import os
 import random
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,7 @@ class PlanCacheStore:
         max_bytes: int = DEFAULT_MAX_BYTES,
         verify: Collection[str] = (),
         share: tuple[int, int] | None = None,
+        on_miss: Callable[[], None] | None = None,
     ) -> None:
         self.root = directory
         self.directory = directory / f"v{STORE_FORMAT}"
@@ -68,6 +69,8 @@ class PlanCacheStore:
         self.share = share
         """(index, count) of this process among the pytest-xdist workers sharing the
         directory in this run (:func:`reference_impl.relspec.plan_cache.share_order`)."""
+        self.on_miss = on_miss
+        """Called on each miss of a view plan (from the planning thread)."""
         self.stats = CacheStats()
         self.keys: set[str] = set()
         """The keys looked up since the last :meth:`record` (the plans of one run)."""
@@ -86,18 +89,23 @@ class PlanCacheStore:
         try:
             data = path.read_bytes()
         except OSError:
-            self.stats.misses += counted
+            self._missed(counted)
             return None
         payload = _unwrap(data)
         if payload is None:
             self.stats.corrupt += 1
-            self.stats.misses += counted
+            self._missed(counted)
             path.unlink(missing_ok=True)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used
         self.stats.hits += counted
         return payload
+
+    def _missed(self, counted: bool) -> None:
+        self.stats.misses += counted
+        if counted and self.on_miss is not None:
+            self.on_miss()
 
     def record(self) -> set[str]:
         """Start collecting the keys looked up from now on (one run's); returns the set."""

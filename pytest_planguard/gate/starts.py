@@ -104,7 +104,9 @@ class DeterminismStarts:
             session=target.spec,
             incremental=self.incremental,
         )
-        self.started[target] = start_determinism_processes(checked, directory=directory)
+        self.started[target] = start_determinism_processes(
+            checked, directory=directory, hold_fixed=True
+        )
 
     def take(self, target: GateTarget) -> DeterminismProcesses | None:
         """``target``'s subprocesses, for its determinism item: this process's own, else
@@ -120,6 +122,12 @@ class DeterminismStarts:
         item fails on that)."""
         if target in self.started:
             self.started.pop(target).close()
+
+    def start_pending(self) -> None:
+        """Start the subprocesses held back (the run planned a view afresh: its check
+        needs every seed)."""
+        for started in list(self.started.values()):
+            started.start_pending()
 
     def configure_node(self, node: Any) -> None:
         """pytest-xdist controller, before a worker starts: the run's shared directory

@@ -290,6 +290,7 @@ class GateState:
                 max_bytes=self.config.cache_max_mb * 1024 * 1024,
                 verify=choose_verified(views, self.config.cache_verify),
                 share=xdist_share(self.session.pytest_config),
+                on_miss=self.starts.start_pending,
             )
         return self._cache
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,14 +32,26 @@ def _logged_run(self, path, **kwargs):
     return _run(self, path, **kwargs)
 
 
+import pytest_planguard.gate.items as items
+
+_check = items.GateItem._check_determinism
+
+
+def _logged_check(self, run):
+    _log("check")
+    return _check(self, run)
+
+
 processes._spawn = _logged_spawn
 gate.GateState._instrumented_run = _logged_run
+items.GateItem._check_determinism = _logged_check
 """
 
 
 def _events(pytester: pytest.Pytester) -> list[str]:
     log = pytester.path / "events.log"
-    return log.read_text().split() if log.exists() else []
+    events = log.read_text().split() if log.exists() else []
+    return [e for e in events if e != "check"]
 
 
 def _spawned(pytester: pytest.Pytester) -> list[str]:
@@ -54,13 +67,14 @@ def _gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def test_each_determinism_subprocess_starts_once(pytester: pytest.Pytester, shop: Path) -> None:
+    """The random seed's subprocess starts before the run; the fixed seed's (1) is held
+    back until the run plans a view afresh (here: the first, no cache yet)."""
     result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
     result.assert_outcomes(passed=4 + len(VIEWS))
     events = _events(pytester)
-    assert events[0] == "spawn-1"  # the first seed is 1, the second drawn at random
-    assert events[1].startswith("spawn-")
-    assert events[1] != "spawn-1"
-    assert events[2:] == ["run"]  # started before the run
+    assert events[0].startswith("spawn-")  # drawn at random
+    assert events[0] != "spawn-1"
+    assert events[1:] == ["run", "spawn-1"]
 
 
 def test_a_real_run_starts_them_after_it(pytester: pytest.Pytester, shop: Path) -> None:
@@ -149,3 +163,77 @@ def test_the_determinism_item_runs_after_the_other_items(
         "manifest::toml::invariant[resolver_identity]",
         "manifest::toml::policy[validation]",
     ]
+
+
+def _timeline(pytester: pytest.Pytester) -> list[str]:
+    """Every event, the determinism check's start included, with the random seed's
+    spawn written ``spawn-R``."""
+    log = pytester.path / "events.log"
+    events = log.read_text().split() if log.exists() else []
+    return [e if not e.startswith("spawn-") or e == "spawn-1" else "spawn-R" for e in events]
+
+
+SAMPLE_ALL = """
+from pytest_planguard.gate.plan_cache import DeterminismCache
+
+DeterminismCache._sampled = lambda self, key: True
+"""
+
+
+def _warm(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """A first gate run (which establishes every plan), then the log cleared."""
+    _gate(pytester, "--snapshot-update", "--planguard-processes", "2").assert_outcomes(
+        passed=4 + len(VIEWS)
+    )
+    (pytester.path / "events.log").unlink()
+    return _gate(pytester, "--planguard-processes", "2", "--planguard-report", "r.json", *args)
+
+
+def _determinism_message(pytester: pytest.Pytester) -> str:
+    report = json.loads((pytester.path / "r.json").read_text())
+    return next(i["message"] for i in report["items"] if i.get("check") == "determinism")
+
+
+def test_a_recheck_of_established_plans_runs_without_the_fixed_seed(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Every plan established, every one drawn for a re-check: the fixed seed's
+    subprocess, which planned them under seed 1 when they were established, never
+    starts; the random seed's does, and the check passes and says so."""
+    pytester.makepyfile(sample_all=SAMPLE_ALL)
+    result = _warm(pytester, "-p", "sample_all")
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    assert _timeline(pytester) == ["spawn-R", "run", "check"]
+    assert "without the subprocess of PYTHONHASHSEED=1" in _determinism_message(pytester)
+
+
+def test_a_changed_view_starts_the_fixed_seed_during_the_run(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Twin: a view whose SQL changed misses the plan cache; the fixed seed's subprocess
+    starts then, during the run, not when the check comes up."""
+    manifest = pytester.path / "manifest.toml"
+    text = manifest.read_text()
+    _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
+    (pytester.path / "events.log").unlink()
+    manifest.write_text(text.replace("SELECT ", "SELECT DISTINCT ", 1))
+    result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    assert _timeline(pytester) == ["spawn-R", "run", "spawn-1", "check"]
+
+
+def test_a_cached_plan_no_check_established_starts_the_fixed_seed_at_the_check(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Twin: the plans are cached by a run without the determinism item, so they hit the
+    cache but no check established them: the check starts the fixed seed's subprocess
+    and reads it (four plans checked afresh)."""
+    _gate(pytester, "--snapshot-update", "-k", "not determinism").assert_outcomes(
+        passed=3 + len(VIEWS), deselected=1
+    )
+    (pytester.path / "events.log").unlink()
+    result = _gate(pytester, "--planguard-processes", "2", "--planguard-report", "r.json")
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    assert _timeline(pytester) == ["spawn-R", "run", "check", "spawn-1"]
+    assert _determinism_message(pytester).startswith("4 of 4 distinct plans checked afresh")
+    assert "PYTHONHASHSEED=1" not in _determinism_message(pytester)
