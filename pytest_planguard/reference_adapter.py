@@ -93,9 +93,9 @@ class ReferenceAdapter:
         return copy_with(self, trace=False)
 
     def compile(self, manifest: Path) -> Any:
-        from reference_impl.pipeline import compile_program
+        from reference_impl.pipeline import PipelineOptions, compile_program
 
-        return compile_program(manifest)
+        return compile_program(manifest, PipelineOptions(plan_cache=self.plan_cache))
 
     def view_names(self, compiled: Any) -> Sequence[str]:
         return tuple(compiled.view_names())

@@ -106,7 +106,9 @@ def _load(state: PipelineState) -> PipelineState:
 
 
 def _compile(state: PipelineState) -> PipelineState:
-    program = compile_semantic_program(_need(state.model, "load"))
+    program = compile_semantic_program(
+        _need(state.model, "load"), analyses=state.options.plan_cache
+    )
     return dataclasses.replace(state, program=program)
 
 
@@ -234,10 +236,13 @@ def pipeline_options(
     return PipelineOptions(mode=mode, executors=executors, trusted_modules=tuple(trusted_modules))
 
 
-def compile_program(path: str | os.PathLike[str]) -> SemanticProgramManifest:
+def compile_program(
+    path: str | os.PathLike[str], options: PipelineOptions | None = None
+) -> SemanticProgramManifest:
     """The load and compile stages alone (engine-free): the program ``plan_pipeline``
-    can start from."""
-    return _need(run_stages(PipelineState(path), last="compile").program, "compile")
+    can start from (``options.plan_cache`` keeps the views' SQL analyses too)."""
+    state = PipelineState(path, options or PipelineOptions())
+    return _need(run_stages(state, last="compile").program, "compile")
 
 
 def plan_pipeline(

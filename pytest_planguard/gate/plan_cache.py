@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_planguard.gate.normalize import NORMALIZER_VERSION
-from reference_impl.relspec.plan_cache import STATISTICS_PREFIX
+from reference_impl.relspec.plan_cache import NOT_PLANS, is_analyses
 
 STORE_FORMAT = 1
 _MAGIC = b"planguard-plan-cache\0"
@@ -84,7 +84,7 @@ class PlanCacheStore:
         """The entry under ``key``; hits and misses count view plans (not the dataset
         statistics the same store keeps)."""
         self.keys.add(key)
-        counted = not key.startswith(STATISTICS_PREFIX)
+        counted = not key.startswith(NOT_PLANS)
         path = self._path(key)
         try:
             data = path.read_bytes()
@@ -225,6 +225,8 @@ class DeterminismCache:
         self.rate = rate
 
     def get(self, key: str) -> bytes | None:
+        if is_analyses(key):  # not a plan: a pure function of the SQL
+            return self.store.get(key)
         if self._sampled(key) or not self.established(key):
             return None
         return self.store.get(key)
@@ -233,7 +235,10 @@ class DeterminismCache:
         return self.store.get(_MARKER + key) is not None
 
     def put(self, key: str, value: bytes) -> None:
-        """The check's own plans are not cached (the gate's run caches)."""
+        """The check's own plans are not cached (the gate's run caches); the views' SQL
+        analyses are (:mod:`reference_impl.semantics.compile`)."""
+        if is_analyses(key):
+            self.store.put(key, value)
 
     def verify(self, label: str) -> bool:
         return False
@@ -244,7 +249,7 @@ class DeterminismCache:
     def count(self, keys: Collection[str]) -> tuple[int, int, int]:
         """(view plans among ``keys``, those not established, established ones drawn in
         the sample): what a check plans afresh is the last two."""
-        plans = [key for key in keys if not key.startswith(STATISTICS_PREFIX)]
+        plans = [key for key in keys if not key.startswith(NOT_PLANS)]
         new = {key for key in plans if not self.established(key)}
         return (
             len(plans),

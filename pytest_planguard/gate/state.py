@@ -318,8 +318,16 @@ class GateState:
         """Compile ``target`` once per process, counting compiles (collection calls this);
         a session's compile is its factory call."""
         if target not in self.compiles:
+            adapter = self.adapter(target)
+            with_cache = getattr(adapter, "with_plan_cache", None)
+            if with_cache is not None and self.config.cache_dir is not None:
+                # the compile keeps its SQL analyses in the cache (the run's store, made
+                # once every target is collected, picks the views to verify)
+                from pytest_planguard.gate.plan_cache import PlanCacheStore
+
+                adapter = with_cache(PlanCacheStore(self.config.cache_dir))
             with count_compiles(self.compile_targets(target)) as counter:
-                compiled = call_adapter(self.adapter(target).compile, target.path)
+                compiled = call_adapter(adapter.compile, target.path)
             self.compiles[target] = (compiled, counter)
         return self.compiles[target][0]
 

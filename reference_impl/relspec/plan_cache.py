@@ -32,10 +32,23 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from reference_impl.semantics.program import ANALYSES_PREFIX
+
 CACHE_FORMAT = 1
 """Bump when what a cached value holds, or how it is planned, changes."""
 
 STATISTICS_PREFIX = "statistics:"
+NOT_PLANS = (STATISTICS_PREFIX, ANALYSES_PREFIX)
+"""Prefixes of the keys a plan cache holds besides view plans: dataset statistics and
+the views' SQL analyses (:mod:`reference_impl.semantics.compile`)."""
+
+
+def is_analyses(key: str) -> bool:
+    """Whether ``key`` holds a manifest's SQL analyses: not a plan, a pure function of the
+    views' SQL, served alike to every run."""
+    return key.startswith(ANALYSES_PREFIX)
+
+
 _T = TypeVar("_T")
 _SCAN = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
 

@@ -14,33 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
-import sqlglot
-from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.optimizer.scope import traverse_scope
-from sqlglot.tokens import Token, TokenType
 
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.complexity import (
     MAX_EXPANDED_SCANS,
     MAX_INLINED_DEPTH,
     MAX_INLINED_RELATIONS,
-    MAX_SQL_DEPTH,
     expanded_scans,
     inlined_plan_sizes,
-    tree_profile,
 )
 from reference_impl.semantics.load import resolve_location, store_of
 from reference_impl.semantics.model import SemanticModel, StorageSpec
 from reference_impl.semantics.program import (
+    ANALYSES_PREFIX,
     SEMANTIC_CONTRACT_VERSION,
     DatasetBinding,
     DatasetBindings,
@@ -52,36 +45,27 @@ from reference_impl.semantics.program import (
     UdfDeclaration,
 )
 
-MAX_SQL_NESTING = 64
-"""Deepest parenthesis nesting accepted in a view; deeper SQL can exhaust the planner's
-stack, so it is refused up front with ``MANIFEST_SQL_TOO_COMPLEX``."""
 
-_NOT_A_QUERY_KEYWORDS = frozenset(
-    {
-        "ALTER", "ANALYZE", "ATTACH", "CALL", "COMMENT", "COMMIT", "COPY", "CREATE",
-        "DEALLOCATE", "DELETE", "DESCRIBE", "DETACH", "DROP", "EXECUTE", "EXPLAIN",
-        "GRANT", "INSERT", "LOAD", "MERGE", "PRAGMA", "PREPARE", "REFRESH", "REPLACE",
-        "RESET", "REVOKE", "ROLLBACK", "SET", "SHOW", "TRUNCATE", "UNLOAD", "UPDATE",
-        "UPSERT", "USE", "VACUUM",
-    }
-)  # fmt: skip
-_QUERY_TYPES = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
-_STATEMENT_NODES = (exp.Into, exp.DML, exp.DDL, exp.Drop, exp.Command)
-"""Nodes that make a query a statement: ``SELECT ... INTO`` creates a table when DataFusion
-plans it, and DML can hide in a CTE."""
-_DEFAULT_SCHEMAS = frozenset({"", "public"})
-_DIALECT = Dialect.get_or_raise(None)
-"""sqlglot's default dialect: what ``sqlglot.tokenize`` and ``sqlglot.parse`` use."""
-ANALYSIS_CACHE_SIZE = 4096
-"""Analyses of view SQL kept per process (see :func:`clear_analysis_cache`)."""
-_CACHED_SQL_CHARS = 16 * 1024
-"""Longer SQL is analysed every time rather than kept in the cache."""
+class AnalysisStore(Protocol):
+    """Where the SQL analyses of a manifest's views may be kept between processes (a
+    plan gate's cache directory).  An analysis is a pure function of the view's name and
+    SQL, the analysing code and sqlglot: a stored one is used only when all match."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
 
 
-def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
-    """Compile a loaded manifest into its semantic program (engine-free, pure)."""
+def compile_semantic_program(
+    model: SemanticModel, *, analyses: AnalysisStore | None = None
+) -> SemanticProgramManifest:
+    """Compile a loaded manifest into its semantic program (engine-free, pure).
+
+    ``analyses``: where the views' SQL analyses are kept between runs; then sqlglot is
+    not even imported when every view's analysis is known."""
     document = model.document
     shown = model.path
+    stored = _StoredAnalyses(analyses, str(model.path))
     try:
         datasets = set(document.datasets)
         for name in sorted(datasets & set(document.views)):
@@ -95,9 +79,12 @@ def compile_semantic_program(model: SemanticModel) -> SemanticProgramManifest:
         reads: dict[str, Mapping[str, int]] = {}
         depths: dict[str, int] = {}
         analysed = {
-            name: _analyse_view(name, model.view_sql[name], known, reads, depths)
+            name: _analyse_view(
+                name, model.view_sql[name], known, stored, reads=reads, depths=depths
+            )
             for name in sorted(document.views)
         }
+        stored.save()
         order = _topological_order(
             {
                 name: [ref for ref in refs if ref in document.views]
@@ -221,20 +208,19 @@ def _analyse_view(
     name: str,
     sql: str,
     known: set[str],
-    reads: dict[str, Mapping[str, int]] | None = None,
-    depths: dict[str, int] | None = None,
+    stored: _StoredAnalyses,
+    *,
+    reads: dict[str, Mapping[str, int]],
+    depths: dict[str, int],
 ) -> tuple[str, ...]:
     """Check that ``sql`` is one query and return the names it reads.
 
     ``reads`` receives how many times the view reads each name, CTEs inlined; ``depths``
     its longest chain of CTEs.
     """
-    analyse = _analyse_sql if len(sql) > _CACHED_SQL_CHARS else _analyse_sql_cached
-    refs, multiplicity, depth = analyse(name, sql)
-    if reads is not None:
-        reads[name] = multiplicity
-    if depths is not None:
-        depths[name] = depth
+    refs, multiplicity, depth = stored.analysis(name, sql)
+    reads[name] = multiplicity
+    depths[name] = depth
     for ref in refs:
         if ref not in known:
             raise ReferenceImplError(
@@ -247,168 +233,84 @@ def _analyse_view(
 
 
 def clear_analysis_cache() -> None:
-    """Forget the cached analyses of view SQL (benchmarks start cold with this)."""
-    _analyse_sql_cached.cache_clear()
+    """Forget the analyses of view SQL kept in this process (benchmarks start cold)."""
+    import sys
+
+    module = sys.modules.get("reference_impl.semantics.sql_analysis")
+    if module is not None:
+        module.clear_analysis_cache()
 
 
-def _analyse_sql(name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int], int]:
-    """The sqlglot analysis of one view: the names it reads (sorted) and how many times
-    it reads each, CTEs inlined; a coded error when it is not exactly one query.
+class _StoredAnalyses:
+    """The analyses of one manifest's views: read from ``store`` once (one entry per
+    manifest, each view's under the digest of its name and SQL), computed with
+    :mod:`.sql_analysis` when missing, and written back once when any was."""
 
-    A pure function of ``(name, sql)``: compiling the same manifest again in one process
-    (the gate's determinism runs, a test suite) reuses it through the cache.
-    """
-    path = f"views.{name}.sql"
-    tokens = _tokenize(name, sql, path)
-    statements = _split_statements(tokens)
-    if not statements:
-        raise ReferenceImplError(
-            ErrorCode.MANIFEST_SQL_SYNTAX, "the SQL holds no statement", field_path=path
-        )
-    if len(statements) > 1:
-        raise _view_error(
-            ErrorCode.MANIFEST_NOT_A_QUERY,
-            name,
-            path,
-            f"view {name!r} holds {len(statements)} statements; a view is exactly one query",
-        )
-    first = statements[0][0]
-    if first.text.upper() in _NOT_A_QUERY_KEYWORDS:
-        raise _view_error(
-            ErrorCode.MANIFEST_NOT_A_QUERY,
-            name,
-            path,
-            f"view {name!r} is a {first.text.upper()} statement; only queries are allowed",
-        )
-    _check_nesting(name, statements[0], path)
+    def __init__(self, store: AnalysisStore | None, manifest: str) -> None:
+        self.store = store
+        self.key = ANALYSES_PREFIX + manifest
+        self.known: dict[str, Any] = {}
+        self.changed = False
+        if store is not None:
+            self.known = _read_analyses(store.get(self.key))
+
+    def analysis(self, name: str, sql: str) -> tuple[tuple[str, ...], Mapping[str, int], int]:
+        digest = hashlib.sha256(f"{name}\0{sql}".encode()).hexdigest()
+        entry = self.known.get(digest)
+        if entry is not None:
+            refs, counts, depth = entry
+            return tuple(refs), MappingProxyType(dict(counts)), int(depth)
+        from reference_impl.semantics.sql_analysis import analyse_sql
+
+        refs, multiplicity, depth = analyse_sql(name, sql)
+        if self.store is not None:
+            self.known[digest] = [list(refs), list(multiplicity.items()), depth]
+            self.changed = True
+        return refs, multiplicity, depth
+
+    def save(self) -> None:
+        if self.store is not None and self.changed:
+            payload = {"version": _analysis_version(), "views": self.known}
+            self.store.put(self.key, json.dumps(payload, sort_keys=True).encode())
+
+
+def _read_analyses(data: bytes | None) -> dict[str, Any]:
+    """The stored analyses, if made by this analysing code and sqlglot (else none)."""
+    if data is None:
+        return {}
     try:
-        # ``parse`` rather than ``parse_one``: stray semicolons and a comment after the
-        # last one parse as empty/``Semicolon`` entries (DataFusion ignores them too).
-        # what ``sqlglot.parse(sql)`` does, from the tokens already read (once, not twice)
-        parsed = [
-            tree
-            for tree in _DIALECT.parser().parse(tokens, sql)
-            if tree is not None and type(tree) is not exp.Semicolon
-        ]
-        if len(parsed) != 1:
-            raise ParseError(f"expected one query, parsed {len(parsed)}")
-        tree = parsed[0]
-    except (ParseError, TokenError) as exc:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_SYNTAX,
-            name,
-            path,
-            f"view {name!r}: {_first_line(str(exc))}",
-        ) from None
-    except RecursionError:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
-            name,
-            path,
-            f"view {name!r} is nested too deeply to analyse",
-        ) from None
-    if not isinstance(tree, _QUERY_TYPES):
-        raise _view_error(
-            ErrorCode.MANIFEST_NOT_A_QUERY,
-            name,
-            path,
-            f"view {name!r} is a {tree.key.upper()} statement; only queries are allowed",
-        )
-    # one walk: the expression depth, the first statement node, the reads and CTE depth
-    depth, nested, counts, cte_depth = tree_profile(tree, _STATEMENT_NODES)
-    if nested is not None:
-        kind = "SELECT ... INTO" if isinstance(nested, exp.Into) else nested.key.upper()
-        raise _view_error(
-            ErrorCode.MANIFEST_NOT_A_QUERY,
-            name,
-            path,
-            f"view {name!r} contains a {kind} statement; only queries are allowed",
-        )
-    if depth > MAX_SQL_DEPTH:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
-            name,
-            path,
-            f"view {name!r} nests expressions {depth} deep; the limit is {MAX_SQL_DEPTH}",
-        )
-    multiplicity = MappingProxyType(dict(counts))
-    return tuple(sorted(set(_table_references(name, tree, path)))), multiplicity, cte_depth
+        payload = json.loads(data)
+        if payload["version"] == _analysis_version() and isinstance(payload["views"], dict):
+            return dict(payload["views"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return {}
 
 
-_analyse_sql_cached = lru_cache(maxsize=ANALYSIS_CACHE_SIZE)(_analyse_sql)
+_VERSION: list[str] = []
 
 
-def _view_error(code: ErrorCode, name: str, path: str, message: str) -> ReferenceImplError:
-    """A coded error about view ``name``'s SQL at field ``path``."""
-    return ReferenceImplError(code, message, field_path=path, subjects=(name,))
+def _analysis_version() -> str:
+    """A digest of the code an analysis comes from: :mod:`.sql_analysis`,
+    :mod:`.complexity` and sqlglot's version file (read, not imported)."""
+    if not _VERSION:
+        from importlib.util import find_spec
 
-
-def _tokenize(name: str, sql: str, path: str) -> list[Token]:
-    try:
-        return sqlglot.tokenize(sql)
-    except (TokenError, ParseError) as exc:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_SYNTAX,
-            name,
-            path,
-            f"view {name!r}: {_first_line(str(exc))}",
-        ) from None
-
-
-def _split_statements(tokens: list[Token]) -> list[list[Token]]:
-    statements: list[list[Token]] = [[]]
-    for token in tokens:
-        if token.token_type == TokenType.SEMICOLON:
-            statements.append([])
-        else:
-            statements[-1].append(token)
-    return [statement for statement in statements if statement]
-
-
-def _check_nesting(name: str, tokens: list[Token], path: str) -> None:
-    depth = deepest = 0
-    for token in tokens:
-        if token.token_type == TokenType.L_PAREN:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token.token_type == TokenType.R_PAREN:
-            depth -= 1
-    if deepest > MAX_SQL_NESTING:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
-            name,
-            path,
-            f"view {name!r} nests parentheses {deepest} deep; the limit is {MAX_SQL_NESTING}",
-        )
-
-
-def _table_references(name: str, tree: exp.Expression, path: str) -> Iterable[str]:
-    """Names of the tables a query reads, CTE names excluded, unquoted names lowercased."""
-    try:
-        tables = [
-            source
-            for scope in traverse_scope(tree)
-            for source in scope.sources.values()
-            if isinstance(source, exp.Table)
-        ]
-    except Exception:
-        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-        tables = [t for t in tree.find_all(exp.Table) if t.name.lower() not in ctes]
-    for table in tables:
-        if not table.name:  # table functions such as unnest(...)
-            continue
-        schema = table.db.lower()
-        if table.catalog or schema not in _DEFAULT_SCHEMAS:
-            raise ReferenceImplError(
-                ErrorCode.MANIFEST_UNKNOWN_REFERENCE,
-                f"view {name!r} reads {table.sql()!r}: only unqualified names of datasets "
-                "and views can be read",
-                field_path=path,
-                subjects=(name, table.sql()),
-            )
-        identifier = table.this
-        quoted = isinstance(identifier, exp.Identifier) and identifier.quoted
-        yield table.name if quoted else table.name.lower()
+        digest = hashlib.sha256()
+        here = Path(__file__).parent
+        spec = find_spec("sqlglot")
+        sqlglot_dir = Path(spec.origin).parent if spec and spec.origin else None
+        for path in (
+            here / "sql_analysis.py",
+            here / "complexity.py",
+            *((sqlglot_dir / "_version.py", sqlglot_dir / "__init__.py") if sqlglot_dir else ()),
+        ):
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(b"?")
+        _VERSION.append(digest.hexdigest())
+    return _VERSION[0]
 
 
 def _check_expansion(
@@ -542,7 +444,3 @@ def runtime_policy_fingerprint(model: SemanticModel) -> str:
         # their secrets: never a secret value (none is known here)
         payload["storage"] = msgspec.to_builtins(document.storage)
     return hashlib.sha256(msgspec.json.encode(payload, order="sorted")).hexdigest()
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text

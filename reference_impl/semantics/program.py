@@ -15,6 +15,10 @@ import msgspec
 from reference_impl.errors import ErrorCode, ReferenceImplError
 from reference_impl.semantics.model import PolicySpec, RuntimeSpec
 
+ANALYSES_PREFIX = "analyses:"
+"""Key prefix of the stored SQL analyses of a manifest's views in a store shared between
+runs (:class:`reference_impl.semantics.compile.AnalysisStore`, a plan gate's cache)."""
+
 SEMANTIC_CONTRACT_VERSION = "semantic/1"
 
 

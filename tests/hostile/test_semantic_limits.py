@@ -24,15 +24,10 @@ from reference_impl.engine.runtime import runtime_profile_from_specs
 from reference_impl.engine.session import new_session
 from reference_impl.errors import ReferenceImplError
 from reference_impl.semantics.compile import compile_semantic_program
-from reference_impl.semantics.complexity import (
-    MAX_INLINED_DEPTH,
-    MAX_INLINED_RELATIONS,
-    expression_depth,
-    scan_profile,
-    tree_profile,
-)
+from reference_impl.semantics.complexity import MAX_INLINED_DEPTH, MAX_INLINED_RELATIONS
 from reference_impl.semantics.load import load_manifest
 from reference_impl.semantics.model import PolicySpec, RuntimeSpec
+from reference_impl.semantics.sql_analysis import expression_depth, scan_profile, tree_profile
 from tests.hostile.corpus import CLEAN, T, cte_chain, view, view_chain, write_table
 from tests.support.codes import CodeRecorder
 
@@ -96,7 +91,7 @@ PROFILE_SHAPES = [
 def test_one_walk_profiles_a_tree_as_the_separate_walks_do(sql: str) -> None:
     """Semantic compile reads a view's expression depth, first statement node and scan
     profile in one walk (:func:`tree_profile`): the same answers as each on its own."""
-    from reference_impl.semantics.compile import _STATEMENT_NODES
+    from reference_impl.semantics.sql_analysis import _STATEMENT_NODES
 
     tree = sqlglot.parse_one(sql)
     depth, statement, counts, cte_depth = tree_profile(tree, _STATEMENT_NODES)

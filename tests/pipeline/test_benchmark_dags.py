@@ -11,8 +11,9 @@ import pytest
 import sqlglot
 
 from reference_impl.semantics.compile import compile_semantic_program
-from reference_impl.semantics.complexity import expanded_scans, scan_multiplicity
+from reference_impl.semantics.complexity import expanded_scans
 from reference_impl.semantics.load import load_manifest
+from reference_impl.semantics.sql_analysis import scan_multiplicity
 from tests.support.benchmarks import benchmark_module
 
 
