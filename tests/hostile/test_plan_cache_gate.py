@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.hostile.conftest import CodeRecorder
-from tests.support.gate import FAST
+from tests.support.gate import FAST, plan_entry_files
 from tests.support.shop import write_shop
 
 VIEWS = 4
@@ -48,7 +48,7 @@ def test_no_cache_reads_and_writes_nothing(pytester: pytest.Pytester, tmp_path: 
 
 def _swap_entries(directory: Path) -> None:
     """Every cached plan replaced by another view's: what a key missing an input does."""
-    entries = sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 500)
+    entries = plan_entry_files(directory)
     payloads = [p.read_bytes() for p in entries]
     for path, payload in zip(entries, payloads[1:] + payloads[:1], strict=True):
         path.write_bytes(payload)

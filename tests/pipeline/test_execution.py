@@ -141,8 +141,8 @@ def test_one_compile_and_one_resolver_object_per_run(
     resolvers: list[tuple[str, object]] = []
     real_compile = pipeline_module.compile_semantic_program
 
-    def counting_compile(model: Any) -> Any:
-        manifest = real_compile(model)
+    def counting_compile(model: Any, **options: Any) -> Any:
+        manifest = real_compile(model, **options)
         compiles.append(manifest)
         return manifest
 

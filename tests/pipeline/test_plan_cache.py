@@ -22,6 +22,7 @@ from pytest_planguard.adapter import BundleView
 from pytest_planguard.gate import plan_cache as store_module
 from pytest_planguard.gate.plan_cache import PlanCacheStore
 from pytest_planguard.reference_adapter import ReferenceAdapter
+from tests.support.gate import plan_entry_files
 from tests.support.shop import edit, write_shop
 
 VIEWS = ("order_totals", "customer_totals", "big_spenders", "event_counts")
@@ -38,11 +39,6 @@ class Spy(PlanCacheStore):
         found = super().get(key)
         self.looked.append("hit" if found is not None else "miss")
         return found
-
-
-def plan_entries(directory: Path) -> list[Path]:
-    """The entries holding view plans (the store also keeps small statistics entries)."""
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size > 500)
 
 
 def bundles(manifest: Path, cache: PlanCacheStore | None) -> Mapping[str, BundleView]:
@@ -81,7 +77,8 @@ def test_a_hit_gives_the_bytes_fresh_planning_gives(shop: Path, tmp_path: Path) 
     warm = bundles(shop, store)
     fresh = bundles(shop, None)
     assert store.stats.hits == len(VIEWS)
-    assert store.stats.writes == len(VIEWS) + 3  # and the statistics of the 3 datasets
+    # and the statistics of the 3 datasets, and the manifest's SQL analyses
+    assert store.stats.writes == len(VIEWS) + 3 + 1
     assert as_bytes(warm) == as_bytes(fresh) == as_bytes(cold)
 
 
@@ -185,7 +182,7 @@ def test_a_changed_udf_re_plans_every_view(shop: Path, tmp_path: Path) -> None:
 def test_a_corrupt_entry_is_a_miss_never_an_error(shop: Path, tmp_path: Path) -> None:
     store = PlanCacheStore(tmp_path / "cache")
     expected = as_bytes(bundles(shop, store))
-    files = plan_entries(tmp_path / "cache")
+    files = plan_entry_files(tmp_path / "cache")
     files[0].write_bytes(files[0].read_bytes()[:-7])  # torn
     files[1].write_bytes(b"planguard-plan-cache\0" + b"\0" * 32 + b"garbage")
     again = PlanCacheStore(tmp_path / "cache")
@@ -197,7 +194,7 @@ def test_a_valid_entry_under_the_wrong_key_is_caught_by_verify(shop: Path, tmp_p
     """What an incomplete key would do: serve another plan. verify re-plans and tells."""
     directory = tmp_path / "cache"
     bundles(shop, PlanCacheStore(directory))
-    files = plan_entries(directory)
+    files = plan_entry_files(directory)
     payloads = [p.read_bytes() for p in files]
     for path, payload in zip(files, payloads[1:] + payloads[:1], strict=True):
         path.write_bytes(payload)  # every entry now holds another view's plan

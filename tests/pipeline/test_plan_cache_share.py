@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from pytest_planguard.gate.plan_cache import PlanCacheStore
-from reference_impl.relspec.plan_cache import share_order
+from reference_impl.relspec.plan_cache import NOT_PLANS, share_order
 from tests.pipeline.test_plan_cache import VIEWS, as_bytes, bundles
 from tests.support.shop import write_shop
 
@@ -30,12 +30,12 @@ class Recording(PlanCacheStore):
         self.lookups = 0
 
     def get(self, key: str) -> bytes | None:
-        self.lookups += not key.startswith("statistics:")
+        self.lookups += not key.startswith(NOT_PLANS)
         return super().get(key)
 
     def put(self, key: str, value: bytes) -> None:
         super().put(key, value)
-        if not key.startswith("statistics:"):
+        if not key.startswith(NOT_PLANS):
             self.written.append(p0_of(value))
 
 

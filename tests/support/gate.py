@@ -67,3 +67,22 @@ def run_gate(
         timeout=timeout,
         **kwargs,
     )
+
+
+def plan_entry_files(directory: Path) -> list[Path]:
+    """The files of a plan cache holding view plans (it also keeps dataset statistics and
+    the views' SQL analyses): those whose payload is a plan's MessagePack map."""
+    import msgspec
+
+    from pytest_planguard.gate.plan_cache import _unwrap
+
+    found = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        payload = _unwrap(path.read_bytes())
+        try:
+            decoded = msgspec.msgpack.decode(payload) if payload else None
+        except msgspec.DecodeError:
+            continue
+        if isinstance(decoded, dict) and ("p0" in decoded or "frame" in decoded):
+            found.append(path)
+    return found
