@@ -279,6 +279,24 @@ def test_deeply_nested_sql_is_too_complex(write_manifest: WriteManifest) -> None
     assert err.code == ErrorCode.MANIFEST_SQL_TOO_COMPLEX
 
 
+def _nested_case(depth: int) -> str:
+    return "SELECT " + "CASE WHEN true THEN " * depth + "1" + " END" * depth + " AS x"
+
+
+def test_case_expressions_nest_at_most_32_deep(
+    write_manifest: WriteManifest,
+) -> None:
+    """CASE nests without parentheses; its bound is checked on the tokens, so it does not
+    depend on how deep the parser (sqlglot in Python, or compiled) recurses."""
+    limit = 32
+    compile_text(write_manifest, DATASETS + f"[views.v]\nsql = {json.dumps(_nested_case(limit))}\n")
+    err = compile_error(
+        write_manifest, DATASETS + f"[views.v]\nsql = {json.dumps(_nested_case(limit + 1))}\n"
+    )
+    assert err.code == ErrorCode.MANIFEST_SQL_TOO_COMPLEX
+    assert err.message == f"view 'v' nests CASE expressions {limit + 1} deep; the limit is {limit}"
+
+
 @pytest.mark.parametrize(
     "sql",
     [
