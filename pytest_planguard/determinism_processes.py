@@ -49,14 +49,24 @@ class Incremental:
 
     directory: Path
     seed: int
+    strength: str = ""
+    """The check's in-process runs and subprocesses (``"2x2"``): what it establishes, only
+    an equally strong check trusts."""
 
     def cache(self) -> Any:
         from pytest_planguard.gate.plan_cache import DeterminismCache
 
-        return DeterminismCache(self.directory, seed=self.seed)
+        return DeterminismCache(self.directory, seed=self.seed, strength=self.strength)
 
     def arguments(self) -> list[str]:
-        return ["--plan-cache", str(self.directory), "--sample-seed", str(self.seed)]
+        return [
+            "--plan-cache",
+            str(self.directory),
+            "--sample-seed",
+            str(self.seed),
+            "--strength",
+            self.strength,
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +90,9 @@ class Checked:
             "processes": self.processes,
             "trusted_modules": list(self.trusted_modules),
             "session": self.session,
-            "incremental": [str(sample.directory), sample.seed] if sample else None,
+            "incremental": [str(sample.directory), sample.seed, sample.strength]
+            if sample
+            else None,
         }
 
     @classmethod
@@ -92,7 +104,9 @@ class Checked:
             processes=int(data["processes"]),
             trusted_modules=tuple(data["trusted_modules"]),
             session=data["session"],
-            incremental=Incremental(Path(sample[0]), int(sample[1])) if sample else None,
+            incremental=Incremental(Path(sample[0]), int(sample[1]), str(sample[2]))
+            if sample
+            else None,
         )
 
 

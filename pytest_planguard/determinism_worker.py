@@ -1,6 +1,6 @@
 """``python -m pytest_planguard.determinism_worker MANIFEST [--adapter SPEC]
-[--session MODULE:FACTORY] [--trust-module MODULE ...] [--plan-cache DIR --sample-seed N]
-[--output FILE] [--nice N]``.
+[--session MODULE:FACTORY] [--trust-module MODULE ...]
+[--plan-cache DIR --sample-seed N --strength RxP] [--output FILE] [--nice N]``.
 
 Runs compile -> plan -> validate once with the given adapter and prints the fingerprints
 as JSON on stdout, or with ``--output`` writes them (or the error) to FILE, atomically
@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trust-module", action="append", default=[])
     parser.add_argument("--plan-cache", type=Path, default=None, help="incremental check")
     parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--strength", default="", help="the check's runs x processes")
     parser.add_argument("--output", type=Path, default=None, help="write the result here")
     parser.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     args = parser.parse_args(argv)
@@ -65,7 +66,8 @@ def _fingerprints(args: argparse.Namespace) -> PipelineFingerprints:
     if args.plan_cache is not None and with_cache is not None:
         from pytest_planguard.determinism_processes import Incremental
 
-        adapter = with_cache(Incremental(args.plan_cache, args.sample_seed).cache())
+        incremental = Incremental(args.plan_cache, args.sample_seed, args.strength)
+        adapter = with_cache(incremental.cache())
     return fingerprints_once(adapter, args.manifest)
 
 

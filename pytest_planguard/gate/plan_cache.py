@@ -219,10 +219,16 @@ class DeterminismCache:
     in every process, and an unchanged one is re-checked at random; ``--planguard-no-cache``
     checks every view afresh."""
 
-    def __init__(self, directory: Path, *, seed: int, rate: float = SAMPLE_RATE) -> None:
+    def __init__(
+        self, directory: Path, *, seed: int, strength: str = "", rate: float = SAMPLE_RATE
+    ) -> None:
         self.store = PlanCacheStore(directory)
         self.seed = seed
         self.rate = rate
+        self.marker = f"{_MARKER}{strength}\0"
+        """Markers are kept per check strength: a check trusts only what a check with the
+        same in-process runs and subprocesses established (a check without subprocesses
+        must not vouch for a later one with them)."""
 
     def get(self, key: str) -> bytes | None:
         if is_analyses(key):  # not a plan: a pure function of the SQL
@@ -232,7 +238,7 @@ class DeterminismCache:
         return self.store.get(key)
 
     def established(self, key: str) -> bool:
-        return self.store.get(_MARKER + key) is not None
+        return self.store.get(self.marker + key) is not None
 
     def put(self, key: str, value: bytes) -> None:
         """The check's own plans are not cached (the gate's run caches); the views' SQL
@@ -268,7 +274,7 @@ class DeterminismCache:
         established now."""
         for key in sorted(keys) + ([_RUN_MARKER + run] if run is not None else []):
             if not self.established(key):
-                self.store.put(_MARKER + key, b"")
+                self.store.put(self.marker + key, b"")
 
     def _sampled(self, key: str) -> bool:
         digest = hashlib.sha256(f"{self.seed}\0{key}".encode()).digest()

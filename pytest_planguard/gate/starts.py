@@ -64,7 +64,8 @@ class DeterminismStarts:
             import random
 
             seed = (self._workerinput or {}).get(SAMPLE_SEED, random.randrange(2**32))
-            self._incremental = Incremental(self.config.cache_dir, seed)
+            strength = f"{self.config.runs}x{self.config.processes}"
+            self._incremental = Incremental(self.config.cache_dir, seed, strength)
         return self._incremental
 
     def at_collection_end(self, items: list[pytest.Item], compiled: Collection[GateTarget]) -> None:

@@ -142,3 +142,31 @@ def test_a_run_with_other_fingerprints_is_checked_though_no_plan_changed(
     outcome = determinism(pytester)
     assert outcome["status"] == "passed"
     assert outcome["message"].startswith("0 of 4 distinct plans checked afresh in every run")
+
+
+def test_a_check_without_subprocesses_does_not_vouch_for_one_with_them(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """A changed nondeterministic view passes a check without subprocesses (nothing there
+    can see another hash seed). What that check establishes is not trusted by a later
+    check with subprocesses: it plans the view afresh in them and catches it (with the
+    markers shared between strengths, it repeated nothing and passed)."""
+    pytester.makeconftest(NO_SAMPLE)
+    (shop / "unstable").touch()
+    edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 101")
+    weak = determinism(pytester, "--planguard-processes", "0")
+    assert weak["status"] == "passed"
+    outcome = determinism(pytester)
+    assert outcome["status"] == "failed"
+    assert "plan fingerprint of view 'big_spenders'" in outcome["message"]
+
+
+def test_an_equally_strong_check_trusts_what_it_established(
+    pytester: pytest.Pytester, shop: Path
+) -> None:
+    """Twin: after a passing check with subprocesses, the same check repeats nothing."""
+    pytester.makeconftest(NO_SAMPLE)
+    edit(shop / "manifest.toml", "WHERE total > 100", "WHERE total > 101")
+    assert determinism(pytester)["status"] == "passed"
+    outcome = determinism(pytester)
+    assert outcome["message"].startswith("0 of 4 distinct plans checked afresh: an earlier")
