@@ -497,7 +497,9 @@ def pytest_workloads(work: Path, quick: bool) -> list[dict[str, Any]]:
     gate = [*pytest, "-q", "--planguard", "--planguard-only", "tpch/manifest.toml"]
     plain = [*pytest, "-q", "-p", "no:planguard", "test_plain.py"]
     # -v (not -q) so that the output names the worker of each item
+    # (with its slowest items and its determinism item's message, to tell an outlier)
     gate_n2 = [*pytest, "-v", "--planguard", "--planguard-only", "tpch/manifest.toml", "-n", "2"]
+    gate_n2 += ["--durations=4", "--planguard-report", "n2-report.json"]
     _log("pytest: accepting the snapshots of the gate and of the plain syrupy test ...")
     _timed([*gate, "--snapshot-update"], gate_dir)
     _timed([*plain, "--snapshot-update"], plain_dir)
@@ -517,6 +519,8 @@ def pytest_workloads(work: Path, quick: bool) -> list[dict[str, Any]]:
         for which in order:
             command, cwd = commands[which]
             runs[which].append(_timed(command, cwd))
+            if which == "gate_n2":
+                runs[which][-1]["determinism"] = _determinism_message(cwd / "n2-report.json")
             _log(f"  {which}: {runs[which][-1]['wall_s']:.2f} s")
     best = {which: min(runs[which], key=lambda r: r["wall_s"]) for which in runs}
     views = len(spec["views"])
@@ -553,6 +557,16 @@ def pytest_workloads(work: Path, quick: bool) -> list[dict[str, Any]]:
         "bare_samples_s": [r["wall_s"] for r in runs["gate"]],
         "planguard_samples_s": [r["wall_s"] for r in runs["gate_n2"]],
         "items_per_worker": _xdist_spread(best["gate_n2"]["output"]),
+        "runs": [
+            {
+                "wall_s": run["wall_s"],
+                # pytest's own count, from its session start: the rest is start-up and exit
+                "session_s": _session_seconds(run["output"]),
+                "slowest": _slowest(run["output"]),
+                "determinism": run["determinism"],
+            }
+            for run in runs["gate_n2"]
+        ],
     }
     return [gate_result, xdist_result]
 
@@ -621,6 +635,26 @@ def incremental_workloads(work: Path) -> list[dict[str, Any]]:
 
 def _child_spec(manifest: Path) -> dict[str, Any]:
     return _run_child(["--child", "spec", "--manifest", str(manifest)])
+
+
+def _slowest(output: str) -> list[str]:
+    """The ``--durations`` lines of pytest's output (``0.94s call nodeid``)."""
+    return re.findall(r"^\d+\.\d+s (?:call|setup|teardown) .*$", output, re.M)
+
+
+def _session_seconds(output: str) -> float | None:
+    """The duration pytest reports on its last line (``... passed in 1.29s``)."""
+    found = re.findall(r" in (\d+\.\d+)s", output)
+    return float(found[-1]) if found else None
+
+
+def _determinism_message(report: Path) -> str:
+    """What the run's determinism item said (how many plans it checked afresh)."""
+    try:
+        items = json.loads(report.read_text())["items"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    return next((str(i.get("message", "")) for i in items if i.get("check") == "determinism"), "")
 
 
 def _xdist_spread(output: str) -> dict[str, int]:
