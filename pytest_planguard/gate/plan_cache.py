@@ -273,7 +273,7 @@ class DeterminismCache:
         not established before) and, when given, over the run of digest ``run``: they are
         established now."""
         for key in sorted(keys) + ([_RUN_MARKER + run] if run is not None else []):
-            if not self.established(key):
+            if not is_analyses(key) and not self.established(key):
                 self.store.put(self.marker + key, b"")
 
     def _sampled(self, key: str) -> bool:

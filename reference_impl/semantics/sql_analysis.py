@@ -110,12 +110,7 @@ def _analyse_sql(name: str, sql: str) -> Analysis:
             raise ParseError(f"expected one query, parsed {len(parsed)}")
         tree = parsed[0]
     except (ParseError, TokenError) as exc:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_SYNTAX,
-            name,
-            path,
-            f"view {name!r}: {_first_line(str(exc))}",
-        ) from None
+        raise _syntax_error(name, path, exc) from None
     except RecursionError:
         raise _view_error(
             ErrorCode.MANIFEST_SQL_TOO_COMPLEX,
@@ -163,12 +158,14 @@ def _tokenize(name: str, sql: str, path: str) -> list[Token]:
     try:
         return sqlglot.tokenize(sql)
     except (TokenError, ParseError) as exc:
-        raise _view_error(
-            ErrorCode.MANIFEST_SQL_SYNTAX,
-            name,
-            path,
-            f"view {name!r}: {_first_line(str(exc))}",
-        ) from None
+        raise _syntax_error(name, path, exc) from None
+
+
+def _syntax_error(name: str, path: str, exc: Exception) -> ReferenceImplError:
+    """``MANIFEST_SQL_SYNTAX`` with the first line of what sqlglot said."""
+    return _view_error(
+        ErrorCode.MANIFEST_SQL_SYNTAX, name, path, f"view {name!r}: {_first_line(str(exc))}"
+    )
 
 
 def _split_statements(tokens: list[Token]) -> list[list[Token]]:
