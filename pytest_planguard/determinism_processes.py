@@ -40,6 +40,8 @@ NICENESS = 10
 the gate, on the cores it leaves idle, without slowing it down where there are none (a
 check that needs their results waits for them, and then they have the cores)."""
 _POLL_S = 0.02
+_CLAIM_WAIT_S = 10.0
+"""How long a worker waits for the pid of a subprocess another worker claimed to start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +158,32 @@ class DeterminismProcesses:
         with _pending_lock:
             for index, child in enumerate(self.children):
                 if child.pending and not self._closed:
-                    self.children[index] = _start_child(
-                        self.checked, self.directory, index, child.seed
+                    self.children[index] = (
+                        _start_child(self.checked, self.directory, index, child.seed)
+                        if self.owned
+                        else self._start_shared(index, child.seed)
                     )
+
+    def _start_shared(self, index: int, seed: str) -> Child:
+        """Start a held-back subprocess of the run's shared directory, once whichever
+        pytest-xdist worker asks first: the first to create ``<index>.claim`` starts it and
+        writes its pid to ``<index>.pid``; the others read that."""
+        claim, pid_file = self.directory / f"{index}.claim", self.directory / f"{index}.pid"
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            deadline = time.monotonic() + _CLAIM_WAIT_S
+            while time.monotonic() < deadline:
+                pid = _read_pid(pid_file)
+                if pid is not None:
+                    return Child(seed=seed, pid=pid)
+                time.sleep(_POLL_S)
+            return Child(seed=seed, pid=0, pending=True)  # its claimer never started it
+        child = _start_child(self.checked, self.directory, index, seed)
+        _write_atomically(pid_file, str(child.pid))
+        if child.process is not None:  # reaped here, so that its end is seen elsewhere
+            threading.Thread(target=child.process.wait, daemon=True).start()
+        return child
 
     def _outcome(self, index: int, child: Child) -> PipelineFingerprints | str:
         result = self.directory / f"{index}.json"
@@ -210,9 +235,9 @@ def start_determinism_processes(
     ``directory``: where they write, shared with other processes (which read it with
     :func:`shared_processes`); by default a temporary one of this check's.
 
-    ``hold_fixed``, for subprocesses started ahead of a check of this process's own over
-    the plan cache (``checked.incremental``) with two subprocesses or more: hold back the
-    one with the fixed seed (1).  A plan established by a passing check was planned under
+    ``hold_fixed``, for subprocesses started ahead of a check over the plan cache
+    (``checked.incremental``) with two subprocesses or more: hold back the one with the
+    fixed seed (1).  A plan established by a passing check was planned under
     that seed then, for these very inputs, so a re-check of established plans (the random
     sample) learns nothing new from it; the random seeds (this process's, the other
     subprocesses') are new.  It is started as soon as the run plans a view afresh
@@ -222,7 +247,7 @@ def start_determinism_processes(
     where = Path(tempfile.mkdtemp(prefix="planguard-determinism-")) if owned else directory
     assert where is not None
     where.mkdir(parents=True, exist_ok=True)
-    hold = hold_fixed and owned and checked.incremental is not None and checked.processes >= 2
+    hold = hold_fixed and checked.incremental is not None and checked.processes >= 2
     children: list[Child] = []
     for index, seed in enumerate(_hash_seeds(checked.processes)):
         if hold and index == 0:
@@ -270,7 +295,18 @@ def shared_processes(directory: Path) -> DeterminismProcesses | None:
         children = [Child(seed=str(seed), pid=int(pid)) for seed, pid in data["children"]]
     except (OSError, ValueError, TypeError, KeyError):
         return None
+    for index, child in enumerate(children):
+        if child.pid == 0:  # held back: started since by a worker, or still pending
+            started = _read_pid(directory / f"{index}.pid")
+            children[index] = Child(child.seed, started or 0, pending=started is None)
     return DeterminismProcesses(checked, directory, children, owned=False)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def stop_shared(root: Path) -> None:

@@ -5,6 +5,9 @@ selected, and plan while this process gates the views, so that the check reads t
 results at the end instead of waiting for them.  Under pytest-xdist, whose workers learn
 their items one batch at a time, worker gw0 starts them once for the run, in a directory
 the controller creates and removes, and the worker that runs the item reads them there.
+The one with the fixed seed waits for a plan no check established
+(:func:`~pytest_planguard.determinism_processes.start_determinism_processes`): the
+run's first plan-cache miss starts it, in whichever process has it.
 
 (Starting them earlier, at session start, was measured and not kept: on a warm gate the
 check usually needs no subprocess at all, and those started early then only took CPU
@@ -53,6 +56,8 @@ class DeterminismStarts:
         self._run_dir: Path | None = None
         """On the pytest-xdist controller: the run's directory of shared subprocesses."""
         self._incremental: Incremental | None = None
+        self._asked: set[GateTarget] = set()
+        """Targets whose shared held-back subprocesses this process has had started."""
 
     @property
     def incremental(self) -> Incremental | None:
@@ -126,9 +131,18 @@ class DeterminismStarts:
 
     def start_pending(self) -> None:
         """Start the subprocesses held back (the run planned a view afresh: its check
-        needs every seed)."""
+        needs every seed): this process's own, and under pytest-xdist those of the run's
+        directory, once per target (whichever worker asks first starts them)."""
         for started in list(self.started.values()):
             started.start_pending()
+        for target in self.config.targets:
+            directory = self._shared_directory(target)
+            if directory is None or target in self.started or target in self._asked:
+                continue
+            shared = shared_processes(directory)
+            if shared is not None:  # (None: gw0 has not started them yet; asked again later)
+                shared.start_pending()
+                self._asked.add(target)
 
     def configure_node(self, node: Any) -> None:
         """pytest-xdist controller, before a worker starts: the run's shared directory

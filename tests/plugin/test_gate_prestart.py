@@ -127,16 +127,18 @@ def test_under_xdist_they_start_once_for_the_run_at_collection(
 ) -> None:
     """Under pytest-xdist worker gw0 starts the subprocesses when collection ends, once
     for the run (not once per worker, nor when the item comes up), and the worker that
-    runs the determinism item reads their results from the run's directory."""
+    runs the determinism item reads their results from the run's directory.  The fixed
+    seed's waits for a worker's first plan-cache miss (no cache yet: at once)."""
     temporary = pytester.mkdir("tmp")
     monkeypatch.setenv("TMPDIR", str(temporary))
     result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2", "-n", "2")
     result.assert_outcomes(passed=4 + len(VIEWS))
     spawned = _spawned(pytester)
     assert len(spawned) == 2
-    assert spawned[0] == "1"
+    assert spawned.count("1") == 1  # held back until a worker's first miss, started once
     events = _events(pytester)
-    assert events.index("run") > max(i for i, e in enumerate(events) if e.startswith("spawn-"))
+    random_seed = next(i for i, e in enumerate(events) if e.startswith("spawn-") and e != "spawn-1")
+    assert random_seed < events.index("run")
     assert list(temporary.iterdir()) == []  # the run's directory is gone
 
 
@@ -212,11 +214,9 @@ def test_a_changed_view_starts_the_fixed_seed_during_the_run(
 ) -> None:
     """Twin: a view whose SQL changed misses the plan cache; the fixed seed's subprocess
     starts then, during the run, not when the check comes up."""
-    manifest = pytester.path / "manifest.toml"
-    text = manifest.read_text()
     _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
     (pytester.path / "events.log").unlink()
-    manifest.write_text(text.replace("SELECT ", "SELECT DISTINCT ", 1))
+    edit_first_view(pytester.path / "manifest.toml")
     result = _gate(pytester, "--snapshot-update", "--planguard-processes", "2")
     result.assert_outcomes(passed=4 + len(VIEWS))
     assert _timeline(pytester) == ["spawn-R", "run", "spawn-1", "check"]
@@ -237,3 +237,45 @@ def test_a_cached_plan_no_check_established_starts_the_fixed_seed_at_the_check(
     assert _timeline(pytester) == ["spawn-R", "run", "check", "spawn-1"]
     assert _determinism_message(pytester).startswith("4 of 4 distinct plans checked afresh")
     assert "PYTHONHASHSEED=1" not in _determinism_message(pytester)
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["recheck", "changed-view"])
+def test_under_xdist_the_fixed_seed_waits_for_a_plan_not_established(
+    pytester: pytest.Pytester, shop: Path, changed: bool
+) -> None:
+    """The same rule across workers: a re-check of established plans runs without the
+    fixed seed's subprocess; a changed view's plan-cache miss in whichever worker plans it
+    starts it, once for the run, and the check reads it."""
+    pytester.makepyfile(sample_all=SAMPLE_ALL)
+    _gate(pytester, "--snapshot-update", "--planguard-processes", "2").assert_outcomes(
+        passed=4 + len(VIEWS)
+    )
+    (pytester.path / "events.log").unlink()
+    if changed:
+        edit_first_view(pytester.path / "manifest.toml")
+    result = _gate(
+        pytester,
+        "--snapshot-update",
+        "--planguard-processes",
+        "2",
+        "-n",
+        "2",
+        "-p",
+        "sample_all",
+        "--planguard-report",
+        "r.json",
+    )
+    result.assert_outcomes(passed=4 + len(VIEWS))
+    spawned = _spawned(pytester)
+    assert spawned.count("1") == (1 if changed else 0)
+    assert len(spawned) == (2 if changed else 1)
+    held = "without the subprocess of PYTHONHASHSEED=1" in _determinism_message(pytester)
+    assert held is not changed
+    if changed:  # started on the miss, during the run, not by the check
+        timeline = _timeline(pytester)
+        assert timeline.index("spawn-1") < timeline.index("check")
+
+
+def edit_first_view(manifest: Path) -> None:
+    text = manifest.read_text()
+    manifest.write_text(text.replace("SELECT ", "SELECT DISTINCT ", 1))
