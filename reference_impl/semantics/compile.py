@@ -16,6 +16,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -287,30 +288,26 @@ def _read_analyses(data: bytes | None) -> dict[str, Any]:
     return {}
 
 
-_VERSION: list[str] = []
-
-
+@cache
 def _analysis_version() -> str:
     """A digest of the code an analysis comes from: :mod:`.sql_analysis`,
     :mod:`.complexity` and sqlglot's version file (read, not imported)."""
-    if not _VERSION:
-        from importlib.util import find_spec
+    from importlib.util import find_spec
 
-        digest = hashlib.sha256()
-        here = Path(__file__).parent
-        spec = find_spec("sqlglot")
-        sqlglot_dir = Path(spec.origin).parent if spec and spec.origin else None
-        for path in (
-            here / "sql_analysis.py",
-            here / "complexity.py",
-            *((sqlglot_dir / "_version.py", sqlglot_dir / "__init__.py") if sqlglot_dir else ()),
-        ):
-            try:
-                digest.update(path.read_bytes())
-            except OSError:
-                digest.update(b"?")
-        _VERSION.append(digest.hexdigest())
-    return _VERSION[0]
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    spec = find_spec("sqlglot")
+    sqlglot_dir = Path(spec.origin).parent if spec and spec.origin else None
+    for path in (
+        here / "sql_analysis.py",
+        here / "complexity.py",
+        *((sqlglot_dir / "_version.py", sqlglot_dir / "__init__.py") if sqlglot_dir else ()),
+    ):
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"?")
+    return digest.hexdigest()
 
 
 def _check_expansion(
